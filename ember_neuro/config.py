@@ -1,0 +1,105 @@
+"""Model configurations, variants and presets (the paper's numbers live here)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+TRANSFORMER_VARIANTS = (
+    "standard",
+    "lif-fixed",
+    "lif-learnable",
+    "lif-refractory",
+    "temporal-lif",
+    "qwen-gate",
+)
+LIQUID_VARIANTS = ("cfc", "cfc-lif")
+VARIANTS = TRANSFORMER_VARIANTS + LIQUID_VARIANTS
+LIF_VARIANTS = ("lif-fixed", "lif-learnable", "lif-refractory", "temporal-lif", "cfc-lif")
+
+
+@dataclass
+class EmberConfig:
+    """Transformer Ember (nanoGPT) or Liquid Ember (CfC) hyper-parameters."""
+
+    variant: str = "lif-learnable"
+    vocab_size: int = 65
+    block_size: int = 256
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    dropout: float = 0.0
+    bias: bool = False
+    cfc_units: int = 192  # Liquid Ember only
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(
+                f"unknown variant {self.variant!r}; expected one of: {', '.join(VARIANTS)}"
+            )
+        if self.is_transformer and self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+
+    @property
+    def is_transformer(self) -> bool:
+        return self.variant in TRANSFORMER_VARIANTS
+
+    @property
+    def has_lif_gate(self) -> bool:
+        return self.variant in LIF_VARIANTS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    batch_size: int
+    max_iters: int
+    eval_interval: int
+    eval_iters: int
+    learning_rate: float
+    min_lr: float
+    warmup_iters: int
+    dropout: float
+    cfc_units: int
+
+
+PRESETS: dict[str, TrainPreset] = {
+    # seconds on a laptop CPU: for tests
+    "tiny": TrainPreset(2, 2, 32, 32, 8, 30, 15, 4, 3e-3, 3e-4, 5, 0.0, 48),
+    # ~0.8M parameters, minutes on 2 CPU cores
+    "small": TrainPreset(4, 4, 128, 64, 12, 3000, 250, 20, 1e-3, 1e-4, 100, 0.0, 192),
+    # the paper's 10.65M configuration (GPU)
+    "paper": TrainPreset(6, 6, 384, 256, 64, 2000, 250, 200, 1e-3, 1e-4, 100, 0.2, 192),
+}
+
+# Liquid Ember layer sizes per preset (paper: 4 layers x 128 dim, 192 CfC units).
+LIQUID_SHAPES: dict[str, tuple[int, int, int]] = {
+    "tiny": (2, 16, 24),
+    "small": (2, 64, 96),
+    "paper": (4, 128, 192),
+}
+
+
+def config_for(variant: str, preset: str, vocab_size: int = 65) -> EmberConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}")
+    p = PRESETS[preset]
+    cfg = EmberConfig(
+        variant=variant,
+        vocab_size=vocab_size,
+        block_size=p.block_size,
+        n_layer=p.n_layer,
+        n_head=p.n_head,
+        n_embd=p.n_embd,
+        dropout=p.dropout,
+        cfc_units=p.cfc_units,
+    )
+    if not cfg.is_transformer:
+        cfg.n_layer, cfg.n_embd, cfg.cfc_units = LIQUID_SHAPES[preset]
+        cfg.n_head = 1
+    return cfg

@@ -1,0 +1,108 @@
+"""Describe an Ember checkpoint (or an untrained preset): config, counts, gate table.
+
+    python -m ember_neuro.inspect ckpt.pt [--json]
+    python -m ember_neuro.inspect --preset paper --variant lif-refractory
+
+Heads are named the way the research notes do: "L0H3 theta=1.14, k=2.82".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from ember_neuro.checkpoint import CheckpointError, load_checkpoint
+from ember_neuro.config import PRESETS, VARIANTS, config_for
+from ember_neuro.gate_table import gate_records, temporal_records
+from ember_neuro.zoo import build_model, param_counts
+
+
+def describe(model, cfg, val_loss: float, source: str, iter_num: int | None) -> dict:
+    counts = param_counts(model)
+    return {
+        "source": source,
+        "variant": cfg.variant,
+        "n_layer": cfg.n_layer,
+        "n_head": cfg.n_head,
+        "n_embd": cfg.n_embd,
+        "block_size": cfg.block_size,
+        "vocab_size": cfg.vocab_size,
+        "iter_num": iter_num,
+        "gate_param_count": counts["gate"],
+        "total_param_count": counts["total"],
+        "val_loss": None if math.isnan(val_loss) else val_loss,
+        "gates": gate_records(model),
+        "temporal": temporal_records(model),
+    }
+
+
+def format_text(d: dict, show_all: bool = False) -> str:
+    lines = [
+        f"{d['source']}",
+        f"variant {d['variant']}  layers {d['n_layer']}  heads {d['n_head']}  dim {d['n_embd']}"
+        f"  block {d['block_size']}  vocab {d['vocab_size']}",
+        f"parameters {d['total_param_count']:,} (nanoGPT count)  gate parameters "
+        f"{d['gate_param_count']:,}",
+        f"val loss {d['val_loss']:.4f}" if d["val_loss"] is not None else "val loss -- (untrained)",
+    ]
+    gates = d["gates"]
+    if not gates:
+        lines.append("no LIF gate (nothing to map)")
+    per_neuron = d["variant"] == "cfc-lif"
+    if gates and (not per_neuron or show_all):
+        extra = "ref_strength" in gates[0]
+        lines.append(f"{'unit':>8} {'theta':>8} {'leak':>7} {'k':>7}"
+                     + (f" {'ref':>7} {'cross':>7}" if extra else ""))
+        for g in gates:
+            name = f"L{g['layer']}{'N' if per_neuron else 'H'}{g['head']}"
+            row = f"{name:>8} {g['theta']:8.3f} {g['leak']:7.3f} {g['k']:7.3f}"
+            if extra:
+                row += f" {g['ref_strength']:7.3f} {g['cross_layer_weight']:7.3f}"
+            lines.append(row)
+    elif gates:
+        lines.append("per-neuron gates, per layer (min / mean / max); --all lists every neuron")
+        for layer in sorted({g["layer"] for g in gates}):
+            gl = [g for g in gates if g["layer"] == layer]
+            stats = []
+            for key in ("theta", "leak", "k"):
+                vals = [g[key] for g in gl]
+                stats.append(f"{key} {min(vals):.3f}/{sum(vals) / len(vals):.3f}/{max(vals):.3f}")
+            lines.append(f"  L{layer} ({len(gl)} neurons): " + "  ".join(stats))
+    for t in d["temporal"]:
+        lines.append(f"  L{t['layer']} membrane: decay={t['decay']:.3f} "
+                     f"threshold={t['threshold']:.3f} steepness={t['steepness']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ember_neuro.inspect", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", nargs="?", help="checkpoint .pt file")
+    ap.add_argument("--preset", choices=list(PRESETS), help="describe an untrained model")
+    ap.add_argument("--variant", choices=VARIANTS, help="with --preset")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--all", action="store_true", help="list every per-neuron gate (Liquid Ember)")
+    args = ap.parse_args(argv)
+    if bool(args.checkpoint) == bool(args.preset):
+        ap.error("give either a checkpoint or --preset P --variant V")
+    try:
+        if args.checkpoint:
+            ck = load_checkpoint(args.checkpoint)
+            d = describe(ck.model, ck.config, ck.best_val_loss, ck.path, ck.iter_num)
+        else:
+            if not args.variant:
+                ap.error("--preset needs --variant")
+            cfg = config_for(args.variant, args.preset)
+            d = describe(build_model(cfg), cfg, math.nan,
+                         f"untrained {args.variant} ({args.preset} preset)", None)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(d) if args.json else format_text(d, args.all))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Transformer Ember: nanoGPT with a learned LIF gate on attention probabilities.
+
+One screen per idea: the gate math is in gates.py; this file only places it.
+State-dict key names (what checkpoints store, raw pre-transform values):
+
+    transformer.h.{l}.attn.gate.threshold           (H,)  theta (lif-fixed: buffer = 1.0)
+    transformer.h.{l}.attn.gate.leak                (H,)  leak_raw      -> sigmoid
+    transformer.h.{l}.attn.gate.steepness           (H,)  steepness_raw -> softplus
+    transformer.h.{l}.attn.gate.ref_strength        (H,)  lif-refractory -> softplus
+    transformer.h.{l}.attn.gate.cross_layer_weight  (H,)  lif-refractory -> sigmoid
+    transformer.h.{l}.temporal_decay / _threshold / _steepness   ()  temporal-lif
+    transformer.h.{l}.attn.qwen_gate.weight         (C, C)  qwen-gate
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ember_neuro import gates
+from ember_neuro.config import EmberConfig
+
+# fire_fn(layer, p, theta, k) -> fire, same shape as p.  None means the trained sigmoid.
+FireFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class LIFGate(nn.Module):
+    """Per-head LIF gate parameters (raw) for one attention layer."""
+
+    def __init__(self, n_head: int, variant: str):
+        super().__init__()
+        self.variant = variant
+        if variant == "lif-fixed":
+            self.register_buffer("threshold", torch.full((n_head,), gates.LIF_FIXED_THETA))
+        else:
+            self.threshold = nn.Parameter(torch.full((n_head,), gates.THETA_INIT))
+        self.leak = nn.Parameter(torch.full((n_head,), gates.LEAK_RAW_INIT))
+        self.steepness = nn.Parameter(torch.full((n_head,), gates.STEEPNESS_RAW_INIT))
+        if variant == "lif-refractory":
+            self.ref_strength = nn.Parameter(torch.full((n_head,), gates.REF_STRENGTH_INIT))
+            self.cross_layer_weight = nn.Parameter(
+                torch.full((n_head,), gates.CROSS_LAYER_WEIGHT_INIT)
+            )
+
+    def transformed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(theta, leak, k), each (H,)."""
+        return self.threshold, gates.leak_of(self.leak), gates.steepness_of(self.steepness)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: EmberConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.n_head, self.n_embd = cfg.n_head, cfg.n_embd
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.attn_dropout = nn.Dropout(cfg.dropout)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.gate = LIFGate(cfg.n_head, cfg.variant) if cfg.has_lif_gate else None
+        self.qwen_gate = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False) if cfg.variant == "qwen-gate" else None
+        self.register_buffer(
+            "mask", torch.tril(torch.ones(cfg.block_size, cfg.block_size)).bool(), persistent=False
+        )
+
+    def gate_probs(self, p: torch.Tensor, prev_load: Optional[torch.Tensor],
+                   fire_fn: Optional[FireFn]) -> torch.Tensor:
+        """Apply the LIF gate to post-softmax probabilities p (B, H, Tq, Tk)."""
+        theta, leak, k = self.gate.transformed()
+        h = self.n_head
+        if self.gate.variant == "lif-refractory":
+            th = gates.refractory_theta(theta, self.gate.ref_strength,
+                                        self.gate.cross_layer_weight, p, prev_load)
+        else:
+            th = theta.view(1, h, 1, 1)
+        kk, lk = k.view(1, h, 1, 1), leak.view(1, h, 1, 1)
+        fire = fire_fn(self.layer, p, th, kk) if fire_fn is not None else None
+        return gates.lif_gate(p, th, lk, kk, fire=fire)
+
+    def forward(self, x, prev_load=None, fire_fn=None):
+        b, t, c = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(~self.mask[:t, :t], float("-inf"))
+        p = F.softmax(att, dim=-1)
+        load = gates.layer_load(p)
+        if self.gate is not None:
+            p = self.gate_probs(p, prev_load, fire_fn)
+        y = self.attn_dropout(p) @ v
+        y = y.transpose(1, 2).contiguous().view(b, t, c)
+        if self.qwen_gate is not None:
+            y = y * torch.sigmoid(self.qwen_gate(x))
+        return self.resid_dropout(self.c_proj(y)), load
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: EmberConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(F.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: EmberConfig, layer: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg, layer)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+        self.temporal = cfg.variant == "temporal-lif"
+        if self.temporal:
+            self.temporal_decay = nn.Parameter(torch.tensor(gates.TEMPORAL_DECAY_INIT))
+            self.temporal_threshold = nn.Parameter(torch.tensor(gates.TEMPORAL_THRESHOLD_INIT))
+            self.temporal_steepness = nn.Parameter(torch.tensor(gates.TEMPORAL_STEEPNESS_INIT))
+
+    def forward(self, x, state):
+        """state: dict carrying prev_load (refractory) and membrane V (temporal)."""
+        attn_out, load = self.attn(self.ln_1(x), state.get("prev_load"), state.get("fire_fn"))
+        x = x + attn_out
+        if self.temporal:
+            fire, state["v"] = gates.temporal_step(
+                state["v"], attn_out.norm(dim=-1), self.temporal_decay,
+                self.temporal_threshold, self.temporal_steepness)
+            x = x + fire.unsqueeze(-1) * self.mlp(self.ln_2(x))
+        else:
+            x = x + self.mlp(self.ln_2(x))
+        state["prev_load"] = load
+        return x
+
+
+class TransformerEmber(nn.Module):
+    def __init__(self, cfg: EmberConfig):
+        super().__init__()
+        self.config = cfg
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
+            wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
+            drop=nn.Dropout(cfg.dropout),
+            h=nn.ModuleList([Block(cfg, i) for i in range(cfg.n_layer)]),
+            ln_f=nn.LayerNorm(cfg.n_embd, bias=cfg.bias),
+        ))
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying
+        self.apply(self._init_weights)
+        for name, prm in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(prm, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx, targets=None, fire_fn: Optional[FireFn] = None):
+        b, t = idx.shape
+        if t > self.config.block_size:
+            raise ValueError(f"sequence length {t} exceeds block_size {self.config.block_size}")
+        pos = torch.arange(t, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        state = {"fire_fn": fire_fn, "prev_load": None,
+                 "v": torch.zeros(b, t, device=idx.device, dtype=x.dtype)}
+        for block in self.transformer.h:
+            x = block(x, state)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return logits, loss

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create .venv and install everything ember-neuro needs, from package registries
+# only, with every version pinned in constraints.txt.  Idempotent: a stamp file
+# records what was installed, so a second run takes a second.
+#
+# Traps handled here (SPEC §5):
+#  * torch==2.13.0 is installed first and pinned: a looser spec pulls CUDA wheels.
+#  * lava-nc 0.10.0 declares python<3.11: installed with --no-deps
+#    --ignore-requires-python next to its pinned deps, then patched for 3.11.
+#  * norse lists torchvision (no CPU build): installed with --no-deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+VENV="${VENV:-.venv}"
+STAMP="$VENV/.ember-neuro-installed"
+WANT="$(cat constraints.txt pyproject.toml scripts/setup_env.sh scripts/patch_lava.py | sha256sum | cut -c1-16)"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
+    echo "setup: $VENV is up to date"
+    exit 0
+fi
+echo "setup: creating $VENV with $($PYTHON --version 2>&1)"
+"$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q -c constraints.txt)
+"${PIP[@]}" torch==2.13.0
+"${PIP[@]}" numpy scipy scikit-learn asteval networkx
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps --ignore-requires-python lava-nc==0.10.0
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps norse==1.1.0
+"${PIP[@]}" -e ".[ref,export,liquid,dev]"
+"$VENV/bin/python" scripts/patch_lava.py
+"$VENV/bin/python" -c "import torch, lava.proc.lif.process, snntorch, norse.torch, nir, onnxruntime, ncps; \
+assert not torch.cuda.is_available() or True; print('setup: torch', torch.__version__, '| imports ok')"
+echo "$WANT" > "$STAMP"
