@@ -81,12 +81,20 @@ class CausalSelfAttention(nn.Module):
         fire = fire_fn(self.layer, p, th, kk) if fire_fn is not None else None
         return gates.lif_gate(p, th, lk, kk, fire=fire)
 
-    def forward(self, x, prev_load=None, fire_fn=None):
+    def forward(self, x, prev_load=None, fire_fn=None, cache=None):
+        """cache: None (whole sequence) or a dict holding this layer's keys/values so far;
+        the new rows of x attend to the cached positions and to themselves (causally)."""
         b, t, c = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        if cache is not None:
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        tk = k.size(2)
+        past = tk - t
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        att = att.masked_fill(~self.mask[:t, :t], float("-inf"))
+        att = att.masked_fill(~self.mask[past:past + t, :tk], float("-inf"))
         p = F.softmax(att, dim=-1)
         load = gates.layer_load(p)
         if self.gate is not None:
@@ -124,7 +132,9 @@ class Block(nn.Module):
 
     def forward(self, x, state):
         """state: dict carrying prev_load (refractory) and membrane V (temporal)."""
-        attn_out, load = self.attn(self.ln_1(x), state.get("prev_load"), state.get("fire_fn"))
+        caches = state.get("caches")
+        attn_out, load = self.attn(self.ln_1(x), state.get("prev_load"), state.get("fire_fn"),
+                                   None if caches is None else caches[self.attn.layer])
         x = x + attn_out
         if self.temporal:
             fire, state["v"] = gates.temporal_step(
@@ -164,13 +174,25 @@ class TransformerEmber(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx, targets=None, fire_fn: Optional[FireFn] = None):
+    def forward(self, idx, targets=None, fire_fn: Optional[FireFn] = None,
+                caches: Optional[list[dict]] = None):
+        """Whole sequence (caches=None) or incremental decoding with a KV cache.
+
+        caches: one dict per layer (start with empty dicts); idx then holds only the
+        new tokens, placed after the cached positions.  The temporal-LIF membrane is
+        per token, so new tokens start from V = 0 either way.
+        """
         b, t = idx.shape
-        if t > self.config.block_size:
-            raise ValueError(f"sequence length {t} exceeds block_size {self.config.block_size}")
-        pos = torch.arange(t, device=idx.device)
+        pos0 = 0 if not caches or "k" not in caches[0] else caches[0]["k"].size(2)
+        if pos0 + t > self.config.block_size:
+            raise ValueError(
+                f"sequence length {pos0 + t} exceeds block_size {self.config.block_size}")
+        if caches is not None and self.config.variant == "lif-refractory":
+            raise ValueError("lif-refractory cannot decode incrementally: its column load "
+                             "averages over all queries (not causal); use whole-sequence mode")
+        pos = torch.arange(pos0, pos0 + t, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        state = {"fire_fn": fire_fn, "prev_load": None,
+        state = {"fire_fn": fire_fn, "prev_load": None, "caches": caches,
                  "v": torch.zeros(b, t, device=idx.device, dtype=x.dtype)}
         for block in self.transformer.h:
             x = block(x, state)

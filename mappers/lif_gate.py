@@ -24,14 +24,18 @@ and stay on the host.
 Fixed point (Lava's bit-accurate Dense + LIF):
     x = round(|p| 2^Bp)           graded input payload, Bp = input_bits (12)
     d = -round(l 2^Bl)            graded dither payload, Bl = dither_bits (12)
-    a_in = (a x >> 7) + (b d >> 7)   weight exponent -7 on both connections
+    a_in = (a x + b d) 2^e        shared weight exponent e < 0 (a right shift) on
+                                   both connections, the largest e that fits
     u = a_in << 6                 (Lava: 24-bit u; must not wrap -> |a_in| < 2^17)
-    v = u + bias,  bias = -2^6 * 2^(B-7) * a * theta + 2^6   (last term re-centres
+    v = u + bias,  bias = -2^6 * 2^(B+e) * a * theta + 2^6   (last term re-centres
                                    the two floor shifts), bias = mant 2^exp,
                                    13-bit signed mantissa, exp 0..7
     spike iff v > vth = 0
-Budget: |a_in| <= 2^(B-7) (a + b l_max) < 2^17 holds for a, b <= 255 and
-l_max <= 15 (N T <= 65536).  Anything that does not fit is clipped *and reported*.
+Budget: |a_in| <= 2^(B+e) (a + b l_max) < 2^17 for all a, b <= 255 fixes e
+(-5 at T = 8, -6 at T = 16..64, -7 up to N T = 65536, B = 12); the mapper also
+tries e - 1 and keeps whichever gives the smaller measured error.  Among weight
+pairs it measures the exact fixed-point transfer curve of the best candidates
+and keeps the most faithful.  Anything that does not fit is clipped *and reported*.
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ import numpy as np
 from ember_neuro.mappers.description import GateUnit, MappedGates, NeuronParams
 
 WEIGHT_MAX = 255  # 8-bit weight magnitude
-WEIGHT_EXP = -7  # shared exponent of both connections
+WEIGHT_EXP_MIN = -8  # Loihi weight exponents span -8 .. 7
 BIAS_MANT_MAX = 4095  # 13-bit signed mantissa: -4096 .. 4095
 BIAS_EXP_MAX = 7
 ACT_SHIFT = 6  # Lava/Loihi left-shift of synaptic input and of vth
 UV_LIMIT = 2**23  # 24-bit signed u and v
+SELECTION_GRID = 1001  # p grid on which candidate weight pairs are compared
+SELECTION_CANDIDATES = 6
 MAX_LEVELS = 65536  # N*T; keeps l_max <= ln(2^17) < 15
 FIXED_DU = 4095  # decay_const 4096: u forgets exactly
 FIXED_DV = 4095
@@ -99,6 +105,19 @@ def best_weight_ratio(k: float, wmax: int = WEIGHT_MAX) -> list[tuple[int, int, 
     return [(int(a[i]), int(b[i]), float(err[i])) for i in order]
 
 
+def shared_weight_exponent(bits: int, lmax: float) -> int:
+    """Largest exponent e (finest resolution) with 255 (1 + l_max) 2^(bits+e) < 2^17.
+
+    The synaptic input a_in = (a x + b d) 2^e must stay below 2^17 so that
+    u = a_in << 6 never wraps in Lava's 24-bit current; within that budget a
+    larger e resolves the drive more finely (T = 8: e = bits - 7; T = 64: bits - 6).
+    """
+    e = 0
+    while e > WEIGHT_EXP_MIN and WEIGHT_MAX * (1.0 + lmax) * 2.0 ** (bits + e) >= 2**17:
+        e -= 1
+    return e
+
+
 def split_bias(value: float) -> tuple[int, int, bool]:
     """value ~ mant * 2^exp with a 13-bit signed mantissa; (mant, exp, clipped)."""
     for e in range(BIAS_EXP_MAX + 1):
@@ -107,6 +126,50 @@ def split_bias(value: float) -> tuple[int, int, bool]:
             return m, e, False
     m = BIAS_MANT_MAX if value > 0 else -BIAS_MANT_MAX - 1
     return m, BIAS_EXP_MAX, True
+
+
+def fixed_counts(a: int, b: int, bias: int, weight_exp: int, payload: np.ndarray,
+                 dither: np.ndarray) -> np.ndarray:
+    """Spike counts of the fixed-point neuron for each input payload, without Lava.
+
+    Exact for this memoryless neuron: u = a_in << 6 forgets (du = 4095) and,
+    because each channel's levels ascend, the v residual after a failed step
+    (dv = 4095 keeps v/4096 <= 0) only meets levels it would fail anyway.
+    The emulator and Lava run the full dynamics; tests check they agree.
+    """
+    sh = -weight_exp
+    drive = ((a * payload) >> sh)[:, None, None] + ((b * dither) >> sh)[None]
+    v = (drive << ACT_SHIFT) + bias
+    return (v > 0).sum(axis=(1, 2))
+
+
+def _choose_unit(u: GateUnit, weight_exp: int, bits: int, lmax: float, payload: np.ndarray,
+                 grid: np.ndarray, dither: np.ndarray):
+    """Pick (a, b, bias) for one unit: the candidate with the smallest *measured* error.
+
+    Candidates are ranked by a predicted error (slope error * max|x sigma'(x)| = 0.224,
+    plus the drive resolution 1/(4 S b)), the best few are evaluated exactly on
+    the grid with :func:`fixed_counts`.  Returns (a, b, mant, exp, clipped, max_err).
+    """
+    scale = 2.0 ** (bits + weight_exp)
+    target = 0.5 * (1.0 + np.tanh(0.5 * u.k * (grid - u.theta)))
+    nt = dither.size
+    scored = []
+    for a, b, err in best_weight_ratio(u.k):
+        if scale * (a + b * lmax) >= 2**17:
+            continue
+        bias = -(2**ACT_SHIFT) * scale * a * u.theta + 2**ACT_SHIFT
+        mant, exp, clipped = split_bias(bias)
+        predicted = 0.224 * err + 0.25 * (1.0 + 2.0 ** (exp - 1) / 64) / (scale * b)
+        scored.append((clipped, predicted, a, b, mant, exp))
+    scored.sort()
+    best = None
+    for clipped, _, a, b, mant, exp in scored[:SELECTION_CANDIDATES]:
+        counts = fixed_counts(a, b, mant * 2**exp, weight_exp, payload, dither)
+        max_err = float(np.abs(counts / nt - target).max())
+        if best is None or (clipped, max_err) < (best[4], best[5]):
+            best = (a, b, mant, exp, clipped, max_err)
+    return best
 
 
 def _check_unit(u: GateUnit) -> None:
@@ -130,8 +193,6 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     levels = logit_levels(t, n)
     lmax = float(np.abs(levels).max())
     bits = options.input_bits
-    scale = 2.0 ** (bits + WEIGHT_EXP)  # a_in units per (weight * value) unit
-
     theta = np.array([u.theta for u in units])
     k = np.array([u.k for u in units])
     float_params = NeuronParams(
@@ -147,49 +208,47 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
         vth=0.0,
     )
 
-    w_in = np.zeros(len(units), dtype=np.int64)
-    w_d = np.zeros(len(units), dtype=np.int64)
-    b_mant = np.zeros(len(units), dtype=np.int64)
-    b_exp = np.zeros(len(units), dtype=np.int64)
+    dither_fixed = -np.rint(levels * 2.0**bits).astype(np.int64).reshape(t, n)
+    grid = np.linspace(0.0, 1.0, SELECTION_GRID)
+    payload = np.clip(np.rint(grid * 2**bits), 0, 2**bits).astype(np.int64)
+    e_max = shared_weight_exponent(bits, lmax)
+    best = None
+    for weight_exp in (e_max, e_max - 1):  # shared by all units: keep the better one
+        if weight_exp < WEIGHT_EXP_MIN:
+            continue
+        choice = [_choose_unit(u, weight_exp, bits, lmax, payload, grid, dither_fixed) for u in units]
+        worst = max(c[-1] for c in choice)
+        if best is None or worst < best[1] - 1e-12:
+            best = (weight_exp, worst, choice)
+    weight_exp, _, choice = best
+    w_in = np.array([c[0] for c in choice], dtype=np.int64)
+    w_d = np.array([c[1] for c in choice], dtype=np.int64)
+    b_mant = np.array([c[2] for c in choice], dtype=np.int64)
+    b_exp = np.array([c[3] for c in choice], dtype=np.int64)
     warnings: list[str] = []
     saturated: list[str] = []
-    for i, u in enumerate(units):
-        chosen = None
-        for a, b, err in best_weight_ratio(u.k):
-            if scale * (a + b * lmax) >= 2**17:
-                continue
-            bias = -(2**ACT_SHIFT) * scale * a * u.theta + 2**ACT_SHIFT
-            mant, exp, clipped = split_bias(bias)
-            if not clipped:
-                chosen = (a, b, err, mant, exp)
-                break
-        if chosen is None:  # no pair keeps the bias representable: saturate, report
-            a, b, err = best_weight_ratio(u.k)[0]
-            bias = -(2**ACT_SHIFT) * scale * a * u.theta + 2**ACT_SHIFT
-            mant, exp, _ = split_bias(bias)
+    for u, (a, b, _, _, clipped, _) in zip(units, choice, strict=True):
+        if clipped:
             saturated.append(u.name)
             warnings.append(
-                f"{u.name}: bias -k*theta = {-u.k * u.theta:.3g} does not fit the 13-bit "
-                f"mantissa * 2^7 at any weight scale; clipped to {mant}*2^{exp} "
-                "(fire curve saturates over p in [0, 1])"
+                f"{u.name}: bias -k*theta = {-u.k * u.theta:.3g} does not fit the 13-bit mantissa "
+                "* 2^7 at any weight scale; clipped (fire curve saturates over p in [0, 1])"
             )
-        else:
-            a, b, err, mant, exp = chosen
         if u.k > WEIGHT_MAX:
             saturated.append(u.name)
             warnings.append(f"{u.name}: k = {u.k:.3g} exceeds {WEIGHT_MAX}; slope clipped to {a}/{b}")
-        elif err > 0.01:
-            warnings.append(f"{u.name}: k = {u.k:.4g} realised as {a}/{b} (relative error {err:.2%})")
-        w_in[i], w_d[i], b_mant[i], b_exp[i] = a, b, mant, exp
+        elif abs(a / b - u.k) / u.k > 0.01:
+            warnings.append(f"{u.name}: k = {u.k:.4g} realised as {a}/{b} "
+                            f"(relative error {abs(a / b - u.k) / u.k:.2%})")
 
     fixed_params = NeuronParams(
         w_in=w_in,
         w_dither=w_d,
         bias_mant=b_mant,
         bias_exp=b_exp,
-        in_weight_exp=WEIGHT_EXP,
-        dither_weight_exp=WEIGHT_EXP,
-        dither=-np.rint(levels * 2.0**bits).astype(np.int64).reshape(t, n),
+        in_weight_exp=weight_exp,
+        dither_weight_exp=weight_exp,
+        dither=dither_fixed,
         du=FIXED_DU,
         dv=FIXED_DV,
         vth=0,

@@ -1,0 +1,133 @@
+"""Property tests of the pure mapping function (no simulator needed).
+
+`fixed_counts` evaluates the exact fixed-point transfer of a memoryless neuron;
+the emulator/Lava tests check that the full dynamics agree with it.
+"""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ember_neuro.gates import fire_curve_np
+from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
+from ember_neuro.mappers.lif_gate import (
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    WEIGHT_MAX,
+    fixed_counts,
+    logit_levels,
+)
+
+GRID = np.linspace(0.0, 1.0, 1001)
+
+
+def float_rates(mapped, i, x):
+    fp = mapped.float_params
+    drive = fp.w_in[i] * x[:, None, None] + fp.w_dither[i] * fp.dither[None] + fp.bias_mant[i]
+    return (drive > fp.vth).sum(axis=(1, 2)) / (mapped.timesteps * mapped.neurons_per_gate)
+
+
+def fixed_rates(mapped, i, x):
+    fp = mapped.fixed_params
+    counts = fixed_counts(int(fp.w_in[i]), int(fp.w_dither[i]),
+                          int(fp.bias_mant[i]) * 2 ** int(fp.bias_exp[i]), fp.in_weight_exp,
+                          mapped.encode(x, True), fp.dither)
+    return counts / (mapped.timesteps * mapped.neurons_per_gate)
+
+
+unit_strategy = st.builds(
+    lambda th, k: GateUnit(0, 0, th, 0.7, k),
+    st.floats(-1.0, 2.0),
+    st.floats(0.05, 50.0),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(unit=unit_strategy, t=st.sampled_from([1, 2, 8, 16, 32, 64]), n=st.sampled_from([1, 2, 4]))
+def test_mapping_properties(unit, t, n):
+    m = map_gates([unit], MappingOptions(timesteps=t, neurons_per_gate=n))
+    target = fire_curve_np(GRID, unit.theta, unit.k)
+    # float: exactly the quantised sigmoid -> within the physical bound
+    assert np.abs(float_rates(m, 0, GRID) - target).max() <= m.bound + 1e-9
+    fp = m.fixed_params
+    a, b = int(fp.w_in[0]), int(fp.w_dither[0])
+    assert 0 <= a <= WEIGHT_MAX and 1 <= b <= WEIGHT_MAX
+    assert -BIAS_MANT_MAX - 1 <= int(fp.bias_mant[0]) <= BIAS_MANT_MAX
+    assert 0 <= int(fp.bias_exp[0]) <= BIAS_EXP_MAX
+    assert -8 <= fp.in_weight_exp <= 7
+    # 24-bit current never wraps: |a_in| < 2^17 for every payload and dither level
+    max_ain = (a * 2**m.input_bits + b * int(np.abs(fp.dither).max())) * 2.0**fp.in_weight_exp
+    assert max_ain < 2**17
+    err = np.abs(fixed_rates(m, 0, GRID) - target).max()
+    if unit.name not in m.saturated:
+        # fixed point: within the bar (1/(2NT) + 0.002) for every trained-range slope
+        assert err <= m.bound + 0.002
+
+
+@pytest.mark.parametrize("theta,k", [(-0.34, 1.0), (-0.72, 2.0), (1.14, 2.82), (1.6, 8.0),
+                                     (0.36, 50.0), (0.0, 0.05)])
+def test_bypass_saturating_and_steep_heads(theta, k):
+    u = GateUnit(4, 1, theta, 0.7, k)
+    for t in (8, 16, 32, 64):
+        m = map_gates([u], MappingOptions(timesteps=t))
+        err = np.abs(fixed_rates(m, 0, GRID) - fire_curve_np(GRID, theta, k)).max()
+        assert err <= m.bound + 0.002, (t, err)
+
+
+def test_bound_shrinks_and_levels_ascend():
+    bounds = [map_gates([GateUnit(0, 0, 0.2, 0.7, 2.0)], MappingOptions(timesteps=t)).bound
+              for t in (8, 16, 32, 64)]
+    assert bounds == [1 / 16, 1 / 32, 1 / 64, 1 / 128]
+    lv = logit_levels(8, 2)
+    assert np.all(np.diff(lv) > 0) and lv[0] == pytest.approx(-math.log(31))
+    m = map_gates([GateUnit(0, 0, 0.2, 0.7, 2.0)], MappingOptions(timesteps=8, neurons_per_gate=2))
+    # each channel's dither levels ascend over the window (so residuals cannot matter)
+    assert np.all(np.diff(-m.fixed_params.dither, axis=0) > 0)
+
+
+def test_slope_is_a_precise_weight_ratio():
+    m = map_gates([GateUnit(0, 0, 0.3, 0.7, 0.8123)], MappingOptions(timesteps=32))
+    assert abs(m.k_effective[0] - 0.8123) / 0.8123 < 2e-3
+
+
+def test_huge_slope_is_clipped_and_reported():
+    m = map_gates([GateUnit(2, 3, 0.5, 0.7, 400.0)], MappingOptions(timesteps=16))
+    assert "L2H3" in m.saturated and any("exceeds 255" in w for w in m.warnings)
+
+
+def test_encode_decode():
+    m = map_gates([GateUnit(0, 0, 0.2, 0.7, 2.0)], MappingOptions(timesteps=16))
+    assert m.encode(np.array([0.0, 0.5, 1.0, 1.5, -0.5]), True).tolist() == [0, 2048, 4096, 4096, 2048]
+    assert m.decode(np.array([0, 8, 16])).tolist() == [0.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("unit,match", [
+    (GateUnit(0, 0, float("nan"), 0.7, 1.0), "non-finite"),
+    (GateUnit(0, 0, 0.1, 0.7, float("inf")), "non-finite"),
+    (GateUnit(0, 0, 0.1, 0.7, 0.0), "must be > 0"),
+])
+def test_bad_units_rejected(unit, match):
+    with pytest.raises(ValueError, match=match):
+        map_gates([unit], MappingOptions(timesteps=8))
+
+
+@pytest.mark.parametrize("opts,match", [
+    (MappingOptions(timesteps=0), "timesteps must be"),
+    (MappingOptions(timesteps=8, neurons_per_gate=0), "neurons_per_gate"),
+    (MappingOptions(timesteps=70000), "exceeds 65536"),
+])
+def test_bad_options_rejected(opts, match):
+    with pytest.raises(ValueError, match=match):
+        map_gates([GateUnit(0, 0, 0.1, 0.7, 1.0)], opts)
+
+
+def test_mapping_is_pure():
+    units = [GateUnit(0, h, 0.1 * h, 0.7, 1.0 + h) for h in range(4)]
+    a = map_gates(units, MappingOptions(timesteps=16))
+    b = map_gates(list(units), MappingOptions(timesteps=16))
+    assert np.array_equal(a.fixed_params.w_in, b.fixed_params.w_in)
+    assert np.array_equal(a.fixed_params.bias_mant, b.fixed_params.bias_mant)
+    assert units == [GateUnit(0, h, 0.1 * h, 0.7, 1.0 + h) for h in range(4)]
