@@ -1,0 +1,23 @@
+"""Hybrid text generation: attention in PyTorch, the LIF gate as spiking neurons on Lava.
+
+    .venv/bin/python examples/hybrid_generate.py [--backend lava-sim] [--timesteps 32] [--tokens 120]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from ember_neuro import run
+
+CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-small.pt"
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--checkpoint", default=str(CKPT))
+    ap.add_argument("--backend", default="lava-sim")
+    ap.add_argument("--timesteps", default="32")
+    ap.add_argument("--tokens", default="120")
+    ap.add_argument("--prompt", default="ROMEO:")
+    a = ap.parse_args()
+    sys.exit(run.main([a.checkpoint, "--backend", a.backend, "--timesteps", a.timesteps,
+                       "--tokens", a.tokens, "--prompt", a.prompt]))
