@@ -26,14 +26,16 @@ Fixed point (Lava's bit-accurate Dense + LIF):
     d = -round(l 2^Bl)            graded dither payload, Bl = dither_bits (12)
     a_in = (a x + b d) 2^e        shared weight exponent e < 0 (a right shift) on
                                    both connections, the largest e that fits
-    u = a_in << 6                 (Lava: 24-bit u; must not wrap -> |a_in| < 2^17)
+    u = a_in << 6                 (Lava: 24-bit u must not wrap, and Lava declares the
+                                   synaptic output / LIF input 16-bit -> |a_in| < 2^15)
     v = u + bias,  bias = -2^6 * 2^(B+e) * a * theta + 2^6   (last term re-centres
                                    the two floor shifts), bias = mant 2^exp,
                                    13-bit signed mantissa, exp 0..7
     spike iff v > vth = 0
-Budget: |a_in| <= 2^(B+e) (a + b l_max) < 2^17 for all a, b <= 255 fixes e
-(-5 at T = 8, -6 at T = 16..64, -7 up to N T = 65536, B = 12); the mapper also
-tries e - 1 and keeps whichever gives the smaller measured error.  Among weight
+Budget: |a_in| <= 2^(B+e) (a + b l_max) < 2^15 for all a, b <= 255 fixes e
+(-7 at T = 8, -8 at T = 16..64, B = 12); the mapper also tries e + 1 and e + 2
+(finer drive, but only smaller weight pairs fit) and keeps whichever exponent
+gives the smallest measured worst-case error.  Among weight
 pairs it measures the exact fixed-point transfer curve of the best candidates
 and keeps the most faithful.  Anything that does not fit is clipped *and reported*.
 """
@@ -54,7 +56,8 @@ ACT_SHIFT = 6  # Lava/Loihi left-shift of synaptic input and of vth
 UV_LIMIT = 2**23  # 24-bit signed u and v
 SELECTION_GRID = 1001  # p grid on which candidate weight pairs are compared
 SELECTION_CANDIDATES = 6
-MAX_LEVELS = 65536  # N*T; keeps l_max <= ln(2^17) < 15
+MAX_LEVELS = 65536  # N*T; keeps l_max <= ln(2^17) < 12
+ACT_LIMIT = 2**15  # |a_in|: Lava declares Sparse/Dense a_out and LIF a_in as 16-bit signed
 FIXED_DU = 4095  # decay_const 4096: u forgets exactly
 FIXED_DV = 4095
 
@@ -106,14 +109,16 @@ def best_weight_ratio(k: float, wmax: int = WEIGHT_MAX) -> list[tuple[int, int, 
 
 
 def shared_weight_exponent(bits: int, lmax: float) -> int:
-    """Largest exponent e (finest resolution) with 255 (1 + l_max) 2^(bits+e) < 2^17.
+    """Largest exponent e (finest resolution) with 255 (1 + l_max) 2^(bits+e) < 2^15.
 
-    The synaptic input a_in = (a x + b d) 2^e must stay below 2^17 so that
-    u = a_in << 6 never wraps in Lava's 24-bit current; within that budget a
-    larger e resolves the drive more finely (T = 8: e = bits - 7; T = 64: bits - 6).
+    The synaptic input a_in = (a x + b d) 2^e must fit the 16-bit signed
+    dendritic accumulator Lava declares for Sparse/Dense outputs (which also
+    keeps u = a_in << 6 far from wrapping in 24 bits); within that budget a
+    larger e resolves the drive more finely.  Lava's CPU models do not enforce
+    the 16 bits, Loihi does -- so the mapper does.
     """
     e = 0
-    while e > WEIGHT_EXP_MIN and WEIGHT_MAX * (1.0 + lmax) * 2.0 ** (bits + e) >= 2**17:
+    while e > WEIGHT_EXP_MIN and WEIGHT_MAX * (1.0 + lmax) * 2.0 ** (bits + e) >= ACT_LIMIT:
         e -= 1
     return e
 
@@ -156,7 +161,7 @@ def _choose_unit(u: GateUnit, weight_exp: int, bits: int, lmax: float, payload: 
     nt = dither.size
     scored = []
     for a, b, err in best_weight_ratio(u.k):
-        if scale * (a + b * lmax) >= 2**17:
+        if scale * (a + b * lmax) >= ACT_LIMIT:
             continue
         bias = -(2**ACT_SHIFT) * scale * a * u.theta + 2**ACT_SHIFT
         mant, exp, clipped = split_bias(bias)
@@ -211,12 +216,14 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     dither_fixed = -np.rint(levels * 2.0**bits).astype(np.int64).reshape(t, n)
     grid = np.linspace(0.0, 1.0, SELECTION_GRID)
     payload = np.clip(np.rint(grid * 2**bits), 0, 2**bits).astype(np.int64)
-    e_max = shared_weight_exponent(bits, lmax)
+    e_all = shared_weight_exponent(bits, lmax)
     best = None
-    for weight_exp in (e_max, e_max - 1):  # shared by all units: keep the better one
-        if weight_exp < WEIGHT_EXP_MIN:
-            continue
+    # Shared by all units: e_all lets every weight pair fit; a larger e resolves the
+    # drive more finely but only admits smaller pairs.  Measure, keep the best.
+    for weight_exp in (e_all, e_all + 1, e_all + 2):
         choice = [_choose_unit(u, weight_exp, bits, lmax, payload, grid, dither_fixed) for u in units]
+        if any(c is None for c in choice):
+            continue
         worst = max(c[-1] for c in choice)
         if best is None or worst < best[1] - 1e-12:
             best = (weight_exp, worst, choice)

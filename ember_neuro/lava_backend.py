@@ -1,0 +1,509 @@
+"""Run mapped LIF gates on Lava's CPU simulator (Loihi2SimCfg), window after window.
+
+Network (compiled and started once per runner)::
+
+    GateHostBridge --x (I graded)--> Sparse w_in, in_weight_exp ------\
+        ^          --d (N graded)--> Sparse w_dither, dither_weight_exp >--> LIFReset (M)
+        '------------------------ spikes (M) -------------------------------------'
+
+Neuron m reads input m // N and dither channel ``channel[m]``; M = width * N.
+Lava's own Sparse (graded, ``num_message_bits=24``, ``weight_exp``) and LIFReset
+(``reset_interval=T``) carry all arithmetic, so fixed point is Lava's bit-accurate
+Loihi model.  Our processes (``ember_neuro.processes``) only feed and read: the
+fused GateHostBridge by default, or (``fused=False``) the separate PayloadSource,
+DitherGenerator and SpikeRasterSink -- identical rasters, ~1.5x slower, because
+Lava's CPU backend pays per process per step (one OS process each, all synced
+by the runtime service every step).
+
+Timing.  A synapse delivers one step late, so the neurons' window w occupies Lava
+steps ``w T + 2 ... w T + T + 1`` while payload and dither of window w leave at
+steps ``w T + 1 ... w T + T``; LIFReset resets u, v when ``step % T == 2 % T``.
+Lava's CPU LIFReset uses ``time_step % reset_interval``, so any T works (no
+power-of-2 requirement in the Python models; tested with T = 7).  Neuron step 1
+is pipeline fill and is dropped.
+
+Speed.  The runtime runs continuously (``RunContinuous``); the bridge blocks on
+its host pipe at the first step of every window, so one payload in and one
+bit-packed raster out per window are the only host synchronisation -- no
+per-window ``run(RunSteps)`` round trip.  ``run_windows`` pipelines windows
+through the pipe buffers.  Measured (2 cores, shared with another busy process,
+T = 32, fixed point): ~1600-2300 steps/s at width 512 and ~1500-1700 at width
+3072 (fused; unfused ~1200-1700), ~180-200 steps/s at width 100 000 (there the
+LIF's numpy arithmetic dominates); startup (compile + fork) ~0.5 s.
+
+Layout.  Per-neuron parameters (weights in the synapses, bias in the neurons) are
+fixed when the runner compiles, from ``unit_index`` (which unit each of the
+``width`` input slots evaluates).  Lava's ``set_var`` moves one scalar per channel
+message and needs a paused runtime, so re-laying out per window would cost more
+than the windows; build one runner per layout (one compile per run).  To serve
+chunks of different units with one runner, give every unit its own lanes
+(``unit_index = repeat(arange(U), slots)``) and send payload 0 to idle slots:
+width is nearly free up to ~10^4 (see Speed).
+
+Shutdown.  ``close()`` (also via ``with``, atexit and on every error path) asks
+the runtime to stop, feeds a dummy payload so a source blocked on the host can
+finish its step, drains the raster channel, and, if that does not complete within
+``stop_timeout_s``, kills the runtime's processes and shuts its shared-memory
+manager down.  Children are forked with SIGINT ignored (Ctrl-C reaches only the
+host, which then stops them) and, on Linux, with a parent-death signal, so even a
+killed host leaves no orphans.
+
+Fork quirk.  Lava calls ``multiprocessing.set_start_method('fork')`` when its
+runtime module is imported; that raises ``RuntimeError: context has already been
+set`` if anything fixed the start method earlier (even a bare
+``get_start_method()``).  :func:`import_lava` clears the context for that import
+and restores a non-fork method afterwards; the runtime is built under 'fork'.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ember_neuro.mappers.description import MappedGates, NeuronArray
+
+PAYLOAD_BITS = 24  # declared graded-spike width of both connections
+_RUNTIME_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
+
+
+class LavaTimeoutError(TimeoutError):
+    """A blocking exchange with the Lava runtime did not complete in time."""
+
+
+class LavaRuntimeError(RuntimeError):
+    """The Lava runtime failed (a process died or reported an error)."""
+
+
+@contextlib.contextmanager
+def _start_method(method: str | None) -> Iterator[None]:
+    """Temporarily set the global multiprocessing start method (None: unset)."""
+    prev = mp.get_start_method(allow_none=True)
+    if prev == method:
+        yield
+        return
+    mp.set_start_method(method, force=True)
+    try:
+        yield
+    finally:
+        if mp.get_start_method(allow_none=True) != prev:
+            mp.set_start_method(prev, force=True)
+
+
+def import_lava() -> None:
+    """Import Lava's runtime despite an already fixed multiprocessing context."""
+    if _RUNTIME_MODULE in sys.modules:
+        return
+    prev = mp.get_start_method(allow_none=True)
+    if prev is None:
+        __import__(_RUNTIME_MODULE)  # Lava sets 'fork' itself
+        return
+    mp.set_start_method(None, force=True)
+    try:
+        __import__(_RUNTIME_MODULE)
+    finally:
+        if prev != "fork":
+            mp.set_start_method(prev, force=True)
+
+
+_CHILD_GUARD: dict[str, Any] = {"armed": False, "hooked": False, "prctl": None, "parent": 0}
+
+
+def _after_fork_in_child() -> None:
+    """In Lava's children only: ignore SIGINT, and die with the host (Linux)."""
+    if not _CHILD_GUARD["armed"]:
+        return
+    _CHILD_GUARD["armed"] = False
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if _CHILD_GUARD["prctl"] is not None:
+        with contextlib.suppress(Exception):
+            _CHILD_GUARD["prctl"](1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != _CHILD_GUARD["parent"]:  # the host died while forking
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def _lava_children() -> Iterator[None]:
+    """Fork Lava's processes ignoring SIGINT and tied to the host's life.
+
+    Ctrl-C then reaches only the host, which stops the runtime cleanly instead of
+    every child dying mid-step; a Ctrl-C during the fork itself is deferred to the
+    end of this block.  The parent-death signal (Linux) leaves no orphans even if
+    the host is killed.  Main thread only: the death signal follows the forking
+    *thread*, and only the main thread may set signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if not _CHILD_GUARD["hooked"]:
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(Exception):  # resolved here, not after fork
+                _CHILD_GUARD["prctl"] = ctypes.CDLL(None, use_errno=True).prctl
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _CHILD_GUARD["hooked"] = True
+    interrupted: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    _CHILD_GUARD.update(armed=True, parent=os.getpid())
+    try:
+        yield
+    finally:
+        _CHILD_GUARD["armed"] = False
+        signal.signal(signal.SIGINT, old)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def _build(array: NeuronArray, buffer_size: int, fused: bool) -> tuple[dict[str, Any], Any]:
+    """Create and connect the Lava processes for `array`; returns (procs, run config)."""
+    import_lava()
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.lif.process import LIFReset
+    from lava.proc.sparse.process import Sparse
+    from scipy.sparse import csr_matrix
+
+    from ember_neuro.processes import bridge, dither, host_io
+
+    fixed = array.fixed
+    t, n, m, i = array.timesteps, array.neurons_per_gate, array.size, array.n_inputs
+    dt = np.int32 if fixed else np.float64
+    rows = np.arange(m)
+    w_in = csr_matrix((np.asarray(array.w_in).astype(dt), (rows, rows // n)), shape=(m, i))
+    w_d = csr_matrix((np.asarray(array.w_dither).astype(dt), (rows, array.channel)), shape=(m, n))
+    table = np.asarray(array.dither).astype(dt)
+    syn_in = Sparse(weights=w_in, num_message_bits=PAYLOAD_BITS, weight_exp=array.in_weight_exp)
+    syn_d = Sparse(weights=w_d, num_message_bits=PAYLOAD_BITS, weight_exp=array.dither_weight_exp)
+    lif = LIFReset(
+        shape=(m,),
+        du=array.du,
+        dv=array.dv,
+        vth=array.vth,
+        bias_mant=np.asarray(array.bias_mant).astype(dt),
+        bias_exp=np.asarray(array.bias_exp).astype(dt),
+        reset_interval=t,
+        reset_offset=2 % t,  # neuron window w starts at Lava step w T + 2
+    )
+    syn_in.a_out.connect(lif.a_in)
+    syn_d.a_out.connect(lif.a_in)
+    if fused:
+        br = bridge.GateHostBridge(n_inputs=i, size=m, dither=table, buffer_size=buffer_size)
+        br.x_out.connect(syn_in.s_in)
+        br.d_out.connect(syn_d.s_in)
+        lif.s_out.connect(br.s_in)
+        procs = {"src": br, "sink": br}
+        model = bridge.PyGateHostBridgeFixed if fixed else bridge.PyGateHostBridgeFloat
+        pins: dict[Any, Any] = {br: model}
+    else:
+        src = host_io.PayloadSource(shape=(i,), timesteps=t, phase=1, buffer_size=buffer_size)
+        gen = dither.DitherGenerator(dither=table, phase=1)
+        sink = host_io.SpikeRasterSink(shape=(m,), timesteps=t, phase=2, buffer_size=buffer_size)
+        src.s_out.connect(syn_in.s_in)
+        gen.s_out.connect(syn_d.s_in)
+        lif.s_out.connect(sink.a_in)
+        procs = {"src": src, "sink": sink}
+        pins = {
+            src: host_io.PyPayloadSourceFixed if fixed else host_io.PyPayloadSourceFloat,
+            gen: dither.PyDitherModelFixed if fixed else dither.PyDitherModelFloat,
+            sink: host_io.PySpikeRasterSinkFixed if fixed else host_io.PySpikeRasterSinkFloat,
+        }
+    # Pinning our processes to their models skips Lava's folder scan for them.
+    cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt", exception_proc_model_map=pins)
+    return procs, cfg
+
+
+class LavaGateRunner:
+    """One compiled, running Lava network evaluating `width` gate inputs per window.
+
+    ``run_window(x)`` -> (T, M) bool raster of one window, M = width * N, neuron
+    m = i * N + c.  Fixed mode takes the integer payload of ``mapped.encode``
+    (int32 graded spikes), float mode the float payload.  ``unit_index[i]`` is
+    the unit evaluated by input slot i (default: slots cycle through the units).
+    ``fused=False`` uses separate PayloadSource / DitherGenerator / SpikeRasterSink
+    processes (same rasters, ~1.5x slower: Lava pays per process per step).
+    """
+
+    def __init__(
+        self,
+        mapped: MappedGates,
+        width: int,
+        fixed: bool,
+        timeout_s: float = 60.0,
+        unit_index: np.ndarray | None = None,
+        fused: bool = True,
+        buffer_size: int = 4,
+        stop_timeout_s: float = 10.0,
+    ) -> None:
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        if unit_index is None:
+            unit_index = np.arange(width) % len(mapped.units)
+        unit_index = np.asarray(unit_index, dtype=np.int64).ravel()
+        if unit_index.shape != (width,):
+            raise ValueError(f"unit_index must have shape ({width},), got {unit_index.shape}")
+        self._init(mapped.layout(unit_index, fixed), timeout_s, fused, buffer_size, stop_timeout_s)
+
+    @classmethod
+    def from_array(
+        cls,
+        array: NeuronArray,
+        timeout_s: float = 60.0,
+        fused: bool = True,
+        buffer_size: int = 4,
+        stop_timeout_s: float = 10.0,
+    ) -> LavaGateRunner:
+        """Runner for an explicit neuron array (any layout)."""
+        self = cls.__new__(cls)
+        self._init(array, timeout_s, fused, buffer_size, stop_timeout_s)
+        return self
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def _init(
+        self, array: NeuronArray, timeout_s: float, fused: bool, buffer_size: int, stop_s: float
+    ) -> None:
+        self._closed = True  # until started: close() is a no-op, __del__ is safe
+        self._runtime: Any = None
+        if buffer_size < 2:
+            raise ValueError("buffer_size must be >= 2")
+        if timeout_s <= 0:
+            raise ValueError("timeout_s must be > 0")
+        self.array = array
+        self.timeout_s = float(timeout_s)
+        self.stop_timeout_s = float(stop_s)  # graceful-stop budget before killing
+        self.buffer_size = int(buffer_size)
+        self.steps = 0  # Lava steps of the windows delivered so far
+        self.windows = 0
+        self._pending = 0  # payloads sent whose raster has not been received
+        t0 = time.perf_counter()
+        procs, cfg = _build(array, self.buffer_size, fused)
+        self._closed = False
+        ref = weakref.ref(self)
+        self._atexit = lambda: (r := ref()) is not None and r.close()
+        atexit.register(self._atexit)  # runs before multiprocessing joins children
+        try:
+            self._start(procs, cfg)
+        except BaseException:
+            self.close()
+            raise
+        self.startup_s = time.perf_counter() - t0
+
+    def _start(self, procs: dict[str, Any], cfg: Any) -> None:
+        from lava.magma.core.process.message_interface_enum import ActorType
+        from lava.magma.core.run_conditions import RunContinuous
+        from lava.magma.runtime.runtime import Runtime
+
+        exe = procs["src"].compile(cfg)
+        runtime = Runtime(exe, ActorType.MultiProcessing)
+        exe.assign_runtime_to_all_processes(runtime)
+        self._runtime = runtime
+        with _start_method("fork"), _lava_children():
+            runtime.initialize()
+        runtime.start(RunContinuous())
+        self._send_port = procs["src"].host_in.external_pipe_csp_send_port
+        self._recv_port = procs["sink"].host_out.external_pipe_csp_recv_port
+
+    def close(self, stop_timeout_s: float | None = None) -> None:
+        """Stop the runtime; leaves no process or shared memory behind.
+
+        Never raises on its own; an interrupt while stopping gets the forced stop
+        first and then propagates.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            atexit.unregister(self._atexit)
+        runtime, self._runtime = self._runtime, None
+        if runtime is None:
+            return
+        mi = runtime._messaging_infrastructure
+        actors = list(mi.actors) if mi is not None else []
+        budget = self.stop_timeout_s if stop_timeout_s is None else stop_timeout_s
+        ok = False
+        try:
+            if actors and runtime._is_started and all(a.is_alive() for a in actors):
+                ok = self._graceful_stop(runtime, budget)
+        except Exception:  # noqa: BLE001 - the forced stop below covers it
+            ok = False
+        finally:
+            if not ok:
+                _force_stop(runtime, actors)
+            runtime._is_started = False  # Runtime.__del__ must not stop again
+
+    def _graceful_stop(self, runtime: Any, timeout_s: float) -> bool:
+        """Runtime.stop(), unrolled so the host pipes can be served meanwhile.
+
+        A bridge blocked on the host needs a (dummy) payload to finish its step
+        before it can obey STOP, and a full raster pipe needs draining.  All of it
+        runs in this thread: the pipes live in shared memory that the final
+        shutdown unmaps, so nothing may touch them concurrently (a Ctrl-C test
+        with a helper thread here ended in a segfault).
+        """
+        from lava.magma.runtime.mgmt_token_enums import MGMT_COMMAND, MGMT_RESPONSE, enum_equal
+
+        deadline = time.monotonic() + timeout_s
+        for port in runtime.runtime_to_service:
+            port.send(MGMT_COMMAND.STOP)
+        waiting, ok = list(runtime.service_to_runtime), True
+        dummy = np.zeros(self._send_port.shape, dtype=self._send_port.d_type)
+        while waiting:
+            if time.monotonic() > deadline:
+                return False
+            for port in [p for p in waiting if p.probe()]:
+                ok &= bool(enum_equal(port.recv(), MGMT_RESPONSE.TERMINATED))
+                waiting.remove(port)
+            if self._send_port.probe():
+                self._send_port.send(dummy)
+            while self._recv_port.probe():
+                self._recv_port.recv()
+            time.sleep(0.001)
+        mi = runtime._messaging_infrastructure
+        for actor in mi.actors:  # they return after TERMINATED; never wait unbounded
+            mp.Process.join(actor, max(0.0, deadline - time.monotonic()))
+        if not ok or any(actor.is_alive() for actor in mi.actors):
+            return False
+        runtime.join()
+        runtime._is_running = False
+        mi.stop()  # joins the (finished) actors, shuts the shared memory down
+        if runtime._watchdog_manager is not None:
+            runtime._watchdog_manager.stop()
+        return True
+
+    def __enter__(self) -> LavaGateRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # -- exchange --------------------------------------------------------------
+
+    def _payload(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape != (self.array.n_inputs,):
+            raise ValueError(f"payload must have shape ({self.array.n_inputs},), got {x.shape}")
+        if not self.array.fixed:
+            return x.astype(np.float64)
+        if not np.issubdtype(x.dtype, np.integer) and not np.all(np.mod(x, 1) == 0):
+            raise ValueError("fixed-point payload must be integer (use MappedGates.encode)")
+        if np.any(np.abs(x) >= 2 ** (PAYLOAD_BITS - 1)):
+            raise ValueError(f"fixed-point payload exceeds the {PAYLOAD_BITS}-bit graded spike")
+        return x.astype(np.int32)
+
+    def _fail(self, exc: Exception) -> Exception:
+        self.close()
+        return exc
+
+    def _check_alive(self) -> None:
+        dead = [a for a in self._runtime._messaging_infrastructure.actors if not a.is_alive()]
+        if dead:
+            codes = [a.exitcode for a in dead]
+            raise self._fail(LavaRuntimeError(
+                f"{len(dead)} Lava process(es) died (exit codes {codes}); runtime stopped"))
+
+    def _send(self, payload: np.ndarray, deadline: float) -> None:
+        while not self._send_port.probe():  # the pipe holds buffer_size payloads
+            if time.monotonic() > deadline:
+                raise self._fail(LavaTimeoutError(
+                    f"Lava did not take a payload within {self.timeout_s:g} s; runtime stopped"))
+            self._check_alive()
+            time.sleep(0.0005)
+        self._send_port.send(payload)
+        self._pending += 1
+
+    def _recv(self, deadline: float) -> np.ndarray:
+        wait = getattr(self._recv_port, "_queue", None)  # Lava's own Extractor polls it too
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._fail(LavaTimeoutError(
+                    f"no spike raster from Lava within {self.timeout_s:g} s (runtime stalled); "
+                    "runtime stopped"))
+            try:
+                if wait is not None:
+                    wait.get(timeout=min(remaining, 0.1), peek=True)
+                elif not self._recv_port.probe():
+                    time.sleep(0.0005)
+                    raise queue.Empty
+                break
+            except queue.Empty:
+                self._check_alive()
+        packed = self._recv_port.recv()
+        self._pending -= 1
+        self.windows += 1
+        self.steps += self.array.timesteps
+        return np.unpackbits(packed, axis=1, count=self.array.size).view(bool)
+
+    def run_window(self, x_payload: np.ndarray) -> np.ndarray:
+        """One window: payload (I,) -> (T, M) bool spike raster."""
+        return self.run_windows(np.asarray(x_payload)[None])[0]
+
+    def run_windows(self, payloads: np.ndarray) -> np.ndarray:
+        """Several windows pipelined through the channel buffers: (W, I) -> (W, T, M).
+
+        Every blocking exchange waits at most ``timeout_s``; on any error or
+        interrupt the runtime is stopped (a half-fed pipeline cannot resume).
+        """
+        if self._closed or self._runtime is None:
+            raise LavaRuntimeError("this runner's Lava runtime is closed")
+        payloads = np.asarray(payloads)
+        if payloads.ndim != 2:
+            raise ValueError(f"payloads must be (W, I), got shape {payloads.shape}")
+        prepared = [self._payload(p) for p in payloads]
+        out = np.empty((len(prepared), self.array.timesteps, self.array.size), dtype=bool)
+        sent = 0
+        try:
+            for got in range(len(prepared)):
+                deadline = time.monotonic() + self.timeout_s
+                while sent < len(prepared) and self._pending < self.buffer_size - 1:
+                    self._send(prepared[sent], deadline)
+                    sent += 1
+                out[got] = self._recv(deadline)
+        except BaseException:
+            self.close()
+            raise
+        return out
+
+    def counts(self, x_payload: np.ndarray) -> np.ndarray:
+        """Spike count per neuron (M,) of one window."""
+        return self.run_window(x_payload).sum(axis=0)
+
+
+def _force_stop(runtime: Any, actors: list[Any]) -> None:
+    """Last resort: kill the runtime's processes, release its shared memory."""
+    for actor in actors:
+        with contextlib.suppress(Exception):
+            if actor.is_alive():
+                actor.kill()
+    for actor in actors:
+        with contextlib.suppress(Exception):
+            mp.Process.join(actor, 5)  # SystemProcess.join() has no timeout
+    mi = runtime._messaging_infrastructure
+    with contextlib.suppress(Exception):
+        if mi is not None and mi.smm is not None:
+            mi.smm.shutdown()
+    with contextlib.suppress(Exception):
+        if runtime._watchdog_manager is not None:
+            runtime._watchdog_manager.stop()
+
+
+def run_gate_array(
+    array: NeuronArray, x_payload: np.ndarray, timeout_s: float = 60.0, fused: bool = True
+) -> np.ndarray:
+    """One-shot: compile, run one window of `array` on payload (I,), stop -> (T, M) bool."""
+    with LavaGateRunner.from_array(array, timeout_s=timeout_s, fused=fused) as runner:
+        return runner.run_window(x_payload)
