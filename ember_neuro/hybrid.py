@@ -113,8 +113,11 @@ class SpikingGatePath:
             out.append(self.mapped.decode(c))
         return out
 
-    def fire_fn(self, layer: int, p: torch.Tensor, theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        if theta.dim() == 4 and theta.shape[-1] != 1:
+    def fire_fn(self, layer: int, p: torch.Tensor, theta: torch.Tensor | None = None,
+                k: torch.Tensor | None = None) -> torch.Tensor:
+        """fire for p (B, H, Tq, Tk).  theta/k come from the model's hook signature and are
+        ignored: the mapped neurons already hold this layer's trained parameters."""
+        if theta is not None and theta.dim() == 4 and theta.shape[-1] != 1:
             raise ValueError("load-dependent thresholds (lif-refractory) are not mapped yet")
         pd = p.detach().to("cpu", torch.float64)
         live = pd > 0  # masked (future) keys have p = 0 and contribute nothing either way

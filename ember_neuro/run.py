@@ -132,6 +132,12 @@ def run(args) -> dict:
     if args.tokens < 1:
         raise RunError(f"--tokens must be >= 1, got {args.tokens}")
     device = resolve_device(args.device)
+    if args.threads < 1:
+        raise RunError(f"--threads must be >= 1, got {args.threads}")
+    # One intra-op thread: the per-token tensors are tiny, and on a 2-core machine
+    # OpenMP workers spinning against Lava's processes (or any other load) made
+    # each op up to 100x slower.
+    torch.set_num_threads(args.threads)
     if args.backend != "float":
         backends.check_target(args.backend)
     ck = load_checkpoint(args.checkpoint)
@@ -202,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", help="validation text (default: Shakespeare)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds before a stalled Lava exchange fails")
+    ap.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     return ap
 

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from ember_neuro.mappers import MappingOptions, map_gates
 
 from ember_neuro.checkpoint import load_checkpoint
 from ember_neuro.hybrid import SpikingGatePath
 from ember_neuro.map import mappable_units
-from ember_neuro.mappers import MappingOptions, map_gates
 from ember_neuro.run import generate
 
 from .conftest import SHIPPED, run_cli
@@ -135,3 +135,42 @@ def test_run_cli_no_lif_gate(tiny_ckpts):
 def test_run_cli_loihi2_message():
     r = run_cli("-m", "ember_neuro.run", str(CKPT), "--backend", "loihi2")
     assert r.returncode == 3 and "INRC" in r.stderr
+
+
+def _causal_probs(seed=0, b=1, h=4, t=8):
+    g = torch.Generator().manual_seed(seed)
+    att = torch.randn(b, h, t, t, generator=g) * 2
+    att = att.masked_fill(~torch.tril(torch.ones(t, t, dtype=torch.bool)), float("-inf"))
+    return torch.softmax(att, dim=-1)
+
+
+@pytest.mark.lava
+@torch.no_grad()
+def test_lava_sim_gate_path_equals_emulator(ck):
+    """Real Lava (fixed point, channels) and the emulator give the same fire, and the same model output."""
+    mapped = map_gates(mappable_units(ck), MappingOptions(timesteps=16))
+    p = _causal_probs()
+    x = torch.randint(0, len(ck.vocab), (1, 12))
+    emu = SpikingGatePath(mapped, "emulator")
+    with SpikingGatePath(mapped, "lava-sim", slots=48) as lava:
+        f_lava = lava.fire_fn(2, p, None, None)
+        logits_lava, _ = ck.model(x, fire_fn=lava.fire_fn)
+        assert lava.lava_steps > 0
+    f_emu = emu.fire_fn(2, p, None, None)
+    logits_emu, _ = ck.model(x, fire_fn=emu.fire_fn)
+    assert torch.equal(f_lava, f_emu)
+    assert torch.equal(logits_lava, logits_emu)
+
+
+@pytest.mark.lava
+def test_exception_inside_hybrid_run_stops_lava(ck):
+    import multiprocessing as mp
+
+    mapped = map_gates(mappable_units(ck), MappingOptions(timesteps=8))
+    before = set(mp.active_children())
+    with pytest.raises(RuntimeError, match="boom"):
+        with SpikingGatePath(mapped, "lava-sim", slots=16) as path:
+            path.fire_fn(0, _causal_probs(t=4), None, None)
+            raise RuntimeError("boom")
+    assert path.runner is None
+    assert set(mp.active_children()) <= before

@@ -8,10 +8,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from ember_neuro.gates import fire_curve_np
 from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
 from ember_neuro.mappers.lif_gate import (
     BIAS_EXP_MAX,
@@ -20,6 +16,10 @@ from ember_neuro.mappers.lif_gate import (
     fixed_counts,
     logit_levels,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ember_neuro.gates import fire_curve_np
 
 GRID = np.linspace(0.0, 1.0, 1001)
 
