@@ -21,12 +21,20 @@ if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
 fi
 echo "setup: creating $VENV with $($PYTHON --version 2>&1)"
 "$PYTHON" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q -c constraints.txt)
-"${PIP[@]}" torch==2.13.0
-"${PIP[@]}" numpy scipy scikit-learn asteval networkx
-"$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps --ignore-requires-python lava-nc==0.10.0
-"$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps norse==1.1.0
-"${PIP[@]}" -e ".[ref,export,liquid,dev]"
+# pip, minus two known, harmless lines: this machine's pip config names local
+# index folders that may not exist, and norse's torchvision requirement is
+# skipped on purpose (see above).
+pip_install() {
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" 2>&1 \
+        | { grep -v -e "is ignored: it is neither a file nor a directory" \
+                    -e "norse 1.1.0 requires torchvision" \
+                    -e "dependency resolver does not currently take into account" || true; }
+}
+pip_install -c constraints.txt torch==2.13.0
+pip_install -c constraints.txt numpy scipy scikit-learn asteval networkx
+pip_install --no-deps --ignore-requires-python lava-nc==0.10.0
+pip_install --no-deps norse==1.1.0
+pip_install -c constraints.txt -e ".[ref,export,liquid,dev]"
 "$VENV/bin/python" scripts/patch_lava.py
 "$VENV/bin/python" -c "import torch, lava.proc.lif.process, snntorch, norse.torch, nir, onnxruntime, ncps; \
 assert not torch.cuda.is_available() or True; print('setup: torch', torch.__version__, '| imports ok')"
