@@ -15,6 +15,9 @@ head's max |spike rate - sigmoid(k(p - theta))| against the physical bound
 fixed-point implementation (Lava vs emulator) and compared spike for spike.
 DIR receives manifest.json, mapped.npz and one transfer-curve plot per layer,
 all or nothing.  See docs/mapping.md for the derivation.
+
+Exit status: 0 every head within 1/(2NT) + 0.002; 1 mapped, but some head
+outside that bar; 2 bad input (message says which); 3 target not available here.
 """
 
 from __future__ import annotations
