@@ -113,6 +113,13 @@ class CharData:
         y = torch.stack([data[i + 1:i + 1 + block_size] for i in ix])
         return x, y
 
+    def val_sequential(self, batch_size: int, block_size: int):
+        """The whole validation split as consecutive, non-overlapping windows."""
+        n = (len(self.val) - 1) // block_size
+        xs = self.val[:n * block_size].view(n, block_size)
+        ys = self.val[1:n * block_size + 1].view(n, block_size)
+        return [(xs[i:i + batch_size], ys[i:i + batch_size]) for i in range(0, n, batch_size)]
+
     def val_batches(self, n_batches: int, batch_size: int, block_size: int, seed: int = 0):
         """The deterministic evaluation set: the same for every backend and run."""
         g = torch.Generator().manual_seed(seed)

@@ -154,7 +154,13 @@ def run(args) -> dict:
         from ember_neuro.data import load_data
 
         data = load_data(args.data, vocab=ck.vocab)
-        batches = data.val_batches(args.batches, args.batch_size, ck.config.block_size, seed=EVAL_SEED)
+        if args.batches < 0:
+            raise RunError(f"--batches must be >= 0 (0 = the whole validation split), got {args.batches}")
+        if args.batches == 0:
+            batches = data.val_sequential(args.batch_size, ck.config.block_size)
+        else:
+            batches = data.val_batches(args.batches, args.batch_size, ck.config.block_size,
+                                       seed=EVAL_SEED)
         slots = eval_slots(args.batch_size, ck.config.block_size)
     else:
         slots = ck.config.block_size
@@ -167,7 +173,7 @@ def run(args) -> dict:
             startup = time.perf_counter() - t0
         if args.eval:
             result.update(evaluate(model, batches, fire_fn, device, progress=not args.json))
-            result["batches"] = args.batches
+            result["batches"] = len(batches)
             result["batch_size"] = args.batch_size
         else:
             stream = None if args.json else sys.stdout
@@ -203,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--top-k", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--eval", action="store_true", help="evaluate on fixed validation batches")
-    ap.add_argument("--batches", type=int, default=8)
+    ap.add_argument("--batches", type=int, default=8,
+                    help="random fixed validation batches; 0 = the whole validation split, in order")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--data", help="validation text (default: Shakespeare)")
     ap.add_argument("--timeout", type=float, default=60.0,

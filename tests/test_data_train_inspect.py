@@ -66,3 +66,14 @@ def test_train_cuda_without_cuda_is_clear(tmp_path, text_file):
     r = run_cli("-m", "ember_neuro.train", "--preset", "tiny", "--data", str(text_file),
                 "--device", "cuda", "--out", str(tmp_path / "o.pt"))
     assert r.returncode != 0 and "CUDA is not available" in r.stderr
+
+
+def test_val_sequential_covers_the_split_once(text_file):
+    d = load_data(text_file)
+    batches = d.val_sequential(batch_size=3, block_size=16)
+    xs = torch.cat([x for x, _ in batches])
+    ys = torch.cat([y for _, y in batches])
+    n = (len(d.val) - 1) // 16
+    assert xs.shape == (n, 16)
+    assert torch.equal(xs.reshape(-1), d.val[:n * 16])
+    assert torch.equal(ys.reshape(-1), d.val[1:n * 16 + 1])
