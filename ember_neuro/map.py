@@ -129,6 +129,7 @@ def fidelity_table(mapped: MappedGates, rates, unit_index, inputs) -> list[dict]
             "k_effective": float(mapped.k_effective[i]),
             "bias_mant": int(fp.bias_mant[i]), "bias_exp": int(fp.bias_exp[i]),
             "max_abs_error": float(err.max()), "bound": mapped.bound,
+            "fixed_worst_case_error": float(mapped.fixed_worst_error[i]),
             "within": bool(err.max() <= mapped.bound + 0.002),
         })
     return rows

@@ -69,6 +69,7 @@ class MappedGates:
     float_params: NeuronParams
     fixed_params: NeuronParams
     k_effective: np.ndarray  # (U,) slope realised in fixed point (w_in/w_dither)
+    fixed_worst_error: np.ndarray  # (U,) exact sup over p in [0,1] of |fixed rate - sigmoid|
     warnings: tuple[str, ...] = field(default_factory=tuple)
     saturated: tuple[str, ...] = field(default_factory=tuple)  # unit names clipped
 

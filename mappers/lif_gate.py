@@ -37,7 +37,7 @@ Budget: |a_in| <= 2^(B+e) (a + b l_max) < 2^15 for all a, b <= 255 fixes e
 (finer drive, but only smaller weight pairs fit) and keeps whichever exponent
 gives the smallest measured worst-case error.  Among weight
 pairs it measures the exact fixed-point transfer curve of the best candidates
-and keeps the most faithful.  Anything that does not fit is clipped *and reported*.
+(every input payload, worst case over p in [0, 1]) and keeps the most faithful.  Anything that does not fit is clipped *and reported*.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ BIAS_MANT_MAX = 4095  # 13-bit signed mantissa: -4096 .. 4095
 BIAS_EXP_MAX = 7
 ACT_SHIFT = 6  # Lava/Loihi left-shift of synaptic input and of vth
 UV_LIMIT = 2**23  # 24-bit signed u and v
-SELECTION_GRID = 1001  # p grid on which candidate weight pairs are compared
-SELECTION_CANDIDATES = 6
+SELECTION_CANDIDATES = 6  # weight pairs measured exactly per unit and exponent
+FIDELITY_MARGIN = 0.002  # the quality bar: worst-case error <= 1/(2NT) + this
 MAX_LEVELS = 65536  # N*T; keeps l_max <= ln(2^17) < 12
 ACT_LIMIT = 2**15  # |a_in|: Lava declares Sparse/Dense a_out and LIF a_in as 16-bit signed
 FIXED_DU = 4095  # decay_const 4096: u forgets exactly
@@ -148,17 +148,32 @@ def fixed_counts(a: int, b: int, bias: int, weight_exp: int, payload: np.ndarray
     return (v > 0).sum(axis=(1, 2))
 
 
-def _choose_unit(u: GateUnit, weight_exp: int, bits: int, lmax: float, payload: np.ndarray,
-                 grid: np.ndarray, dither: np.ndarray):
+def worst_case_error(counts: np.ndarray, nt: int, theta: float, k: float, bits: int) -> float:
+    """Exact sup over p in [0, 1] of |rate - sigma(k(p - theta))| for payload-indexed counts.
+
+    counts[x] is the spike count for payload x = 0 .. 2^bits.  Every p in the
+    payload bin [(x - 1/2), (x + 1/2)] / 2^bits (clipped to [0, 1]) gets that
+    count, and the sigmoid is monotone, so the bin's worst error sits at an edge.
+    """
+    x = np.arange(counts.shape[0], dtype=np.float64)
+    lo = np.clip((x - 0.5) / 2**bits, 0.0, 1.0)
+    hi = np.clip((x + 0.5) / 2**bits, 0.0, 1.0)
+    rate = counts / nt
+    sig = lambda p: 0.5 * (1.0 + np.tanh(0.5 * k * (p - theta)))  # noqa: E731
+    return float(max(np.abs(rate - sig(lo)).max(), np.abs(rate - sig(hi)).max()))
+
+
+def _choose_unit(u: GateUnit, weight_exp: int, bits: int, lmax: float, dither: np.ndarray):
     """Pick (a, b, bias) for one unit: the candidate with the smallest *measured* error.
 
     Candidates are ranked by a predicted error (slope error * max|x sigma'(x)| = 0.224,
-    plus the drive resolution 1/(4 S b)), the best few are evaluated exactly on
-    the grid with :func:`fixed_counts`.  Returns (a, b, mant, exp, clipped, max_err).
+    plus the drive resolution 1/(4 S b)); the best few are evaluated exactly, on
+    every possible input payload, with :func:`fixed_counts` and
+    :func:`worst_case_error`.  Returns (a, b, mant, exp, clipped, worst_error),
+    or None if no weight pair fits the 16-bit budget at this exponent.
     """
     scale = 2.0 ** (bits + weight_exp)
-    target = 0.5 * (1.0 + np.tanh(0.5 * u.k * (grid - u.theta)))
-    nt = dither.size
+    payload = np.arange(2**bits + 1, dtype=np.int64)
     scored = []
     for a, b, err in best_weight_ratio(u.k):
         if scale * (a + b * lmax) >= ACT_LIMIT:
@@ -171,9 +186,9 @@ def _choose_unit(u: GateUnit, weight_exp: int, bits: int, lmax: float, payload: 
     best = None
     for clipped, _, a, b, mant, exp in scored[:SELECTION_CANDIDATES]:
         counts = fixed_counts(a, b, mant * 2**exp, weight_exp, payload, dither)
-        max_err = float(np.abs(counts / nt - target).max())
-        if best is None or (clipped, max_err) < (best[4], best[5]):
-            best = (a, b, mant, exp, clipped, max_err)
+        worst = worst_case_error(counts, dither.size, u.theta, u.k, bits)
+        if best is None or (clipped, worst) < (best[4], best[5]):
+            best = (a, b, mant, exp, clipped, worst)
     return best
 
 
@@ -214,19 +229,19 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     )
 
     dither_fixed = -np.rint(levels * 2.0**bits).astype(np.int64).reshape(t, n)
-    grid = np.linspace(0.0, 1.0, SELECTION_GRID)
-    payload = np.clip(np.rint(grid * 2**bits), 0, 2**bits).astype(np.int64)
     e_all = shared_weight_exponent(bits, lmax)
     best = None
     # Shared by all units: e_all lets every weight pair fit; a larger e resolves the
     # drive more finely but only admits smaller pairs.  Measure, keep the best.
     for weight_exp in (e_all, e_all + 1, e_all + 2):
-        choice = [_choose_unit(u, weight_exp, bits, lmax, payload, grid, dither_fixed) for u in units]
+        choice = [_choose_unit(u, weight_exp, bits, lmax, dither_fixed) for u in units]
         if any(c is None for c in choice):
             continue
         worst = max(c[-1] for c in choice)
         if best is None or worst < best[1] - 1e-12:
             best = (weight_exp, worst, choice)
+    if best is None:  # cannot happen for a, b = 1 unless N*T is absurd; say so, never guess
+        raise ValueError(f"no weight pair fits Loihi's 16-bit synaptic input at N*T = {n * t}")
     weight_exp, _, choice = best
     w_in = np.array([c[0] for c in choice], dtype=np.int64)
     w_d = np.array([c[1] for c in choice], dtype=np.int64)
@@ -234,7 +249,13 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     b_exp = np.array([c[3] for c in choice], dtype=np.int64)
     warnings: list[str] = []
     saturated: list[str] = []
-    for u, (a, b, _, _, clipped, _) in zip(units, choice, strict=True):
+    bar = 1.0 / (2 * n * t) + FIDELITY_MARGIN
+    for u, (a, b, _, _, clipped, worst) in zip(units, choice, strict=True):
+        if worst > bar and not clipped:
+            warnings.append(
+                f"{u.name}: k = {u.k:.3g} is too steep for the 12-bit input payload: worst-case "
+                f"fixed-point error {worst:.4f} exceeds 1/(2NT) + {FIDELITY_MARGIN} = {bar:.4f}"
+            )
         if clipped:
             saturated.append(u.name)
             warnings.append(
@@ -270,6 +291,7 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
         float_params=float_params,
         fixed_params=fixed_params,
         k_effective=np.where(w_d > 0, w_in / np.maximum(w_d, 1), 0.0),
+        fixed_worst_error=np.array([c[5] for c in choice]),
         warnings=tuple(warnings),
         saturated=tuple(dict.fromkeys(saturated)),
     )

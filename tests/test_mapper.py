@@ -63,7 +63,8 @@ def test_mapping_properties(unit, t, n):
     max_ain = (a * 2**m.input_bits + b * int(np.abs(fp.dither).max())) * 2.0**fp.in_weight_exp
     assert max_ain < 2**15
     err = np.abs(fixed_rates(m, 0, GRID) - target).max()
-    if unit.name not in m.saturated:
+    assert err <= m.fixed_worst_error[0] + 1e-12  # the mapper's exact worst case really bounds it
+    if unit.name not in m.saturated and unit.k <= 20:
         # fixed point: within the bar (1/(2NT) + 0.002) for every trained-range slope
         assert err <= m.bound + 0.002
 
