@@ -35,9 +35,11 @@ Fixed point (Lava's bit-accurate Dense + LIF):
 Budget: |a_in| <= 2^(B+e) (a + b l_max) < 2^15 for all a, b <= 255 fixes e
 (-7 at T = 8, -8 at T = 16..64, B = 12); the mapper also tries e + 1 and e + 2
 (finer drive, but only smaller weight pairs fit) and keeps whichever exponent
-gives the smallest measured worst-case error.  Among weight
-pairs it measures the exact fixed-point transfer curve of the best candidates
-(every input payload, worst case over p in [0, 1]) and keeps the most faithful.  Anything that does not fit is clipped *and reported*.
+gives the smallest measured worst-case error.  Among weight pairs it measures
+the exact fixed-point transfer curve of the best candidates (every input
+payload, worst case over p in [0, 1]) and keeps the most faithful.  Anything
+that does not fit is clipped *and reported*, and so is a head whose exact worst
+case exceeds 1/(2NT) + 0.002 (only very steep heads, k >~ 30).
 """
 
 from __future__ import annotations
