@@ -1,0 +1,310 @@
+"""report.md and the figures of a validation run (matplotlib via plots._plt).
+
+Why this module: how a validation result reads -- the pair tables, every
+mismatch with its cause, the importer conventions, transfer curves of all six
+simulators, a raster and error vs T -- is presentation, kept apart from the
+numbers (validation_compare) and the CLI (ember_neuro.validate).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ember_neuro import plots
+from ember_neuro.gates import fire_curve_np
+from ember_neuro.mappers.description import MappedGates
+from ember_neuro.validation_compare import (
+    BAR_EXCESS,
+    FLOAT_SIMS,
+    GRID_POINTS,
+    KEPT,
+    SIMULATORS,
+    gate_counts,
+    pair_key,
+)
+
+RASTER_P = 40
+LISTED = 100  # mismatches listed per pair in report.md (all are counted and classified)
+
+# -- figures ---------------------------------------------------------------------------------
+
+STYLE = {"lava-float": ("tab:red", "-"), "emulator-float": ("tab:orange", "--"),
+         "snntorch": ("tab:green", ":"), "norse": ("tab:purple", "-."),
+         "lava-fixed": ("tab:blue", "-"), "emulator-fixed": ("tab:cyan", "--")}
+
+
+def grid_rates(mapped: MappedGates, raster: np.ndarray) -> np.ndarray:
+    """(G, U) spike rates of the grid part (inputs b*U + u come first)."""
+    u = len(mapped.units)
+    counts = gate_counts(raster[:, : GRID_POINTS * u * mapped.neurons_per_gate], mapped.neurons_per_gate)
+    return mapped.decode(counts).reshape(GRID_POINTS, u)
+
+
+def plot_transfer(path: Path, mapped: MappedGates, layer: int, rates: dict[str, np.ndarray]) -> None:
+    """Every simulator's spike rate over the sigmoid, one panel per head (+ error strip)."""
+    plt = plots._plt()
+    heads = [i for i, u in enumerate(mapped.units) if u.layer == layer]
+    cols = min(len(heads), 4)
+    rows = (len(heads) + cols - 1) // cols
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(3.8 * cols, 4.4 * rows), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1] * rows})
+    grid = np.linspace(0.0, 1.0, GRID_POINTS)
+    for j, i in enumerate(heads):
+        u = mapped.units[i]
+        ax, ax_err = axes[2 * (j // cols)][j % cols], axes[2 * (j // cols) + 1][j % cols]
+        target = fire_curve_np(grid, u.theta, u.k)
+        ax.plot(grid, target, color="black", lw=2.2, alpha=0.35, label="σ(k(p−θ))")
+        for name in SIMULATORS:
+            color, ls = STYLE[name]
+            ax.step(grid, rates[name][:, i], where="mid", color=color, ls=ls, lw=0.9, label=name)
+            if name in ("lava-float", "lava-fixed"):
+                ax_err.plot(grid, rates[name][:, i] - target, color=color, lw=0.7)
+        ax.set_title(f"{u.name}  θ={u.theta:.3f}  k={u.k:.3f}", fontsize=9)
+        ax.set_xlim(0, 1)
+        for s in (1, -1):
+            ax_err.axhline(s * mapped.bound, color="gray", ls="--", lw=0.8)
+        ax_err.set_ylim(-1.6 * mapped.bound, 1.6 * mapped.bound)
+        ax_err.set_xlabel("p", fontsize=8)
+        if j == 0:
+            ax.legend(fontsize=6, loc="upper left")
+    for j in range(len(heads), rows * cols):
+        axes[2 * (j // cols)][j % cols].axis("off")
+        axes[2 * (j // cols) + 1][j % cols].axis("off")
+    fig.suptitle(f"Layer {layer}, T={mapped.timesteps}: six simulators over the sigmoid "
+                 f"(error strip: lava-float red, lava-fixed blue; dashed ±1/(2NT))", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_error_vs_t(path: Path, rows: list[dict[str, float]], n: int) -> None:
+    """Measured max error (emulator fixed and float) against the 1/(2NT) limit, log-log."""
+    plt = plots._plt()
+    from matplotlib.ticker import NullFormatter
+
+    ts = [r["timesteps"] for r in rows]
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    ax.loglog(ts, [r["bound"] for r in rows], "k--", lw=1.2, label=f"1/(2NT) limit, N={n}")
+    ax.loglog(ts, [r["emulator-fixed"] for r in rows], "o-", color="tab:blue", label="emulator-fixed")
+    ax.loglog(ts, [r["emulator-float"] for r in rows], "x:", color="tab:red", label="emulator-float")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(ts)
+    ax.set_xticklabels([str(t) for t in ts])
+    ax.set_xlabel("timesteps T")
+    ax.set_ylabel("max |spike rate − σ(k(p−θ))|")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def raster_head(mapped: MappedGates) -> int:
+    """The head whose fire curve changes most over p in [0, 1] (the most telling raster)."""
+    span = [fire_curve_np(1.0, u.theta, u.k) - fire_curve_np(0.0, u.theta, u.k) for u in mapped.units]
+    return int(np.argmax(span))
+
+
+def plot_raster(path: Path, mapped: MappedGates, unit: int, rasters: dict[str, np.ndarray]) -> None:
+    """RASTER_P p values x T steps of one head: Lava float, Lava fixed, and where they differ."""
+    plt = plots._plt()
+    u, n = len(mapped.units), mapped.neurons_per_gate
+    b = np.rint(np.linspace(0, GRID_POINTS - 1, RASTER_P)).astype(int)
+    cols = ((b * u + unit)[:, None] * n + np.arange(n)).ravel()
+    fl, fx = rasters["lava-float"][:, cols].T, rasters["lava-fixed"][:, cols].T
+    fig, axes = plt.subplots(1, 3, figsize=(11, 4.6), sharey=True)
+    p = np.linspace(0.0, 1.0, GRID_POINTS)[b]
+    extent = (0.5, mapped.timesteps + 0.5, len(cols) - 0.5, -0.5)
+    for ax, img, title in ((axes[0], fl, "lava-float"), (axes[1], fx, "lava-fixed"),
+                           (axes[2], fl != fx, "float ≠ fixed")):
+        ax.imshow(img, aspect="auto", cmap="Greys" if title != "float ≠ fixed" else "Reds",
+                  interpolation="nearest", extent=extent, vmin=0, vmax=1)
+        ax.set_title(f"{title} ({int(img.sum())} {'slots' if '≠' in title else 'spikes'})", fontsize=9)
+        ax.set_xlabel("window step t")
+    ticks = np.arange(0, len(cols), max(1, len(cols) // 10))
+    axes[0].set_yticks(ticks)
+    axes[0].set_yticklabels([f"{p[i // n]:.2f}" for i in ticks], fontsize=7)
+    axes[0].set_ylabel("p (row per neuron)")
+    fig.suptitle(f"{mapped.units[unit].name}: spike raster, {RASTER_P} p values x T={mapped.timesteps}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_figures(folder: Path, mapped: MappedGates, rasters: dict[str, np.ndarray],
+                  error_rows: list[dict[str, float]]) -> list[str]:
+    """Transfer curves per layer, the most telling head's raster and error vs T; their file names."""
+    units = mapped.units
+    rates = {s: grid_rates(mapped, r) for s, r in rasters.items()}
+    figures = []
+    for layer in sorted({u.layer for u in units}):
+        plot_transfer(folder / f"transfer_L{layer}.png", mapped, layer, rates)
+        figures.append(f"transfer_L{layer}.png")
+    head = raster_head(mapped)
+    plot_raster(folder / f"raster_{units[head].name}.png", mapped, head, rasters)
+    plot_error_vs_t(folder / "error_vs_T.png", error_rows, mapped.neurons_per_gate)
+    return [*figures, f"raster_{units[head].name}.png", "error_vs_T.png"]
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def _slot_rows(listed: list[dict], names: list[str], unit_of: np.ndarray, p: np.ndarray, n: int,
+               columns: str, cells: Callable[[dict], str], more: str = "") -> list[str]:
+    """Markdown rows of the first LISTED slots (input i = neuron // N has unit_of[i], p[i])."""
+    rows = [f"| t | neuron | unit | p | a | b | {columns} | cause |", "|" + "---|" * 9]
+    for m in listed[:LISTED]:
+        i = m["neuron"] // n
+        rows.append(f"| {m['t']} | {m['neuron']} | {names[int(unit_of[i])]} | {p[i]:.9g} | {int(m['a'])} | "
+                    f"{int(m['b'])} | {cells(m)} | {m['cause']} |")
+    if len(listed) > LISTED:
+        rows.append(f"\n({len(listed) - LISTED} more in report.json{more})")
+    return rows
+
+
+def _mismatch_rows(listed: list[dict], names: list[str], unit_of: np.ndarray, p: np.ndarray,
+                   n: int) -> list[str]:
+    """Mismatches between float simulators: the reference v and its margin to threshold."""
+    return _slot_rows(listed, names, unit_of, p, n, "v (reference) | margin",
+                      lambda m: f"{m['v']:.3e} | {m['margin']:.3e}", "; the causes above count all of them")
+
+
+CAUSES = {
+    "tie": "v equals vth exactly: every library fires on a strict `>`, so a tie is no spike",
+    "float64 rounding": "|v - vth| within 4 float64 ulps of the summed terms: operation order decides",
+    "float32 rounding": "|v - vth| within float32 rounding: a float32 parameter or operation decides",
+    "unexplained": "no rounding explains it: the simulators compute different things (a bug)",
+}
+
+
+def _fixed_rows(listed: list[dict], names: list[str], unit_of: np.ndarray, p: np.ndarray,
+                n: int) -> list[str]:
+    """Float-vs-fixed (or fixed-vs-fixed) slots: each side's own v, in logits."""
+    return _slot_rows(listed, names, unit_of, p, n, "v float | v fixed",
+                      lambda m: f"{m.get('v_float', float('nan')):.3e} | "
+                                f"{m.get('v_fixed_logit', float('nan')):.3e}")
+
+
+def _pair_table(pairs: dict[str, dict]) -> list[str]:
+    out = ["| pair | agreement | rate cosine | differing slots | max count diff per gate | causes |",
+           "|---|---|---|---|---|---|"]
+    for key, rec in pairs.items():
+        causes = ", ".join(f"{v} {k}" for k, v in rec["causes"].items()) or "-"
+        out.append(f"| {key} | {rec['agreement']:.7f} | {rec['rate_cosine']:.7f} | {rec['mismatches']} | "
+                   f"{rec['max_count_diff']} | {causes} |")
+    return out
+
+
+def _nir_section(nr: dict, n: int) -> list[str]:
+    how = "given with --nir" if nr["external"] else "exported from this checkpoint"
+    same = ("the same neurons as this mapping, so compared with the grid part of the main Lava float run"
+            if nr["matches_checkpoint"] else "not this mapping, so compared with its own Lava float run")
+    out = [f"File `{nr['file']}` ({how}) holds {same}. Grid: {GRID_POINTS} p x {nr['units']} units, "
+           f"T = {nr['timesteps']}.", "",
+           "| importer | agreement vs Lava float | rate cosine | differing slots | causes |",
+           "|---|---|---|---|---|"]
+    for name in ("snntorch", "norse"):
+        d = nr["details"][name]
+        causes = ", ".join(f"{v} {k}" for k, v in d["causes"].items()) or "-"
+        out.append(f"| {name} | {nr['agreement'][name]:.7f} | {d['rate_cosine']:.7f} | {d['mismatches']} | "
+                   f"{causes} |")
+    unit_of = np.tile(np.arange(nr["units"]), GRID_POINTS)
+    p = np.repeat(np.linspace(0.0, 1.0, GRID_POINTS), nr["units"])
+    for name in ("snntorch", "norse"):
+        if nr["details"][name]["mismatches"]:
+            out += ["", f"{name} mismatches:", "",
+                    *_mismatch_rows(nr["details"][name]["listed"], nr["unit_names"], unit_of, p, n)]
+    return out + [
+        "", "Importer conventions that forced a choice:", "",
+        f"* snnTorch's `import_from_nir` hard-codes dt = 1e-4 and sets beta = 1 - dt/tau, so the LIF is "
+        f"exported with tau = dt = {nr['dt']:g} (beta = 0: memoryless, like du = dv = 1).",
+        "* Norse's `from_nir` defaults to dt = 1e-3 (dt/tau = 10: spurious spikes); the graph's dt is "
+        "passed explicitly.",
+        "* snnTorch refuses per-neuron thresholds and non-zero v_leak: the per-gate offset -k*theta "
+        "travels as the Affine bias, with threshold 0 for all neurons.",
+        "* NIR has no time-varying source: the dither is an input (x[U:U+N] = dither[t]); the window "
+        "reset, T, N and the host-side leak and renormalisation live in the graph metadata.",
+        "* Both importers build float32 parameters (k, -k*theta): agreement with float64 Lava is exact "
+        "except where |v| is within float32 rounding; such slots would be listed above.",
+        "* The direct snntorch and norse runs (first table) are float64 with an explicit zero state "
+        "(Norse's LIFCell would otherwise start at v = v_leak)."]
+
+
+def render_markdown(r: dict, unit_index: np.ndarray, p: np.ndarray) -> str:
+    """report.md: the tables, every mismatch with its cause, and the importer conventions."""
+    names, n, pairs = r["unit_names"], r["neurons_per_gate"], r["pairs"]
+    observed = (f" + {r['observed_per_unit']} observed p per unit from {r['observed_source']}"
+                if r["observed_per_unit"] else "")
+    out = [f"# Validation of `{r['checkpoint']['path']}` at T = {r['timesteps']}, N = {n}", "",
+           f"{len(names)} gate units; {r['inputs']} inputs ({GRID_POINTS}-point p grid per unit{observed}); "
+           f"{r['neurons']} neurons x {r['timesteps']} steps = {r['slots']} slots per simulator; "
+           f"wall time {r['seconds']:.1f} s.", "",
+           "**Bars:** " + ("all met." if r["passed"] else "MISSED: " + "; ".join(r["failures"])), "",
+           "## Agreement, every pair", "",
+           "`agreement` = fraction of identical (step, neuron) slots; `rate cosine` = cosine of "
+           "per-neuron rates. Float simulators run the float mapping in float64, fixed ones the Loihi 2 "
+           "integer mapping: float and fixed differ legitimately near threshold (other arithmetic).", "",
+           *_pair_table(pairs), "", "## Mismatches between float simulators", "",
+           f"Closest approach to threshold over all slots: |v - vth| = {r['closest_margin']:.3e} (how hard "
+           "the comparison was: float32 rounding can only flip slots closer than ~1e-7).", ""]
+    for key, rec in pairs.items():
+        a, b = key.split("/")
+        if a in FLOAT_SIMS and b in FLOAT_SIMS:
+            out.append(f"* **{key}**: {rec['mismatches']} differing slots"
+                       + (", listed below." if rec["mismatches"] else "."))
+            if rec["mismatches"]:
+                out += ["", *_mismatch_rows(rec["listed"], names, unit_index, p, n), ""]
+    out += ["", "Causes: " + "; ".join(f"*{k}*: {v}" for k, v in CAUSES.items()) + ".", "",
+            "## Fixed point vs float, and Lava vs emulator", ""]
+    fixed = pairs[pair_key("lava-fixed", "emulator-fixed")]
+    out += [f"lava-fixed vs emulator-fixed: {fixed['mismatches']} differing slots (the same integer "
+            "arithmetic; any difference is a bug).", ""]
+    if fixed["mismatches"]:
+        out += [*_fixed_rows(fixed["listed"], names, unit_index, p, n), ""]
+    fx = pairs[pair_key("lava-float", "lava-fixed")]
+    same = ("the other float/fixed pairs differ in exactly these slots" if r["float_fixed_same_slots"]
+            else "the other float/fixed pairs differ in other slots too: see the table above")
+    out += [f"lava-float vs lava-fixed: {fx['mismatches']} differing slots ({1 - fx['agreement']:.4%}; "
+            f"{same}). For each slot the float v and the "
+            "fixed-point v (recomputed from the integer weights, payload and bias; in logit units) were "
+            "checked to predict their own simulator's spike: "
+            f"{fx['causes'].get('fixed-point quantisation', 0)} explained by fixed-point quantisation, "
+            f"{fx['causes'].get('unexplained', 0)} unexplained. All lie within "
+            f"|v_float| <= {fx['max_abs_v_float_at_mismatch']:.2e} logits of threshold, where the 12-bit p "
+            "payload, the slope as a weight ratio a/b and the rounded bias and dither move the drive "
+            f"across it. Per gate the counts differ by at most {fx['max_count_diff']} spike(s) per window.",
+            ""]
+    if fx["mismatches"]:
+        out += [*_fixed_rows(fx["listed"], names, unit_index, p, n), ""]
+    out += ["## Gate error per head (spike rate vs sigmoid(k(p - theta)), all inputs)", "",
+            f"bound = 1/(2NT) = {r['bound']:.6f}; bar = bound + {BAR_EXCESS}.", "",
+            "| head | theta | k | w_in/w_dither | lava-fixed | lava-float | emulator-fixed |",
+            "|---|---|---|---|---|---|---|"]
+    for h in r["heads"]:
+        out.append(f"| {h['name']} | {h['theta']:.4f} | {h['k']:.4f} | {h['w_in']}/{h['w_dither']} | "
+                   f"{h['lava-fixed']:.6f} | {h['lava-float']:.6f} | {h['emulator-fixed']:.6f} |")
+    out += ["", f"max_abs_error (lava-fixed) = {r['max_abs_error']:.6f}, bound = {r['bound']:.6f}.", "",
+            "## NIR round trip", "", *_nir_section(r["nir"], n), "",
+            "## Error vs T (emulator, fixed point and float)", "",
+            "| T | 1/(2NT) | emulator-fixed | emulator-float |", "|---|---|---|---|"]
+    for s in r["error_vs_T"]:
+        out.append(f"| {s['timesteps']} | {s['bound']:.6f} | {s['emulator-fixed']:.6f} | "
+                   f"{s['emulator-float']:.6f} |")
+    out += ["", "## Figures", "", *[f"![{f}]({f})" for f in r["figures"]], ""]
+    return "\n".join(out)
+
+
+def capped(result: dict, cap: int = KEPT) -> dict:
+    """report.json keeps the first `cap` listed mismatches per pair (all are counted)."""
+    out = json.loads(json.dumps(result))
+    recs = list(out["pairs"].values()) + list(out["nir"]["details"].values())
+    for rec in recs:
+        if "listed" in rec and len(rec["listed"]) > cap:
+            rec["listed_total"] = len(rec["listed"])
+            rec["listed"] = rec["listed"][:cap]
+    return out
