@@ -59,11 +59,10 @@ def mappable_units(ck: Checkpoint):
         raise MapError(f"no LIF gate to map: {ck.path} is a {variant!r} {kind} checkpoint "
                        f"without gate parameters")
     if variant not in MAPPABLE:
-        raise MapError(
-            f"variant {variant!r} is not mapped yet: its gates need load-dependent thresholds "
-            f"(lif-refractory) or per-neuron gates on unbounded inputs (cfc-lif); this release "
-            f"maps {', '.join(MAPPABLE)}"
-        )
+        need = {"lif-refractory": "thresholds that move with attention load",
+                "cfc-lif": "per-neuron gates on unbounded CfC outputs"}.get(variant, "another scheme")
+        raise MapError(f"variant {variant!r} is not mapped yet (its gates need {need}); "
+                       f"this release maps {', '.join(MAPPABLE)}")
     return gate_units(ck.model)
 
 
