@@ -61,7 +61,7 @@ def mappable_units(ck: Checkpoint):
     if variant not in MAPPABLE:
         need = {"lif-refractory": "thresholds that move with attention load",
                 "cfc-lif": "per-neuron gates on unbounded CfC outputs"}.get(variant, "another scheme")
-        raise MapError(f"variant {variant!r} is not mapped yet (its gates need {need}); "
+        raise MapError(f"variant {variant!r} is not mapped yet (it needs {need}); "
                        f"this release maps {', '.join(MAPPABLE)}")
     return gate_units(ck.model)
 
