@@ -18,6 +18,8 @@ from ember_neuro.config import PRESETS, VARIANTS, config_for
 from ember_neuro.gate_table import gate_records, temporal_records
 from ember_neuro.zoo import build_model, param_counts
 
+NOTABLE_THETA = 0.1  # the notes call heads with |theta| above this "deviating from pass-through"
+
 
 def describe(model, cfg, val_loss: float, source: str, iter_num: int | None) -> dict:
     counts = param_counts(model)
@@ -70,6 +72,12 @@ def format_text(d: dict, show_all: bool = False) -> str:
                 vals = [g[key] for g in gl]
                 stats.append(f"{key} {min(vals):.3f}/{sum(vals) / len(vals):.3f}/{max(vals):.3f}")
             lines.append(f"  L{layer} ({len(gl)} neurons): " + "  ".join(stats))
+    if gates and not per_neuron:
+        notable = [g for g in gates if abs(g["theta"]) > NOTABLE_THETA]
+        if notable:
+            lines.append(f"off pass-through (|theta| > {NOTABLE_THETA}): " + "; ".join(
+                f"L{g['layer']}H{g['head']} θ={g['theta']:.2f}, k={g['k']:.2f}"
+                + (" (bypass)" if g["theta"] < 0 else "") for g in notable))
     for t in d["temporal"]:
         lines.append(f"  L{t['layer']} membrane: decay={t['decay']:.3f} "
                      f"threshold={t['threshold']:.3f} steepness={t['steepness']:.3f}")
