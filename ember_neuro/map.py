@@ -37,6 +37,7 @@ import torch
 from ember_neuro import backends, plots
 from ember_neuro.atomic import OutputExists, atomic_dir, check_output_dir
 from ember_neuro.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from ember_neuro.cli import run_guarded
 from ember_neuro.gate_table import gate_units
 from ember_neuro.gates import fire_curve_np
 from ember_neuro.mappers import MappedGates, MappingOptions, map_gates
@@ -272,17 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        summary = run(args)
-    except backends.BackendUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except (CheckpointError, MapError, OutputExists, PermissionError, ValueError, TimeoutError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
+    code, summary = run_guarded(
+        run, args, (CheckpointError, MapError, OutputExists, PermissionError, ValueError, TimeoutError),
+        "interrupted: nothing was written")
+    if code:
+        return code
     if args.json:
         print(json.dumps(summary))
     else:

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ember_neuro import backends
 from ember_neuro.checkpoint import CheckpointError, load_checkpoint
+from ember_neuro.cli import run_guarded
 from ember_neuro.hybrid import BACKENDS, make_fire_fn
 from ember_neuro.map import MapError, mappable_units
 from ember_neuro.mappers import MappingOptions, map_gates
@@ -222,17 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        result = run(args)
-    except backends.BackendUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    except (CheckpointError, MapError, RunError, ValueError, TimeoutError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: Lava stopped", file=sys.stderr)
-        return 130
+    code, result = run_guarded(run, args, (CheckpointError, MapError, RunError, ValueError, TimeoutError),
+                               "\ninterrupted: Lava stopped")
+    if code:
+        return code
     if args.json:
         print(json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
     elif args.eval:
