@@ -6,6 +6,7 @@ machine (e.g. loihi2 without Intel's extension); 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +16,16 @@ from ember_neuro.backends import BackendUnavailable
 
 def run_guarded(fn: Callable[[Any], Any], args: Any, bad_input: tuple[type[BaseException], ...],
                 interrupted: str) -> tuple[int, Any]:
-    """Call fn(args); map failures to (exit code, None) after one line on stderr."""
+    """Call fn(args); map failures to (exit code, None) after one line on stderr.
+
+    With args.json, anything a library prints goes to stderr, so stdout carries
+    exactly the one JSON object the caller prints afterwards.
+    """
+    quiet = contextlib.redirect_stdout(sys.stderr) if getattr(args, "json", False) \
+        else contextlib.nullcontext()
     try:
-        return 0, fn(args)
+        with quiet:
+            return 0, fn(args)
     except BackendUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3, None
