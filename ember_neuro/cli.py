@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 from ember_neuro.backends import BackendUnavailable
@@ -35,3 +36,14 @@ def run_guarded(fn: Callable[[Any], Any], args: Any, bad_input: tuple[type[BaseE
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130, None
+
+
+def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    """Installed version of each distribution (None if absent), for manifests and reports."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ember_neuro.mappers.description import MappedGates, NeuronArray
+from ember_neuro.mappers.description import MappedGates, NeuronArray, gate_counts
 
 UV_MAX = 2**23  # Lava's max_uv_val: u and v are 24-bit
 DEFAULT_BLOCK = 1 << 18  # (batch x neuron) elements per block: cache-sized tensors
@@ -266,12 +266,6 @@ def _run_float(a: NeuronArray, p: _Prepared, xs: np.ndarray, sl: slice, record: 
         if ras is not None:
             ras[:, t] = spike.cpu().numpy()
     return counts.cpu().numpy(), ras
-
-
-def gate_counts(counts: np.ndarray, neurons_per_gate: int) -> np.ndarray:
-    """Per-neuron counts (..., I*N) -> per-input counts (..., I), summed over channels."""
-    counts = np.asarray(counts)
-    return counts.reshape(*counts.shape[:-1], -1, neurons_per_gate).sum(axis=-1)
 
 
 def gate_rates(

@@ -30,6 +30,7 @@ import torch
 
 from ember_neuro import backends
 from ember_neuro.mappers import MappedGates
+from ember_neuro.mappers.description import gate_counts
 
 BACKENDS = ("float", "emulator", "lava-sim", "lava-sim-float", "loihi2")
 
@@ -87,7 +88,7 @@ class SpikingGatePath:
             flat = np.concatenate(values)
             array = self.mapped.layout(unit_index, fixed=self.fixed)
             counts = np.asarray(emulate(array, self.mapped.encode(flat, self.fixed)))
-            counts = counts.reshape(-1, n).sum(axis=1)
+            counts = gate_counts(counts, n)
             out, start = [], 0
             for v in values:
                 out.append(self.mapped.decode(counts[start:start + len(v)]))
@@ -106,7 +107,7 @@ class SpikingGatePath:
         rasters = self.runner.run_windows(payload)  # (W, T, width * N)
         self.lava_seconds += time.perf_counter() - t0
         self.lava_steps += n_windows * t
-        counts = rasters.sum(axis=1).reshape(n_windows, width, n).sum(axis=2)
+        counts = gate_counts(rasters.sum(axis=1), n)
         out = []
         for v, u in zip(values, units, strict=True):
             c = counts[:, u * s:(u + 1) * s].reshape(-1)[:len(v)]

@@ -28,7 +28,6 @@ import math
 import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +36,11 @@ import torch
 from ember_neuro import backends, plots
 from ember_neuro.atomic import OutputExists, atomic_dir, check_output_dir
 from ember_neuro.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from ember_neuro.cli import run_guarded
+from ember_neuro.cli import package_versions, run_guarded
 from ember_neuro.gate_table import gate_units
 from ember_neuro.gates import fire_curve_np
 from ember_neuro.mappers import MappedGates, MappingOptions, map_gates
+from ember_neuro.mappers.description import gate_counts
 from ember_neuro.mappers.lif_gate import MAX_LEVELS
 
 GRID_POINTS = 1001
@@ -103,7 +103,7 @@ def measure(mapped: MappedGates, target: str, inputs: list[np.ndarray], timeout_
     array = mapped.layout(unit_index, fixed=fixed)
     payload = mapped.encode(values, fixed=fixed)
     raster = backends.run_raster(target, array, payload, timeout_s=timeout_s)
-    counts = raster.reshape(raster.shape[0], -1, mapped.neurons_per_gate).sum(axis=(0, 2))
+    counts = gate_counts(raster.sum(axis=0), mapped.neurons_per_gate)
     rates = mapped.decode(counts)
     bit_exact = None
     if check_bit_exact:
@@ -136,13 +136,8 @@ def fidelity_table(mapped: MappedGates, rates, unit_index, inputs) -> list[dict]
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for pkg in ("ember-neuro", "lava-nc", "torch", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return {"python": platform.python_version(),
+            **package_versions(("ember-neuro", "lava-nc", "torch", "numpy"))}
 
 
 def format_table(rows: list[dict], target: str, t: int, summary: dict) -> str:

@@ -28,13 +28,13 @@ import contextlib
 import json
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ember_neuro import reference as R
+from ember_neuro.cli import package_versions
 from ember_neuro.validation_compare import (
     BAR_AGREE,
     BAR_EXCESS,
@@ -96,13 +96,8 @@ class Progress:
 
 
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for pkg in ("ember-neuro", "lava-nc", "torch", "numpy", "snntorch", "norse", "nir", "nirtorch"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    return package_versions(("ember-neuro", "lava-nc", "torch", "numpy", "snntorch", "norse",
+                             "nir", "nirtorch"))
 
 
 def bars(result: dict) -> list[str]:

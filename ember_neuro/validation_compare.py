@@ -17,7 +17,7 @@ import numpy as np
 
 from ember_neuro import reference as R
 from ember_neuro.gates import fire_curve_np
-from ember_neuro.mappers.description import MappedGates, NeuronArray
+from ember_neuro.mappers.description import MappedGates, NeuronArray, gate_counts
 
 SIMULATORS = ("lava-float", "lava-fixed", "emulator-float", "emulator-fixed", "snntorch", "norse")
 FLOAT_SIMS = ("lava-float", "emulator-float", "snntorch", "norse")
@@ -32,9 +32,9 @@ def pair_key(a: str, b: str) -> str:
     return f"{a}/{b}"
 
 
-def gate_counts(raster: np.ndarray, n: int) -> np.ndarray:
+def raster_gate_counts(raster: np.ndarray, n: int) -> np.ndarray:
     """(T, I*N) raster -> spike count per input (I,)."""
-    return raster.sum(axis=0).reshape(-1, n).sum(axis=1)
+    return gate_counts(raster.sum(axis=0), n)
 
 
 def build_inputs(n_units: int, observed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +99,8 @@ def compare(rasters: dict[str, np.ndarray], fa: NeuronArray, xf: np.ndarray, v_f
         diff = ra != rb
         rec: dict[str, Any] = {"agreement": R.spike_agreement(ra, rb), "rate_cosine": R.rate_cosine(ra, rb),
                                "mismatches": int(diff.sum()),
-                               "max_count_diff": int(np.abs(gate_counts(ra, n) - gate_counts(rb, n)).max())}
+                               "max_count_diff": int(np.abs(raster_gate_counts(ra, n)
+                                                            - raster_gate_counts(rb, n)).max())}
         kinds = {a in FLOAT_SIMS, b in FLOAT_SIMS}
         if kinds == {True}:
             mism = R.find_mismatches(fa, xf, ra, rb)
@@ -141,7 +142,7 @@ def head_errors(mapped: MappedGates, rasters: dict[str, np.ndarray], unit_index:
     target = fire_curve_np(p, theta, k)
     out = {}
     for name, r in rasters.items():
-        err = np.abs(mapped.decode(gate_counts(r, mapped.neurons_per_gate)) - target)
+        err = np.abs(mapped.decode(raster_gate_counts(r, mapped.neurons_per_gate)) - target)
         out[name] = np.array([err[unit_index == u].max() for u in range(len(mapped.units))])
     return out
 

@@ -23,8 +23,8 @@ from ember_neuro.validation_compare import (
     GRID_POINTS,
     KEPT,
     SIMULATORS,
-    gate_counts,
     pair_key,
+    raster_gate_counts,
 )
 
 RASTER_P = 40
@@ -40,7 +40,8 @@ STYLE = {"lava-float": ("tab:red", "-"), "emulator-float": ("tab:orange", "--"),
 def grid_rates(mapped: MappedGates, raster: np.ndarray) -> np.ndarray:
     """(G, U) spike rates of the grid part (inputs b*U + u come first)."""
     u = len(mapped.units)
-    counts = gate_counts(raster[:, : GRID_POINTS * u * mapped.neurons_per_gate], mapped.neurons_per_gate)
+    counts = raster_gate_counts(raster[:, : GRID_POINTS * u * mapped.neurons_per_gate],
+                                mapped.neurons_per_gate)
     return mapped.decode(counts).reshape(GRID_POINTS, u)
 
 

@@ -25,6 +25,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def gate_counts(counts: np.ndarray, neurons_per_gate: int) -> np.ndarray:
+    """Per-neuron counts (..., I*N) -> per-input counts (..., I), summed over the N channels.
+
+    Neuron m = i * N + c serves input i (see :meth:`MappedGates.layout`).
+    """
+    counts = np.asarray(counts)
+    return counts.reshape(*counts.shape[:-1], -1, neurons_per_gate).sum(axis=-1)
+
+
 @dataclass(frozen=True)
 class GateUnit:
     """One trained gate unit (a head of a layer, or one CfC neuron)."""

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 import numpy as np
 from ember_neuro.mappers.description import GateUnit, MappedGates, NeuronParams
 
+from ember_neuro.gates import fire_curve_np
+
 WEIGHT_MAX = 255  # 8-bit weight magnitude
 WEIGHT_EXP_MIN = -8  # Loihi weight exponents span -8 .. 7
 BIAS_MANT_MAX = 4095  # 13-bit signed mantissa: -4096 .. 4095
@@ -161,8 +163,8 @@ def worst_case_error(counts: np.ndarray, nt: int, theta: float, k: float, bits: 
     lo = np.clip((x - 0.5) / 2**bits, 0.0, 1.0)
     hi = np.clip((x + 0.5) / 2**bits, 0.0, 1.0)
     rate = counts / nt
-    sig = lambda p: 0.5 * (1.0 + np.tanh(0.5 * k * (p - theta)))  # noqa: E731
-    return float(max(np.abs(rate - sig(lo)).max(), np.abs(rate - sig(hi)).max()))
+    return float(max(np.abs(rate - fire_curve_np(lo, theta, k)).max(),
+                     np.abs(rate - fire_curve_np(hi, theta, k)).max()))
 
 
 def _choose_unit(u: GateUnit, weight_exp: int, bits: int, lmax: float, dither: np.ndarray):
