@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 
 def _plt():
     import matplotlib
@@ -56,23 +54,3 @@ def transfer_curves(path: Path, layer: int, curves: list[dict], timesteps: int, 
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
-
-def error_vs_timesteps(path: Path, ts: list[int], errors: list[float], bounds: list[float],
-                       label: str = "max |rate − σ|") -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.loglog(ts, bounds, "k--", label="1/(2NT) physical limit")
-    ax.loglog(ts, errors, "o-", color="tab:red", label=label)
-    ax.set_xlabel("timesteps T")
-    ax.set_ylabel("max abs error")
-    ax.set_xticks(ts)
-    ax.set_xticklabels([str(t) for t in ts])
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def as_array(x) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)

@@ -21,7 +21,8 @@ GATE_KEYS = ("gate.", "temporal_")
 
 
 def is_gate_param(name: str) -> bool:
-    """LIF gate parameters (including refractory and temporal ones); not the qwen gate."""
+    """A variant's extra gate parameters: LIF gates (with refractory and temporal ones) and
+    the qwen gate -- what the paper counts as "extra params" (108, 180, 126, 884,736)."""
     return any(key in name for key in GATE_KEYS)
 
 
