@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,39 @@ from ember_neuro.zoo import build_model
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "ember_neuro" / "checkpoints"
 VOCAB = "".join(chr(c) for c in range(32, 32 + 65))
+
+
+def run_lava_isolated(fn, *args, timeout_s: float = 60.0):
+    """fn(*args) -- which starts Lava itself -- in a forked child with its own process group.
+
+    On timeout (or anything left behind) the whole group is killed: Lava's own
+    stop() hangs on a stuck run.  Returns fn's result; raises TimeoutError or
+    RuntimeError (with the child's exception) otherwise.
+    """
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        os.setsid()
+        try:
+            send.send(("ok", fn(*args)))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+            send.send(("error", repr(exc)))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    try:
+        if not recv.poll(timeout_s):
+            raise TimeoutError(f"Lava run exceeded {timeout_s} s; its processes were killed")
+        status, value = recv.recv()
+        proc.join(10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.join(5)
+    if status != "ok":
+        raise RuntimeError(f"Lava run failed: {value}")
+    return value
 
 
 def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:

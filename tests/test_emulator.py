@@ -187,3 +187,22 @@ def test_payload_validation() -> None:
         emulate(array, np.array([0.5, 1.0]))
     with pytest.raises(ValueError, match="I = 2"):
         emulate(array, np.array([1, 2, 3]))
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_exact_threshold_ties_do_not_spike(fixed: bool) -> None:
+    """Lava fires on a strict v > vth: a membrane exactly at threshold stays silent."""
+    t, m = 3, 2
+    vth = 5 if fixed else 0.5
+    at, above = (vth << 6, (vth << 6) + 1) if fixed else (0.5, 0.5 + 1e-9)
+    dtype = np.int64 if fixed else np.float64
+    array = NeuronArray(
+        fixed=fixed, timesteps=t, neurons_per_gate=1, unit_index=np.zeros(m, int),
+        w_in=np.ones(m, dtype), w_dither=np.zeros(m, dtype), bias_mant=np.array([at, above], dtype),
+        bias_exp=np.zeros(m, dtype), channel=np.zeros(m, int), in_weight_exp=0, dither_weight_exp=0,
+        dither=np.zeros((t, 1), dtype), du=4095 if fixed else 1.0, dv=4095 if fixed else 1.0, vth=vth,
+    )
+    x = np.zeros(m, dtype)
+    _, raster = emulate(array, x, record=True)
+    assert raster[:, 0].sum() == 0 and raster[:, 1].all()
+    np.testing.assert_array_equal(raster, lava_oracle(array, x))

@@ -8,11 +8,7 @@ That is where conventions (strict >, operation order, float32) show up.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import multiprocessing as mp
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -22,6 +18,8 @@ from ember_neuro.mappers.description import GateUnit, MappedGates, NeuronArray
 from ember_neuro.mappers.lif_gate import MappingOptions, map_gates
 
 from ember_neuro import reference as R
+
+from .conftest import run_lava_isolated
 
 HAVE_REF = all(importlib.util.find_spec(m) is not None for m in ("snntorch", "norse", "nir"))
 needs_ref = pytest.mark.skipif(not HAVE_REF, reason=R.INSTALL_HINT)
@@ -240,35 +238,10 @@ def _lava_float_net(array: NeuronArray, x: np.ndarray, timeout_s: float = 60) ->
 
     Returns Lava's spikes and post-reset v (T, M).  Sources lead by one Lava step
     (Sparse delivers one step late); Lava step 1 is pipeline fill and dropped.
-    Runs in a forked child with its own process group: on timeout (or anything
-    left behind) the group is killed, because Lava's stop() hangs on a stuck run
-    (a killed run may leave Lava's shared-memory segments in /dev/shm).
+    Runs isolated, with a timeout (conftest.run_lava_isolated).
     """
     pytest.importorskip("lava")
-    ctx = mp.get_context("fork")
-    recv, send = ctx.Pipe(duplex=False)
-
-    def child() -> None:
-        os.setsid()
-        try:
-            send.send(("ok", _lava_float_run(array, x)))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            send.send(("error", repr(exc)))
-
-    proc = ctx.Process(target=child)
-    proc.start()
-    try:
-        if not recv.poll(timeout_s):
-            raise TimeoutError(f"Lava float run exceeded {timeout_s} s; its processes were killed")
-        status, value = recv.recv()
-        proc.join(10)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.join(5)
-    if status != "ok":
-        raise RuntimeError(f"Lava float run failed: {value}")
-    return value
+    return run_lava_isolated(_lava_float_run, array, x, timeout_s=timeout_s)
 
 
 def _lava_float_run(array: NeuronArray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,8 @@ import pytest
 
 from ember_neuro.atomic import OutputExists, atomic_dir
 
+from .conftest import run_lava_isolated
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,10 +21,7 @@ def test_lava_is_patched_for_this_python():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.lava
-def test_lava_runs_a_fixed_point_lif():
-    """Lava's own LIF, bit-accurate model: bias 100 -> v grows by 100 per step (dv = 0),
-    threshold 5 << 6 = 320 -> spikes when v > 320, i.e. at steps 4, 8, 12 (v reset to 0)."""
+def _fixed_point_lif_spikes() -> np.ndarray:
     from ember_neuro.lava_backend import import_lava
 
     import_lava()
@@ -36,9 +35,16 @@ def test_lava_runs_a_fixed_point_lif():
     lif.s_out.connect(sink.a_in)
     try:
         lif.run(condition=RunSteps(num_steps=12), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        spikes = sink.data.get()[0]
+        return sink.data.get()[0]
     finally:
         lif.stop()
+
+
+@pytest.mark.lava
+def test_lava_runs_a_fixed_point_lif():
+    """Lava's own LIF, bit-accurate model: bias 100 -> v grows by 100 per step (dv = 0),
+    threshold 5 << 6 = 320 -> spikes when v > 320, i.e. at steps 4, 8, 12 (v reset to 0)."""
+    spikes = run_lava_isolated(_fixed_point_lif_spikes, timeout_s=60)
     assert np.flatnonzero(spikes).tolist() == [3, 7, 11]
 
 
