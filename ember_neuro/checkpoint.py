@@ -26,12 +26,13 @@ import torch.nn as nn
 
 from ember_neuro.atomic import atomic_write_bytes
 from ember_neuro.config import EmberConfig
+from ember_neuro.errors import BadInput
 from ember_neuro.zoo import build_model, is_gate_param
 
 REQUIRED_KEYS = ("model", "model_args")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(BadInput):
     """A checkpoint that cannot be used; the message is one line."""
 
 

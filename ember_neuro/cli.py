@@ -1,22 +1,57 @@
 """Shared command-line conventions: one-line errors and meaningful exit codes.
 
-0 done; 2 bad input (the message names it); 3 a backend that cannot run on this
-machine (e.g. loihi2 without Intel's extension); 130 interrupted (Ctrl-C).
+0 done; 1 done, but a quality bar was missed (the output says which); 2 bad input
+(the message names it); 3 a backend that cannot run on this machine (e.g.
+loihi2 without Intel's extension); 4 a runtime fault (a Lava process died, a
+run timed out, the disk filled while writing); 130 interrupted (Ctrl-C).
+Nothing that was already written is lost: outputs are written to a temporary
+path and renamed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import sys
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from ember_neuro.backends import BackendUnavailable
+from ember_neuro.atomic import OutputExists
+from ember_neuro.errors import BadInput, RuntimeFault, Unavailable
+
+EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_RUNTIME, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
-def run_guarded(fn: Callable[[Any], Any], args: Any, bad_input: tuple[type[BaseException], ...],
-                interrupted: str) -> tuple[int, Any]:
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (whatever the library put in it)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _os_error(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" while writing {exc.filename}" if exc.filename else " while writing outputs"
+        return f"no space left on the device{where}; nothing was half-written"
+    return one_line(exc)
+
+
+def classify(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message) for an exception escaping a command."""
+    if isinstance(exc, Unavailable):
+        return EXIT_UNAVAILABLE, f"error: {one_line(exc)}"
+    if isinstance(exc, (BadInput, OutputExists, PermissionError, ValueError, ImportError)):
+        return EXIT_BAD_INPUT, f"error: {one_line(exc)}"
+    if isinstance(exc, (RuntimeFault, TimeoutError)):
+        return EXIT_RUNTIME, f"error: {one_line(exc)}"
+    if isinstance(exc, OSError):
+        return EXIT_RUNTIME, f"error: {_os_error(exc)}"
+    if isinstance(exc, (RuntimeError, MemoryError)):
+        return EXIT_RUNTIME, f"error: {type(exc).__name__}: {one_line(exc)}"
+    raise exc
+
+
+def run_guarded(fn: Callable[[Any], Any], args: Any, interrupted: str) -> tuple[int, Any]:
     """Call fn(args); map failures to (exit code, None) after one line on stderr.
 
     With args.json, anything a library prints goes to stderr, so stdout carries
@@ -27,15 +62,13 @@ def run_guarded(fn: Callable[[Any], Any], args: Any, bad_input: tuple[type[BaseE
     try:
         with quiet:
             return 0, fn(args)
-    except BackendUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3, None
-    except bad_input as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2, None
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
-        return 130, None
+        return EXIT_INTERRUPTED, None
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+        code, line = classify(exc)
+        print(line, file=sys.stderr)
+        return code, None
 
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:

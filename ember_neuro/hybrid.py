@@ -3,22 +3,18 @@
 The host computes embeddings, QKV, softmax, the product p * gate, the row
 renormalisation, att @ v, MLPs and the head (CPU, or CUDA).  For every
 attention probability p > 0 the gate's neurons run one window of T steps on
-the chosen backend and return a spike count n; the host decodes fire = n/(N T)
-(docs/mapping.md).  Backends:
-
-  float           the trained sigmoid (reference; no spikes)
-  emulator        bit-exact vectorised emulator of Lava's fixed point
-  lava-sim        Lava's bit-accurate Loihi 2 simulation (Loihi2SimCfg, fixed_pt)
-  lava-sim-float  Lava's floating-point simulation
-  loihi2          Lava's Loihi2HwCfg (needs Intel's lava-loihi extension)
+the chosen backend (any spiking entry of ember_neuro.backends.registry) and
+return a spike count n; the host decodes fire = n/(N T) (docs/mapping.md).
 
 Lava channel payloads: host -> chip graded spikes of `input_bits`+1 bits
 (round(p * 2^12), int32 messages declared 24-bit); chip -> host one binary
 spike per neuron per step (bit-packed raster per window).
 
-The Lava network is compiled and started once per run with a fixed layout: every
-gate unit (layer, head) owns `slots` neurons; a layer's call fills its heads'
-slots window by window (other layers' slots idle at p = 0).
+A persistent backend (Lava) is compiled and started once per run with a fixed
+layout: every gate unit (layer, head) owns `slots` neurons; a layer's call fills
+its heads' slots window by window (other layers' slots idle at p = 0).  A
+stateless backend (the emulators, the numpy reference) gets exactly the live
+inputs of each call.
 """
 
 from __future__ import annotations
@@ -28,24 +24,21 @@ import time
 import numpy as np
 import torch
 
-from ember_neuro import backends
-from ember_neuro.mappers import MappedGates
-from ember_neuro.mappers.description import gate_counts
-
-BACKENDS = ("float", "emulator", "lava-sim", "lava-sim-float", "loihi2")
+from ember_neuro.backends import registry
+from ember_neuro.errors import BadInput
+from ember_neuro.mappers import NeuronGroup, gate_counts
 
 
 class SpikingGatePath:
     """`fire_fn` for the model: sends probabilities to spiking neurons, decodes counts."""
 
-    def __init__(self, mapped: MappedGates, backend: str, slots: int = 64,
-                 timeout_s: float = 60.0):
-        if backend not in BACKENDS or backend == "float":
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS[1:])}, got {backend!r}")
-        backends.check_target(backend)
+    def __init__(self, mapped: NeuronGroup, backend: str, slots: int = 64, timeout_s: float = 60.0):
+        self.backend = registry.require(backend)
+        if not self.backend.spiking:
+            raise BadInput(f"backend {backend!r} does not spike; choose one of "
+                           f"{', '.join(registry.names(spiking=True, hybrid=True))}")
         self.mapped = mapped
-        self.backend = backend
-        self.fixed = backends.is_fixed(backend)
+        self.fixed = bool(self.backend.fixed)
         self.slots = int(slots)
         self.timeout_s = timeout_s
         self.unit_of = {(u.layer, u.head): i for i, u in enumerate(mapped.units)}
@@ -56,13 +49,9 @@ class SpikingGatePath:
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> SpikingGatePath:
-        if self.backend.startswith("lava") or self.backend == "loihi2":
-            from ember_neuro.lava_backend import LavaGateRunner
-
-            units = len(self.mapped.units)
-            unit_index = np.repeat(np.arange(units), self.slots)
-            self.runner = LavaGateRunner(self.mapped, width=units * self.slots, fixed=self.fixed,
-                                         timeout_s=self.timeout_s, unit_index=unit_index)
+        if self.backend.persistent:
+            unit_index = np.repeat(np.arange(len(self.mapped.units)), self.slots)
+            self.runner = self.backend.open(self.mapped.layout(unit_index, self.fixed), self.timeout_s)
         return self
 
     def close(self) -> None:
@@ -81,14 +70,12 @@ class SpikingGatePath:
         """values[h]: probabilities of head h of `layer` -> decoded fire rates."""
         units = [self.unit_of[(layer, h)] for h in range(len(values))]
         n, t = self.mapped.neurons_per_gate, self.mapped.timesteps
-        if self.runner is None:  # emulator: any layout, one vectorised call
-            from ember_neuro.emulator import emulate
-
+        if self.runner is None:  # stateless backend: exactly these inputs, one vectorised call
             unit_index = np.concatenate([np.full(len(v), u) for v, u in zip(values, units, strict=True)])
             flat = np.concatenate(values)
             array = self.mapped.layout(unit_index, fixed=self.fixed)
-            counts = np.asarray(emulate(array, self.mapped.encode(flat, self.fixed)))
-            counts = gate_counts(counts, n)
+            counts = self.backend.counts(array, self.mapped.encode(flat, self.fixed)[None], self.timeout_s)
+            counts = gate_counts(counts[0], n)
             out, start = [], 0
             for v in values:
                 out.append(self.mapped.decode(counts[start:start + len(v)]))
@@ -136,7 +123,7 @@ class SpikingGatePath:
         return fire.to(device=p.device, dtype=p.dtype)
 
 
-def make_fire_fn(mapped: MappedGates | None, backend: str, **kw):
+def make_fire_fn(mapped: NeuronGroup | None, backend: str, **kw):
     """(fire_fn or None, gate path or None) for a backend name."""
     if backend == "float":
         return None, None

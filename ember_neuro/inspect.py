@@ -15,7 +15,9 @@ import sys
 
 from ember_neuro.checkpoint import CheckpointError, load_checkpoint
 from ember_neuro.config import PRESETS, VARIANTS, config_for
-from ember_neuro.gate_table import gate_records, temporal_records
+from ember_neuro.mappers.params import temporal_records
+from ember_neuro.mappers.registry import gate_records
+from ember_neuro.mapping import gate_params
 from ember_neuro.zoo import build_model, param_counts
 
 NOTABLE_THETA = 0.1  # the notes call heads with |theta| above this "deviating from pass-through"
@@ -23,6 +25,7 @@ NOTABLE_THETA = 0.1  # the notes call heads with |theta| above this "deviating f
 
 def describe(model, cfg, val_loss: float, source: str, iter_num: int | None) -> dict:
     counts = param_counts(model)
+    params = gate_params(model)
     return {
         "source": source,
         "variant": cfg.variant,
@@ -35,8 +38,8 @@ def describe(model, cfg, val_loss: float, source: str, iter_num: int | None) -> 
         "gate_param_count": counts["gate"],
         "total_param_count": counts["total"],
         "val_loss": None if math.isnan(val_loss) else val_loss,
-        "gates": gate_records(model),
-        "temporal": temporal_records(model),
+        "gates": gate_records(cfg.variant, params, cfg.n_layer),
+        "temporal": temporal_records(params, cfg.n_layer) if cfg.variant == "temporal-lif" else [],
     }
 
 

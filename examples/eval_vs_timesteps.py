@@ -1,6 +1,6 @@
 """Float vs spiking evaluation at several window lengths T, with a plot.
 
-Runs `python -m ember_neuro.run --eval` logic for each T on the same fixed
+Runs what `python -m ember_neuro.run --eval` runs, for each T, on the same fixed
 validation batches and plots val loss and top-1 agreement against T.
 
     .venv/bin/python examples/eval_vs_timesteps.py [--backend emulator] [--ts 4 8 16 32 64 128]
@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ember_neuro import run
+from ember_neuro.inference import HybridRequest, run_hybrid
 from ember_neuro.plots import _plt
 
 CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-small.pt"
@@ -26,9 +26,8 @@ if __name__ == "__main__":
     a = ap.parse_args()
     rows = []
     for t in a.ts:
-        args = run.build_parser().parse_args([a.checkpoint, "--backend", a.backend, "--timesteps", str(t),
-                                              "--eval", "--batches", str(a.batches), "--json"])
-        r = run.run(args)
+        r = run_hybrid(HybridRequest(a.checkpoint, backend=a.backend, timesteps=t, eval=True,
+                                     batches=a.batches, progress=False))
         rows.append(r)
         print(json.dumps({k: r[k] for k in ("timesteps", "val_loss_float", "val_loss_hybrid",
                                              "rel_delta", "top1_agreement")}), flush=True)

@@ -4,10 +4,11 @@
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from ember_neuro import run
+from ember_neuro.inference import HybridRequest, run_hybrid
 
 CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-small.pt"
 
@@ -15,9 +16,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--checkpoint", default=str(CKPT))
     ap.add_argument("--backend", default="lava-sim")
-    ap.add_argument("--timesteps", default="32")
-    ap.add_argument("--tokens", default="120")
+    ap.add_argument("--timesteps", type=int, default=32)
+    ap.add_argument("--tokens", type=int, default=120)
     ap.add_argument("--prompt", default="ROMEO:")
     a = ap.parse_args()
-    sys.exit(run.main([a.checkpoint, "--backend", a.backend, "--timesteps", a.timesteps,
-                       "--tokens", a.tokens, "--prompt", a.prompt]))
+    result = run_hybrid(HybridRequest(a.checkpoint, backend=a.backend, timesteps=a.timesteps,
+                                      tokens=a.tokens, prompt=a.prompt, stream=sys.stdout))
+    keys = ("backend", "timesteps", "tokens_per_s", "lava_steps_per_s")
+    print(json.dumps({k: result.get(k) for k in keys}))

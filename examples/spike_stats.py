@@ -10,11 +10,11 @@ import argparse
 from pathlib import Path
 
 import torch
-from ember_neuro.mappers import MappingOptions, map_gates
 
 from ember_neuro.checkpoint import load_checkpoint
 from ember_neuro.hybrid import make_fire_fn
-from ember_neuro.map import mappable_units
+from ember_neuro.mappers import MappingOptions
+from ember_neuro.mapping import map_checkpoint
 
 CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-small.pt"
 
@@ -26,7 +26,7 @@ if __name__ == "__main__":
     ap.add_argument("--prompt", default="ROMEO:\nWhat light through yonder window breaks?")
     a = ap.parse_args()
     ck = load_checkpoint(a.checkpoint)
-    mapped = map_gates(mappable_units(ck), MappingOptions(timesteps=a.timesteps))
+    mapped = map_checkpoint(ck, MappingOptions(timesteps=a.timesteps)).group("attention")
     stoi = {c: i for i, c in enumerate(ck.vocab)}
     ids = torch.tensor([[stoi[c] for c in a.prompt[-ck.config.block_size:]]])
     fire_fn, path = make_fire_fn(mapped, a.backend, slots=ck.config.block_size * ids.shape[1])

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ember_neuro.mappers.description import GateUnit, MappedGates
-from ember_neuro.mappers.lif_gate import MappingOptions, map_gates
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ember_neuro.backends.emulator import gate_rates
 from ember_neuro.checkpoint import load_checkpoint
-from ember_neuro.emulator import gate_rates
 from ember_neuro.gates import fire_curve_np
-from ember_neuro.map import MAPPABLE, MapError, mappable_units
+from ember_neuro.mappers import GateUnit, MappingError, MappingOptions, NeuronGroup, map_gates
+from ember_neuro.mappers.registry import mappable
+from ember_neuro.mapping import map_checkpoint
 
-from .conftest import SHIPPED
+from .helpers import SHIPPED
 
 BAR = 0.002
 STEEP = 20.0  # slopes up to this meet the flat bar everywhere (measured worst: +0.0013)
@@ -32,7 +32,7 @@ GRID = np.linspace(0.0, 1.0, 1001)  # the mapper's own selection grid
 DENSE = np.linspace(0.0, 1.0, 4001)  # includes p between the selection grid's points
 
 
-def rate_errors(mapped: MappedGates, p: np.ndarray, fixed: bool) -> np.ndarray:
+def rate_errors(mapped: NeuronGroup, p: np.ndarray, fixed: bool) -> np.ndarray:
     """Per unit: max |spike rate - sigmoid| over p (every unit sees every p)."""
     u = len(mapped.units)
     idx, x = np.tile(np.arange(u), p.size), np.repeat(p, u)
@@ -42,7 +42,7 @@ def rate_errors(mapped: MappedGates, p: np.ndarray, fixed: bool) -> np.ndarray:
     return err.reshape(p.size, u).max(axis=0)
 
 
-def error_budget(mapped: MappedGates) -> np.ndarray:
+def error_budget(mapped: NeuronGroup) -> np.ndarray:
     """Per unit: the docs/mapping.md section 5 budget plus the dither-level rounding it omits.
 
     window 1/(2NT) + slope ratio + payload k/4 2^-(B+1) + drive 1/(4 S b) + bias rounding,
@@ -50,15 +50,16 @@ def error_budget(mapped: MappedGates) -> np.ndarray:
     hypothesis: k = 0.0625, T = 32, N = 4 exceeds the five documented terms by 7e-6).
     """
     fp = mapped.fixed_params
-    a, b = fp.w_in.astype(float), np.maximum(fp.w_dither, 1).astype(float)
+    w_in, dither = fp.connection("input"), fp.connection("dither")
+    a, b = w_in.weight.astype(float), np.maximum(dither.weight, 1).astype(float)
     k = np.array([u.k for u in mapped.units])
-    scale = 2.0 ** (mapped.input_bits + fp.in_weight_exp)
+    scale = 2.0 ** (mapped.input_bits + w_in.weight_exp)
     half_lsb = 2.0 ** -(mapped.input_bits + 1)
     return (mapped.bound + 0.224 * np.abs(a / b - k) / k + k / 4 * half_lsb + 0.25 / (scale * b)
             + 0.25 * 2.0 ** (fp.bias_exp - 1.0) / (64 * scale * b) + half_lsb / 4)
 
 
-def check(mapped: MappedGates, p: np.ndarray, bar: bool = True) -> None:
+def check(mapped: NeuronGroup, p: np.ndarray, bar: bool = True) -> None:
     """Float within 1/(2NT); fixed within the budget and (bar=True) within 1/(2NT) + 0.002."""
     names = [u.name for u in mapped.units]
     flt = rate_errors(mapped, p, fixed=False)
@@ -71,10 +72,11 @@ def check(mapped: MappedGates, p: np.ndarray, bar: bool = True) -> None:
 
 
 def shipped_units(variant: str) -> list[GateUnit]:
-    return mappable_units(load_checkpoint(SHIPPED / f"{variant}-small.pt"))
+    ck = load_checkpoint(SHIPPED / f"{variant}-small.pt")
+    return list(map_checkpoint(ck, MappingOptions(timesteps=8)).group("attention").units)
 
 
-@pytest.fixture(scope="module", params=MAPPABLE)
+@pytest.fixture(scope="module", params=mappable())
 def shipped(request: pytest.FixtureRequest) -> list[GateUnit]:
     return shipped_units(request.param)
 
@@ -89,7 +91,7 @@ def test_every_shipped_head_within_the_bound(shipped: list[GateUnit], t: int, n:
 
 def test_unmapped_shipped_variants_are_refused_with_a_reason() -> None:
     for variant in ("lif-refractory", "cfc-lif"):
-        with pytest.raises(MapError, match="not mapped yet"):
+        with pytest.raises(MappingError, match="not mapped yet"):
             shipped_units(variant)
 
 
@@ -192,8 +194,8 @@ def test_many_random_units_dense_grid(seed: int) -> None:
 def test_real_lava_across_t(t: int) -> None:
     """Lava (one run per arithmetic) is bit-exact with the emulators and meets the bound, per T."""
     pytest.importorskip("lava")
-    from ember_neuro.emulator import emulate
-    from ember_neuro.lava_backend import run_gate_array
+    from ember_neuro.backends.emulator import emulate
+    from ember_neuro.backends.lava import run_gate_array
 
     units = shipped_units("lif-learnable") + make_units([(-0.5, 0.5, 3.0), (1.5, 0.5, 8.0), (0.4, 0.5, 20.0)])
     mapped = map_gates(units, MappingOptions(timesteps=t))
@@ -203,6 +205,7 @@ def test_real_lava_across_t(t: int) -> None:
         array, payload = mapped.layout(idx, fixed), mapped.encode(x, fixed)
         raster = run_gate_array(array, payload, timeout_s=120)
         _, emulated = emulate(array, payload, record=True)
+        assert raster.any()
         assert np.array_equal(raster, emulated)
         err = np.abs(mapped.decode(raster.sum(axis=0)) - target).max()
         assert err <= mapped.bound + (BAR if fixed else 1e-9), (fixed, err)

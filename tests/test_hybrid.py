@@ -5,16 +5,21 @@ import json
 import numpy as np
 import pytest
 import torch
-from ember_neuro.mappers import MappingOptions, map_gates
 
 from ember_neuro.checkpoint import load_checkpoint
 from ember_neuro.hybrid import SpikingGatePath
-from ember_neuro.map import mappable_units
-from ember_neuro.run import generate
+from ember_neuro.inference import generate
+from ember_neuro.mappers import MappingOptions
+from ember_neuro.mapping import map_checkpoint
 
-from .conftest import SHIPPED, run_cli
+from .conftest import run_cli
+from .helpers import SHIPPED
 
 CKPT = SHIPPED / "lif-learnable-small.pt"
+
+
+def attention(ck, t: int):
+    return map_checkpoint(ck, MappingOptions(timesteps=t)).group("attention")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,7 @@ def test_whole_sequence_equals_incremental(tiny_ckpts, variant):
 
 @torch.no_grad()
 def test_whole_sequence_equals_incremental_with_spiking_gate(ck):
-    mapped = map_gates(mappable_units(ck), MappingOptions(timesteps=16))
+    mapped = attention(ck, 16)
     path = SpikingGatePath(mapped, "emulator")
     x = torch.randint(0, len(ck.vocab), (1, 40))
     full, _ = ck.model(x, fire_fn=path.fire_fn)
@@ -64,7 +69,7 @@ def test_whole_sequence_equals_incremental_with_spiking_gate(ck):
 
 @torch.no_grad()
 def test_emulator_gate_close_to_sigmoid(ck):
-    mapped = map_gates(mappable_units(ck), MappingOptions(timesteps=64))
+    mapped = attention(ck, 64)
     path = SpikingGatePath(mapped, "emulator")
     p = torch.softmax(torch.randn(2, 4, 6, 6) * 2, dim=-1)
     fire = path.fire_fn(1, p, torch.zeros(1, 4, 1, 1), torch.ones(1, 4, 1, 1))
@@ -148,7 +153,7 @@ def _causal_probs(seed=0, b=1, h=4, t=8):
 @torch.no_grad()
 def test_lava_sim_gate_path_equals_emulator(ck):
     """Real Lava (fixed point, channels) and the emulator give the same fire, and the same model output."""
-    mapped = map_gates(mappable_units(ck), MappingOptions(timesteps=16))
+    mapped = attention(ck, 16)
     p = _causal_probs()
     x = torch.randint(0, len(ck.vocab), (1, 12))
     emu = SpikingGatePath(mapped, "emulator")
@@ -166,7 +171,7 @@ def test_lava_sim_gate_path_equals_emulator(ck):
 def test_exception_inside_hybrid_run_stops_lava(ck):
     import multiprocessing as mp
 
-    mapped = map_gates(mappable_units(ck), MappingOptions(timesteps=8))
+    mapped = attention(ck, 8)
     before = set(mp.active_children())
     with pytest.raises(RuntimeError, match="boom"):
         with SpikingGatePath(mapped, "lava-sim", slots=16) as path:

@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from .conftest import SHIPPED, run_cli
+from .conftest import run_cli
+from .helpers import SHIPPED
 
 CKPT = SHIPPED / "lif-learnable-small.pt"
 
@@ -65,9 +66,11 @@ def test_no_lif_gate_to_map(tiny_ckpts, variant):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["--target", "spinnaker"], "unknown target"),
-    (["-T", "0"], "--timesteps must be >= 1"),
-    (["-T", "100000"], "too large"),
+    (["--target", "spinnaker"], "unknown backend 'spinnaker'"),
+    (["--target", "float"], "does not spike"),
+    (["-T", "0"], "--timesteps 0 / --neurons-per-gate 1 out of range"),
+    (["-T", "100000"], "out of range"),
+    (["-T", "4096", "-N", "32"], "N*T <= 65536"),
 ])
 def test_bad_arguments(args, match):
     r = run_cli("-m", "ember_neuro.map", str(CKPT), *args)

@@ -13,33 +13,33 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
+
+from ember_neuro.backends import references as R
 from ember_neuro.export import nir_gates as G
-from ember_neuro.mappers.description import GateUnit, MappedGates, NeuronArray
-from ember_neuro.mappers.lif_gate import MappingOptions, map_gates
+from ember_neuro.mappers import GateUnit, MappingOptions, NeuronArray, NeuronGroup, map_gates
+from ember_neuro.validation import compare as C
 
-from ember_neuro import reference as R
-
-from .conftest import run_lava_isolated
+from .helpers import run_lava_isolated
 
 HAVE_REF = all(importlib.util.find_spec(m) is not None for m in ("snntorch", "norse", "nir"))
 needs_ref = pytest.mark.skipif(not HAVE_REF, reason=R.INSTALL_HINT)
 
 
-def random_gates(n_units: int, timesteps: int = 32, neurons: int = 1, seed: int = 0) -> MappedGates:
+def random_gates(n_units: int, timesteps: int = 32, neurons: int = 1, seed: int = 0) -> NeuronGroup:
     rng = np.random.default_rng(seed)
     units = [GateUnit(0, i, float(rng.uniform(-0.5, 1.2)), float(rng.uniform(0, 1)),
                       float(rng.uniform(0.3, 5.0))) for i in range(n_units)]
     return map_gates(units, MappingOptions(timesteps=timesteps, neurons_per_gate=neurons))
 
 
-def sweep(mapped: MappedGates, n_p: int) -> tuple[NeuronArray, np.ndarray]:
+def sweep(mapped: NeuronGroup, n_p: int) -> tuple[NeuronArray, np.ndarray]:
     """Every unit at every p of a grid over [0, 1]: input i = b*U + u."""
     u = len(mapped.units)
     p = np.linspace(0.0, 1.0, n_p)
     return mapped.layout(np.tile(np.arange(u), n_p), fixed=False), np.repeat(p, u)
 
 
-def near_ties(mapped: MappedGates, count: int, seed: int = 1) -> tuple[NeuronArray, np.ndarray]:
+def near_ties(mapped: NeuronGroup, count: int, seed: int = 1) -> tuple[NeuronArray, np.ndarray]:
     """Inputs x = theta + l_m / k, nudged by 0, +-1, +-2 float64 ulps and by +-2^-22, +-2^-20
     relative (float32 scale), so some slot's v is within rounding of 0: 9 inputs per pick."""
     rng = np.random.default_rng(seed)
@@ -65,20 +65,20 @@ SIMS = {"snntorch": R.run_snntorch, "norse": R.run_norse}
 def test_float64_spike_for_spike_random_and_near_ties(sim: str, neurons: int, timesteps: int) -> None:
     mapped = random_gates(12, timesteps, neurons)
     for array, x in (sweep(mapped, 201), near_ties(mapped, 40)):
-        ref, _ = R.lava_float_reference(array, x)
+        ref, _ = C.float_reference(array, x)
         out = SIMS[sim](array, x)
-        assert R.find_mismatches(array, x, ref, out) == []
-        assert R.spike_agreement(ref, out) == 1.0
-        assert R.rate_cosine(ref, out) == pytest.approx(1.0)
-    assert R.closest_margin(array, x) < 1e-14  # the near-tie case really was near
+        assert C.find_mismatches(array, x, ref, out) == []
+        assert C.spike_agreement(ref, out) == 1.0
+        assert C.rate_cosine(ref, out) == pytest.approx(1.0)
+    assert C.closest_margin(array, x) < 1e-14  # the near-tie case really was near
 
 
 @needs_ref
 @pytest.mark.parametrize("sim", sorted(SIMS))
 def test_float32_mismatches_are_found_and_explained(sim: str) -> None:
     array, x = near_ties(random_gates(12), 60)
-    ref, _ = R.lava_float_reference(array, x)
-    mism = R.find_mismatches(array, x, ref, SIMS[sim](array, x, dtype=torch.float32))
+    ref, _ = C.float_reference(array, x)
+    mism = C.find_mismatches(array, x, ref, SIMS[sim](array, x, dtype=torch.float32))
     causes = {m.cause for m in mism}
     assert "float32 rounding" in causes, "float32-scale near ties should flip some spikes"
     assert causes <= {"tie", "float64 rounding", "float32 rounding"}
@@ -91,19 +91,19 @@ def test_exact_tie_is_no_spike_everywhere() -> None:
     mapped = random_gates(5, timesteps=33)
     x = np.array([u.theta for u in mapped.units if u.theta >= 0])
     array = mapped.layout(np.array([i for i, u in enumerate(mapped.units) if u.theta >= 0]), False)
-    ref, v = R.lava_float_reference(array, x)
+    ref, v = C.float_reference(array, x)
     assert np.all(v[16] == 0.0) and not ref[16].any()
     for sim in SIMS.values():
         assert np.array_equal(sim(array, x), ref)
     ge = v >= array.vth  # a '>=' convention would fire at the tie: detected, margin 0
     assert ge.sum() == ref.sum() + x.size
-    assert {m.cause for m in R.find_mismatches(array, x, ref, ge)} == {"tie"}
+    assert {m.cause for m in C.find_mismatches(array, x, ref, ge)} == {"tie"}
 
 
 def test_reference_counts_are_the_rounded_sigmoid() -> None:
     mapped = random_gates(8, timesteps=16, neurons=2)
     array, x = sweep(mapped, 101)
-    spikes, _ = R.lava_float_reference(array, x)
+    spikes, _ = C.float_reference(array, x)
     n = spikes.sum(0).reshape(-1, 2).sum(1)  # per input
     th = np.array([u.theta for u in mapped.units])[array.unit_index]
     k = np.array([u.k for u in mapped.units])[array.unit_index]
@@ -114,7 +114,7 @@ def test_reference_counts_are_the_rounded_sigmoid() -> None:
 def test_refuses_fixed_arrays_and_bad_shapes() -> None:
     mapped = random_gates(2)
     with pytest.raises(ValueError, match="float"):
-        R.lava_float_reference(mapped.layout([0, 1], fixed=True), np.zeros(2))
+        C.float_reference(mapped.layout([0, 1], fixed=True), np.zeros(2))
     with pytest.raises(ValueError, match="shape"):
         R.run_norse(mapped.layout([0, 1], fixed=False), np.zeros(3))
 
@@ -133,7 +133,7 @@ def test_missing_simulator_says_how_to_install(monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture(scope="module")
-def gate_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[MappedGates, object]:
+def gate_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[NeuronGroup, object]:
     mapped = random_gates(9, timesteps=32, neurons=2, seed=3)
     path = G.write_gates(mapped, tmp_path_factory.mktemp("nir") / "gates.nir")
     return mapped, G.read_gates(path)
@@ -144,12 +144,11 @@ def test_nir_file_describes_the_mapping(gate_file) -> None:
     mapped, graph = gate_file
     meta = graph.metadata
     assert (meta["timesteps"], meta["neurons_per_gate"], meta["dt"]) == (32, 2, G.NIR_DT)
-    assert np.array_equal(meta["dither"], mapped.float_params.dither)
+    assert np.array_equal(meta["table"], mapped.float_params.connection("dither").table)
     assert "renormalisation" in meta["host_side"] and "L0H8" in meta["units"]
     array = G.gate_array(graph, 4)
     ref = mapped.layout(np.tile(np.arange(9), 4), fixed=False)
-    for f in ("w_in", "w_dither", "bias_mant", "channel", "dither"):
-        assert np.array_equal(getattr(array, f), getattr(ref, f)), f
+    assert C.is_prefix(array, ref) and array.size == ref.size
     lif = graph.nodes["lif"]
     assert np.all(lif.tau == G.NIR_DT) and np.all(lif.v_threshold == 0)
 
@@ -161,17 +160,17 @@ def test_nir_round_trip_spike_for_spike(gate_file, loader: str) -> None:
     load = {"snntorch": G.load_snntorch, "norse": G.load_norse}[loader]
     p = np.linspace(0, 1, 301)
     array, x = G.gate_array(graph, p.size), np.repeat(p, len(mapped.units))
-    ref, _ = R.lava_float_reference(array, x)
+    ref, _ = C.float_reference(array, x)
     out = G.simulate(load(graph), graph, p)  # float32, as the importers build it
-    assert R.find_mismatches(array, x, ref, out) == []
+    assert C.find_mismatches(array, x, ref, out) == []
     # near ties: float32 parameters may flip slots, but only within float32 rounding
     tie_array, tie_x = near_ties(mapped, 30)
     p_tie = np.zeros((tie_x.size, len(mapped.units)))
     p_tie[np.arange(tie_x.size), tie_array.unit_index] = tie_x
     big = G.gate_array(graph, tie_x.size)
     out = G.simulate(load(graph), graph, p_tie)
-    ref, _ = R.lava_float_reference(big, p_tie.ravel())
-    causes = {m.cause for m in R.find_mismatches(big, p_tie.ravel(), ref, out)}
+    ref, _ = C.float_reference(big, p_tie.ravel())
+    causes = {m.cause for m in C.find_mismatches(big, p_tie.ravel(), ref, out)}
     assert causes <= {"tie", "float64 rounding", "float32 rounding"}
 
 
@@ -181,9 +180,9 @@ def test_norse_default_dt_is_wrong(gate_file) -> None:
     mapped, graph = gate_file
     p = np.linspace(0, 1, 101)
     array, x = G.gate_array(graph, p.size), np.repeat(p, len(mapped.units))
-    ref, _ = R.lava_float_reference(array, x)
+    ref, _ = C.float_reference(array, x)
     out = G.simulate(G.load_norse(graph, dt=1e-3), graph, p)
-    mism = R.find_mismatches(array, x, ref, out)
+    mism = C.find_mismatches(array, x, ref, out)
     assert mism and {m.cause for m in mism} == {"unexplained"}
 
 
@@ -245,7 +244,7 @@ def _lava_float_net(array: NeuronArray, x: np.ndarray, timeout_s: float = 60) ->
 
 
 def _lava_float_run(array: NeuronArray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from ember_neuro.lava_backend import import_lava
+    from ember_neuro.backends.lava import import_lava
 
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
@@ -256,20 +255,20 @@ def _lava_float_run(array: NeuronArray, x: np.ndarray) -> tuple[np.ndarray, np.n
     from lava.proc.sparse.process import Sparse
     from scipy.sparse import csr_matrix
 
-    t, n, m = array.timesteps, array.neurons_per_gate, array.size
+    t, m = array.timesteps, array.size
     rows = np.arange(m)
-    src = RingBuffer(data=np.repeat(np.asarray(x, float)[:, None], t, axis=1))
-    gen = RingBuffer(data=np.asarray(array.dither, float).T.copy())
-    syn_in = Sparse(weights=csr_matrix((array.w_in, (rows, rows // n)), shape=(m, x.size)),
-                    num_message_bits=24)
-    syn_d = Sparse(weights=csr_matrix((array.w_dither, (rows, array.channel)), shape=(m, n)),
-                   num_message_bits=24)
+    host = np.repeat(np.asarray(x, float)[:, None], t, axis=1)  # (W, T): payload held for the window
+    tables = [np.asarray(s.table, float).T for s in array.tables]
+    src = RingBuffer(data=np.concatenate([host, *tables], axis=0))
     lif = LIFReset(shape=(m,), du=array.du, dv=array.dv, vth=array.vth,
                    bias_mant=array.bias_mant.astype(float), reset_interval=t, reset_offset=2 % t)
-    src.s_out.connect(syn_in.s_in)
-    gen.s_out.connect(syn_d.s_in)
-    syn_in.a_out.connect(lif.a_in)
-    syn_d.a_out.connect(lif.a_in)
+    start = 0
+    for s in array.synapses:
+        syn = Sparse(weights=csr_matrix((s.weight, (rows, start + s.column)), shape=(m, src.s_out.shape[0])),
+                     num_message_bits=24)
+        src.s_out.connect(syn.s_in)
+        syn.a_out.connect(lif.a_in)
+        start += array.n_inputs if s.from_host else s.table.shape[1]
     mon_s, mon_v = Monitor(), Monitor()
     mon_s.probe(lif.s_out, t + 1)
     mon_v.probe(lif.v, t + 1)
@@ -295,15 +294,17 @@ def _mixed_case() -> tuple[NeuronArray, np.ndarray]:
 def test_numpy_reference_is_bit_identical_to_lava_float() -> None:
     array, x = _mixed_case()
     s, v = _lava_float_net(array, x)
-    ref, v_ref = R.lava_float_reference(array, x)
+    ref, v_ref = C.float_reference(array, x)
     assert np.array_equal(s, ref)
     assert np.array_equal(v, np.where(ref, 0.0, v_ref))  # Lava's v is after the reset
 
 
 @pytest.mark.lava
 def test_lava_backend_float_matches_reference() -> None:
-    backend = pytest.importorskip("ember_neuro.lava_backend")
+    pytest.importorskip("lava")
+    from ember_neuro.backends import lava as backend
+
     array, x = _mixed_case()
-    ref, _ = R.lava_float_reference(array, x)
+    ref, _ = C.float_reference(array, x)
     out = backend.run_gate_array(array, x, timeout_s=60)
-    assert R.find_mismatches(array, x, ref, out) == []
+    assert C.find_mismatches(array, x, ref, out) == []

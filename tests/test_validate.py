@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -9,13 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ember_neuro.mappers.description import GateUnit
-from ember_neuro.mappers.lif_gate import MappingOptions, map_gates
 
-from ember_neuro import reference as R
-from ember_neuro import validate as V
+from ember_neuro import validate as CLI
+from ember_neuro.backends import references as R
+from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
+from ember_neuro.mappers.loihi import threshold
+from ember_neuro.validation import compare as V
+from ember_neuro.validation import pipeline as P
 
-from .conftest import SHIPPED, run_cli
+from .conftest import run_cli
+from .helpers import SHIPPED
 
 CKPT = SHIPPED / "lif-learnable-small.pt"
 HAVE_REF = all(importlib.util.find_spec(m) is not None for m in ("snntorch", "norse", "nir"))
@@ -93,7 +97,7 @@ def test_cli_validates_an_existing_nir_file(validated, tmp_path: Path) -> None:
 
 
 def one_line_error(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
-    rc = V.main(argv)
+    rc = CLI.main(argv)
     cap = capsys.readouterr()
     assert rc == 2 and cap.out == ""
     assert cap.err.startswith("error: ") and cap.err.strip().count("\n") == 0, cap.err
@@ -172,10 +176,10 @@ def random_mapping(t: int = 8, n: int = 2, seed: int = 0):
 
 def emulated_rasters(mapped, idx, p) -> tuple[dict, object, object]:
     """Stand-ins for all six simulators: emulators and the numpy Lava-float reference."""
-    from ember_neuro.emulator import emulate
+    from ember_neuro.backends.emulator import emulate
 
     fa, qa = mapped.layout(idx, False), mapped.layout(idx, True)
-    ref, _ = R.lava_float_reference(fa, mapped.encode(p, False))
+    ref, _ = V.float_reference(fa, mapped.encode(p, False))
     fixed = emulate(qa, mapped.encode(p, True), record=True)[1]
     flt = emulate(fa, mapped.encode(p, False), record=True)[1]
     rasters = {"lava-float": ref, "emulator-float": flt, "snntorch": ref.copy(), "norse": ref.copy(),
@@ -185,9 +189,9 @@ def emulated_rasters(mapped, idx, p) -> tuple[dict, object, object]:
 
 def compared(mapped, idx, p, rasters, fa, qa) -> dict:
     xf, xq = mapped.encode(p, False), mapped.encode(p, True)
-    _, v_float = R.lava_float_reference(fa, xf)
+    _, v_float = V.float_reference(fa, xf)
     v_fixed, v_logit = V.fixed_drive(mapped, qa, xq)
-    return V.compare(rasters, fa, xf, v_float, v_fixed, v_logit, int(qa.vth) << 6)
+    return V.compare(rasters, fa, xf, v_float, v_fixed, v_logit, threshold(int(qa.vth)))
 
 
 def test_fixed_drive_predicts_every_fixed_spike() -> None:
@@ -196,7 +200,7 @@ def test_fixed_drive_predicts_every_fixed_spike() -> None:
         rasters, fa, qa = emulated_rasters(mapped, idx, p)
         v, logit = V.fixed_drive(mapped, qa, mapped.encode(p, True))
         assert np.array_equal(v > 0, rasters["lava-fixed"])
-        _, v_float = R.lava_float_reference(fa, mapped.encode(p, False))
+        _, v_float = V.float_reference(fa, mapped.encode(p, False))
         assert np.abs(logit - v_float).max() < 0.05  # same drive, in logits, up to quantisation
 
 
@@ -208,7 +212,7 @@ def test_float_fixed_differences_are_explained_and_injected_ones_are_not() -> No
     assert fx["mismatches"] > 0 and fx["causes"] == {"fixed-point quantisation": fx["mismatches"]}
     assert all(pairs[k]["mismatches"] == 0 for k in ("lava-float/snntorch", "lava-fixed/emulator-fixed"))
     # a flipped slot far from threshold is a semantic difference, and the bars say so
-    _, v = R.lava_float_reference(fa, mapped.encode(p, False))
+    _, v = V.float_reference(fa, mapped.encode(p, False))
     t, m = np.unravel_index(int(np.abs(v).argmax()), v.shape)
     rasters["norse"][t, m] = ~rasters["norse"][t, m]
     rasters["emulator-fixed"][t, m] = ~rasters["emulator-fixed"][t, m]
@@ -216,7 +220,7 @@ def test_float_fixed_differences_are_explained_and_injected_ones_are_not() -> No
     assert pairs["lava-float/norse"]["causes"] == {"unexplained": 1}
     assert pairs["lava-fixed/emulator-fixed"]["causes"] == {"unexplained": 1}
     result = {"pairs": pairs, "nir": {"agreement": {}, "details": {}}, "max_abs_error": 0.0, "bound": 0.1}
-    fails = " ".join(V.bars(result))
+    fails = " ".join(P.bars(result))
     assert "lava-float/norse: 1 unexplained" in fails and "not bit-exact" in fails
 
 
@@ -224,9 +228,8 @@ def test_float_fixed_differences_are_explained_and_injected_ones_are_not() -> No
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_nir_file_of_another_mapping_is_run_on_its_own_neurons(monkeypatch: pytest.MonkeyPatch,
                                                                 tmp_path: Path) -> None:
+    from ember_neuro.backends import registry
     from ember_neuro.export import nir_gates as G
-
-    from ember_neuro import lava_backend
 
     mapped, idx, p = random_mapping(t=8, n=1)
     other, _, _ = random_mapping(t=16, n=2, seed=7)
@@ -234,11 +237,13 @@ def test_nir_file_of_another_mapping_is_run_on_its_own_neurons(monkeypatch: pyte
 
     def fake_lava(array, x, timeout_s=60.0):  # numpy Lava-float reference (bit-identical, tested)
         calls.append(array.size)
-        return R.lava_float_reference(array, x)[0]
+        return V.float_reference(array, x)[0][None]
 
-    monkeypatch.setattr(lava_backend, "run_gate_array", fake_lava)
+    lava_float = registry.get("lava-sim-float")
+    monkeypatch.setitem(registry.BACKENDS, "lava-sim-float",
+                        dataclasses.replace(lava_float, rasters=fake_lava))
     fa = mapped.layout(idx, False)
-    lava_float = R.lava_float_reference(fa, mapped.encode(p, False))[0]
+    lava_float = V.float_reference(fa, mapped.encode(p, False))[0]
     for m, foreign in ((mapped, False), (other, True)):
         graph = G.read_gates(G.write_gates(m, tmp_path / f"{foreign}.nir"))
         res = V.nir_roundtrip(mapped, graph, fa, lava_float, timeout_s=30)

@@ -3,7 +3,7 @@
 Why this module: how a validation result reads -- the pair tables, every
 mismatch with its cause, the importer conventions, transfer curves of all six
 simulators, a raster and error vs T -- is presentation, kept apart from the
-numbers (validation_compare) and the CLI (ember_neuro.validate).
+numbers (validation/compare.py) and the run (validation/pipeline.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 
 from ember_neuro import plots
 from ember_neuro.gates import fire_curve_np
-from ember_neuro.mappers.description import MappedGates
-from ember_neuro.validation_compare import (
+from ember_neuro.mappers import NeuronGroup
+from ember_neuro.validation.compare import (
     BAR_EXCESS,
     FLOAT_SIMS,
     GRID_POINTS,
@@ -37,7 +37,7 @@ STYLE = {"lava-float": ("tab:red", "-"), "emulator-float": ("tab:orange", "--"),
          "lava-fixed": ("tab:blue", "-"), "emulator-fixed": ("tab:cyan", "--")}
 
 
-def grid_rates(mapped: MappedGates, raster: np.ndarray) -> np.ndarray:
+def grid_rates(mapped: NeuronGroup, raster: np.ndarray) -> np.ndarray:
     """(G, U) spike rates of the grid part (inputs b*U + u come first)."""
     u = len(mapped.units)
     counts = raster_gate_counts(raster[:, : GRID_POINTS * u * mapped.neurons_per_gate],
@@ -45,7 +45,7 @@ def grid_rates(mapped: MappedGates, raster: np.ndarray) -> np.ndarray:
     return mapped.decode(counts).reshape(GRID_POINTS, u)
 
 
-def plot_transfer(path: Path, mapped: MappedGates, layer: int, rates: dict[str, np.ndarray]) -> None:
+def plot_transfer(path: Path, mapped: NeuronGroup, layer: int, rates: dict[str, np.ndarray]) -> None:
     """Every simulator's spike rate over the sigmoid, one panel per head (+ error strip)."""
     plt = plots._plt()
     heads = [i for i, u in enumerate(mapped.units) if u.layer == layer]
@@ -104,13 +104,13 @@ def plot_error_vs_t(path: Path, rows: list[dict[str, float]], n: int) -> None:
     plt.close(fig)
 
 
-def raster_head(mapped: MappedGates) -> int:
+def raster_head(mapped: NeuronGroup) -> int:
     """The head whose fire curve changes most over p in [0, 1] (the most telling raster)."""
     span = [fire_curve_np(1.0, u.theta, u.k) - fire_curve_np(0.0, u.theta, u.k) for u in mapped.units]
     return int(np.argmax(span))
 
 
-def plot_raster(path: Path, mapped: MappedGates, unit: int, rasters: dict[str, np.ndarray]) -> None:
+def plot_raster(path: Path, mapped: NeuronGroup, unit: int, rasters: dict[str, np.ndarray]) -> None:
     """RASTER_P p values x T steps of one head: Lava float, Lava fixed, and where they differ."""
     plt = plots._plt()
     u, n = len(mapped.units), mapped.neurons_per_gate
@@ -137,7 +137,7 @@ def plot_raster(path: Path, mapped: MappedGates, unit: int, rasters: dict[str, n
     plt.close(fig)
 
 
-def write_figures(folder: Path, mapped: MappedGates, rasters: dict[str, np.ndarray],
+def write_figures(folder: Path, mapped: NeuronGroup, rasters: dict[str, np.ndarray],
                   error_rows: list[dict[str, float]]) -> list[str]:
     """Transfer curves per layer, the most telling head's raster and error vs T; their file names."""
     units = mapped.units

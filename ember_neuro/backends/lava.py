@@ -1,19 +1,29 @@
-"""Run mapped LIF gates on Lava's CPU simulator (Loihi2SimCfg), window after window.
+"""Run a mapped neuron array on Lava -- its CPU simulator (Loihi2SimCfg) or Loihi 2 (Loihi2HwCfg).
 
 Network (compiled and started once per runner)::
 
-    GateHostBridge --x (I graded)--> Sparse w_in, in_weight_exp ------\
-        ^          --d (N graded)--> Sparse w_dither, dither_weight_exp >--> LIFReset (M)
-        '------------------------ spikes (M) -------------------------------------'
+    GateHostBridge --[payload | table row] (graded)--> Sparse, one per connection --> LIFReset (M)
+        ^                                               (its weights, its weight_exp)      |
+        '-------------------------------------- spikes (M) --------------------------------'
 
-Neuron m reads input m // N and dither channel ``channel[m]``; M = width * N.
-Lava's own Sparse (graded, ``num_message_bits=24``, ``weight_exp``) and LIFReset
-(``reset_interval=T``) carry all arithmetic, so fixed point is Lava's bit-accurate
-Loihi model.  Our processes (``ember_neuro.processes``) only feed and read: the
-fused GateHostBridge by default, or (``fused=False``) the separate PayloadSource,
-DitherGenerator and SpikeRasterSink -- identical rasters, ~1.5x slower, because
-Lava's CPU backend pays per process per step (one OS process each, all synced
-by the runtime service every step).
+The bridge sends one graded vector per step: the host payload of the window
+(every host connection's I slots) followed by the chip tables' row (the
+dither).  Each connection of the :class:`~ember_neuro.mappers.network.NeuronArray`
+is one Lava ``Sparse`` (``num_message_bits=24``, its own ``weight_exp``) whose
+(M x width) matrix reads its own columns of that vector; all of them feed the
+LIF's ``a_in``, connected in the array's connection order.  Lava's own Sparse
+and LIFReset (``reset_interval=T``) carry all arithmetic, so fixed point is
+Lava's bit-accurate Loihi model.  Our processes (``ember_neuro.processes``) only
+feed and read: the fused GateHostBridge by default, or (``fused=False``) the
+separate WindowSource and RasterSink -- identical rasters, slower, because Lava's
+CPU backend pays per process per step (one OS process each, all synced by the
+runtime service every step).
+
+Run configuration.  :func:`run_config` builds ``Loihi2SimCfg`` (select_tag
+fixed_pt / floating_pt) for the simulator and ``Loihi2HwCfg`` (fixed_pt, with
+optional profiler callbacks) for hardware; the hardware one is only built when
+Intel's lava-loihi extension is importable (``loihi2_available``), never as a
+silent stand-in for the simulator.
 
 Timing.  A synapse delivers one step late, so the neurons' window w occupies Lava
 steps ``w T + 2 ... w T + T + 1`` while payload and dither of window w leave at
@@ -73,18 +83,33 @@ from typing import Any
 
 import numpy as np
 
-from ember_neuro.mappers.description import MappedGates, NeuronArray
+from ember_neuro.errors import RuntimeFault, Unavailable
+from ember_neuro.mappers import loihi
+from ember_neuro.mappers.network import NeuronArray, NeuronGroup
 
-PAYLOAD_BITS = 24  # declared graded-spike width of both connections
+PAYLOAD_BITS = loihi.PAYLOAD_BITS  # declared graded-spike width of every connection
+LOIHI2_EXTENSION = "lava.utils.loihi2_profiler"  # ships only with Intel's lava-loihi
 _RUNTIME_MODULE = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
-class LavaTimeoutError(TimeoutError):
+class LavaTimeoutError(RuntimeFault, TimeoutError):
     """A blocking exchange with the Lava runtime did not complete in time."""
 
 
-class LavaRuntimeError(RuntimeError):
+class LavaRuntimeError(RuntimeFault):
     """The Lava runtime failed (a process died or reported an error)."""
+
+
+class LavaUnavailable(Unavailable):
+    """A Lava target that cannot run on this machine (the message says why)."""
+
+
+LOIHI2_MISSING = (
+    "target loihi2 needs Intel's lava-loihi extension (the Loihi 2 compiler and profiler, "
+    f"{LOIHI2_EXTENSION}) and access to a Loihi 2 system; neither is installed here. Both come "
+    "through the Intel Neuromorphic Research Community (INRC). Use lava-sim for the bit-accurate "
+    "Loihi 2 simulation."
+)
 
 
 @contextlib.contextmanager
@@ -165,112 +190,104 @@ def _lava_children() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _build(array: NeuronArray, buffer_size: int, fused: bool) -> tuple[dict[str, Any], Any]:
+def loihi2_available() -> bool:
+    """Whether Intel's lava-loihi extension (Loihi 2 compiler and profiler) is importable.
+
+    ``lava.utils.loihi.is_installed()`` checks this very module; done here with
+    importlib so nothing of Lava's runtime is imported just to ask.
+    """
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(LOIHI2_EXTENSION) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def run_config(fixed: bool, hardware: bool, pins: dict[Any, Any],
+               callbacks: list[Any] | None = None) -> Any:
+    """The Lava run configuration: Loihi2HwCfg on hardware, Loihi2SimCfg otherwise."""
+    from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+
+    if hardware:
+        if not fixed:
+            raise ValueError("Loihi 2 runs fixed point only (use lava-sim-float for float)")
+        return Loihi2HwCfg(select_tag="fixed_pt", exception_proc_model_map=pins,
+                           callback_fxs=list(callbacks or []))
+    return Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt", exception_proc_model_map=pins)
+
+
+def _build(array: NeuronArray, buffer_size: int, fused: bool, hardware: bool = False,
+           callbacks: list[Any] | None = None) -> tuple[dict[str, Any], Any]:
     """Create and connect the Lava processes for `array`; returns (procs, run config)."""
     import_lava()
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.lif.process import LIFReset
     from lava.proc.sparse.process import Sparse
     from scipy.sparse import csr_matrix
 
-    from ember_neuro.processes import bridge, dither, host_io
+    from ember_neuro.processes import host_bridge as hb
 
     fixed = array.fixed
-    t, n, m, i = array.timesteps, array.neurons_per_gate, array.size, array.n_inputs
+    t, m = array.timesteps, array.size
     dt = np.int32 if fixed else np.float64
+    width = array.source_width
     rows = np.arange(m)
-    w_in = csr_matrix((np.asarray(array.w_in).astype(dt), (rows, rows // n)), shape=(m, i))
-    w_d = csr_matrix((np.asarray(array.w_dither).astype(dt), (rows, array.channel)), shape=(m, n))
-    table = np.asarray(array.dither).astype(dt)
-    syn_in = Sparse(weights=w_in, num_message_bits=PAYLOAD_BITS, weight_exp=array.in_weight_exp)
-    syn_d = Sparse(weights=w_d, num_message_bits=PAYLOAD_BITS, weight_exp=array.dither_weight_exp)
+    # column offset of every synapse inside the bridge's vector: host blocks, then tables
+    offsets, start = [], 0
+    for s in array.synapses:
+        offsets.append(start)
+        start += array.n_inputs if s.from_host else int(s.table.shape[1])
     lif = LIFReset(
-        shape=(m,),
-        du=array.du,
-        dv=array.dv,
-        vth=array.vth,
-        bias_mant=np.asarray(array.bias_mant).astype(dt),
-        bias_exp=np.asarray(array.bias_exp).astype(dt),
-        reset_interval=t,
-        reset_offset=2 % t,  # neuron window w starts at Lava step w T + 2
+        shape=(m,), du=array.du, dv=array.dv, vth=array.vth,
+        bias_mant=np.asarray(array.bias_mant).astype(dt), bias_exp=np.asarray(array.bias_exp).astype(dt),
+        reset_interval=t, reset_offset=hb.SINK_PHASE % t,  # neuron window w starts at Lava step w T + 2
     )
-    syn_in.a_out.connect(lif.a_in)
-    syn_d.a_out.connect(lif.a_in)
+    synapses = []
+    for s, off in zip(array.synapses, offsets, strict=True):
+        w = csr_matrix((np.asarray(s.weight).astype(dt), (rows, off + s.column)), shape=(m, width))
+        syn = Sparse(weights=w, num_message_bits=PAYLOAD_BITS, weight_exp=int(s.weight_exp))
+        syn.a_out.connect(lif.a_in)  # in connection order: Lava sums a_in in this order
+        synapses.append(syn)
+    tables = [np.asarray(s.table) for s in array.tables]
+    table = (np.concatenate(tables, axis=1) if tables else np.zeros((t, 0))).astype(dt)
     if fused:
-        br = bridge.GateHostBridge(n_inputs=i, size=m, dither=table, buffer_size=buffer_size)
-        br.x_out.connect(syn_in.s_in)
-        br.d_out.connect(syn_d.s_in)
-        lif.s_out.connect(br.s_in)
-        procs = {"src": br, "sink": br}
-        model = bridge.PyGateHostBridgeFixed if fixed else bridge.PyGateHostBridgeFloat
-        pins: dict[Any, Any] = {br: model}
+        br = hb.GateHostBridge(n_host=array.payload_width, size=m, table=table, buffer_size=buffer_size)
+        source, sink, sink_port = br, br, br.s_in
+        pins: dict[Any, Any] = {br: hb.PyGateHostBridgeFixed if fixed else hb.PyGateHostBridgeFloat}
     else:
-        src = host_io.PayloadSource(shape=(i,), timesteps=t, phase=1, buffer_size=buffer_size)
-        gen = dither.DitherGenerator(dither=table, phase=1)
-        sink = host_io.SpikeRasterSink(shape=(m,), timesteps=t, phase=2, buffer_size=buffer_size)
-        src.s_out.connect(syn_in.s_in)
-        gen.s_out.connect(syn_d.s_in)
-        lif.s_out.connect(sink.a_in)
-        procs = {"src": src, "sink": sink}
-        pins = {
-            src: host_io.PyPayloadSourceFixed if fixed else host_io.PyPayloadSourceFloat,
-            gen: dither.PyDitherModelFixed if fixed else dither.PyDitherModelFloat,
-            sink: host_io.PySpikeRasterSinkFixed if fixed else host_io.PySpikeRasterSinkFloat,
-        }
+        source = hb.WindowSource(n_host=array.payload_width, table=table, buffer_size=buffer_size)
+        sink = hb.RasterSink(size=m, timesteps=t, buffer_size=buffer_size)
+        sink_port = sink.a_in
+        pins = {source: hb.PyWindowSourceFixed if fixed else hb.PyWindowSourceFloat,
+                sink: hb.PyRasterSinkFixed if fixed else hb.PyRasterSinkFloat}
+    for syn in synapses:
+        source.s_out.connect(syn.s_in)
+    lif.s_out.connect(sink_port)
     # Pinning our processes to their models skips Lava's folder scan for them.
-    cfg = Loihi2SimCfg(select_tag="fixed_pt" if fixed else "floating_pt", exception_proc_model_map=pins)
-    return procs, cfg
+    return {"src": source, "sink": sink}, run_config(fixed, hardware, pins, callbacks)
 
 
 class LavaGateRunner:
-    """One compiled, running Lava network evaluating `width` gate inputs per window.
+    """One compiled, running Lava network evaluating a neuron array, window after window.
 
-    ``run_window(x)`` -> (T, M) bool raster of one window, M = width * N, neuron
-    m = i * N + c.  Fixed mode takes the integer payload of ``mapped.encode``
-    (int32 graded spikes), float mode the float payload.  ``unit_index[i]`` is
-    the unit evaluated by input slot i (default: slots cycle through the units).
-    ``fused=False`` uses separate PayloadSource / DitherGenerator / SpikeRasterSink
-    processes (same rasters, ~1.5x slower: Lava pays per process per step).
+    ``run_window(x)`` -> (T, M) bool raster of one window, neuron m = i * N + c.
+    Fixed mode takes the integer payload of ``NeuronGroup.encode`` (int32 graded
+    spikes), float mode the float payload.  Build it from an array
+    (``LavaGateRunner(group.layout(unit_index, fixed))``) or with :meth:`for_group`.
+    ``hardware=True`` runs on Loihi 2 through Loihi2HwCfg (Intel's extension
+    required; ``callbacks`` are its profiler loggers).  ``fused=False`` uses a
+    separate WindowSource and RasterSink (same rasters, slower).
     """
 
     def __init__(
         self,
-        mapped: MappedGates,
-        width: int,
-        fixed: bool,
-        timeout_s: float = 60.0,
-        unit_index: np.ndarray | None = None,
-        fused: bool = True,
-        buffer_size: int = 4,
-        stop_timeout_s: float = 10.0,
-    ) -> None:
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        if unit_index is None:
-            unit_index = np.arange(width) % len(mapped.units)
-        unit_index = np.asarray(unit_index, dtype=np.int64).ravel()
-        if unit_index.shape != (width,):
-            raise ValueError(f"unit_index must have shape ({width},), got {unit_index.shape}")
-        self._init(mapped.layout(unit_index, fixed), timeout_s, fused, buffer_size, stop_timeout_s)
-
-    @classmethod
-    def from_array(
-        cls,
         array: NeuronArray,
         timeout_s: float = 60.0,
         fused: bool = True,
         buffer_size: int = 4,
         stop_timeout_s: float = 10.0,
-    ) -> LavaGateRunner:
-        """Runner for an explicit neuron array (any layout)."""
-        self = cls.__new__(cls)
-        self._init(array, timeout_s, fused, buffer_size, stop_timeout_s)
-        return self
-
-    # -- lifecycle -------------------------------------------------------------
-
-    def _init(
-        self, array: NeuronArray, timeout_s: float, fused: bool, buffer_size: int, stop_s: float
+        hardware: bool = False,
+        callbacks: list[Any] | None = None,
     ) -> None:
         self._closed = True  # until started: close() is a no-op, __del__ is safe
         self._runtime: Any = None
@@ -278,15 +295,18 @@ class LavaGateRunner:
             raise ValueError("buffer_size must be >= 2")
         if timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
+        if hardware and not loihi2_available():
+            raise LavaUnavailable(LOIHI2_MISSING)
         self.array = array
         self.timeout_s = float(timeout_s)
-        self.stop_timeout_s = float(stop_s)  # graceful-stop budget before killing
+        self.stop_timeout_s = float(stop_timeout_s)  # graceful-stop budget before killing
         self.buffer_size = int(buffer_size)
         self.steps = 0  # Lava steps of the windows delivered so far
         self.windows = 0
         self._pending = 0  # payloads sent whose raster has not been received
         t0 = time.perf_counter()
-        procs, cfg = _build(array, self.buffer_size, fused)
+        procs, cfg = _build(array, self.buffer_size, fused, hardware, callbacks)
+        self.run_cfg = cfg
         self._closed = False
         ref = weakref.ref(self)
         self._atexit = lambda: (r := ref()) is not None and r.close()
@@ -297,6 +317,21 @@ class LavaGateRunner:
             self.close()
             raise
         self.startup_s = time.perf_counter() - t0
+
+    @classmethod
+    def for_group(cls, group: NeuronGroup, width: int, fixed: bool,
+                  unit_index: np.ndarray | None = None, **kwargs: Any) -> LavaGateRunner:
+        """Runner for `width` input slots of a group (default: slots cycle through the units)."""
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width}")
+        if unit_index is None:
+            unit_index = np.arange(width) % len(group.units)
+        unit_index = np.asarray(unit_index, dtype=np.int64).ravel()
+        if unit_index.shape != (width,):
+            raise ValueError(f"unit_index must have shape ({width},), got {unit_index.shape}")
+        return cls(group.layout(unit_index, fixed), **kwargs)
+
+    # -- lifecycle -------------------------------------------------------------
 
     def _start(self, procs: dict[str, Any], cfg: Any) -> None:
         from lava.magma.core.process.message_interface_enum import ActorType
@@ -392,14 +427,11 @@ class LavaGateRunner:
 
     # -- exchange --------------------------------------------------------------
 
-    def _payload(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if x.shape != (self.array.n_inputs,):
-            raise ValueError(f"payload must have shape ({self.array.n_inputs},), got {x.shape}")
+    def _payloads(self, payloads: np.ndarray) -> np.ndarray:
+        """(W, payload_width) as the bridge's dtype; fixed point within the 24-bit graded spike."""
+        x = self.array.check_payload(payloads)
         if not self.array.fixed:
-            return x.astype(np.float64)
-        if not np.issubdtype(x.dtype, np.integer) and not np.all(np.mod(x, 1) == 0):
-            raise ValueError("fixed-point payload must be integer (use MappedGates.encode)")
+            return x
         if np.any(np.abs(x) >= 2 ** (PAYLOAD_BITS - 1)):
             raise ValueError(f"fixed-point payload exceeds the {PAYLOAD_BITS}-bit graded spike")
         return x.astype(np.int32)
@@ -460,10 +492,10 @@ class LavaGateRunner:
         """
         if self._closed or self._runtime is None:
             raise LavaRuntimeError("this runner's Lava runtime is closed")
-        payloads = np.asarray(payloads)
-        if payloads.ndim != 2:
-            raise ValueError(f"payloads must be (W, I), got shape {payloads.shape}")
-        prepared = [self._payload(p) for p in payloads]
+        if np.asarray(payloads).ndim != 2:
+            raise ValueError(f"payloads must be (W, {self.array.payload_width}), got shape "
+                             f"{np.shape(payloads)}")
+        prepared = self._payloads(payloads)
         out = np.empty((len(prepared), self.array.timesteps, self.array.size), dtype=bool)
         sent = 0
         try:
@@ -504,6 +536,6 @@ def _force_stop(runtime: Any, actors: list[Any]) -> None:
 def run_gate_array(
     array: NeuronArray, x_payload: np.ndarray, timeout_s: float = 60.0, fused: bool = True
 ) -> np.ndarray:
-    """One-shot: compile, run one window of `array` on payload (I,), stop -> (T, M) bool."""
-    with LavaGateRunner.from_array(array, timeout_s=timeout_s, fused=fused) as runner:
+    """One-shot: compile, run one window of `array` on payload (W,), stop -> (T, M) bool."""
+    with LavaGateRunner(array, timeout_s=timeout_s, fused=fused) as runner:
         return runner.run_window(x_payload)

@@ -1,4 +1,4 @@
-"""Map trained LIF gates (theta, k) to a dithered-threshold spiking neuron.
+"""The dithered sigmoid gate: trained (theta, k) -> a memoryless LIF neuron facing logit levels.
 
 Why a dither: a LIF neuron driven by a constant current has a rate curve that is
 not a sigmoid.  Instead we make the sigmoid's *inverse* explicit.  Over a window
@@ -45,47 +45,32 @@ case exceeds 1/(2NT) + 0.002 (only very steep heads, k >~ 30).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
-from ember_neuro.mappers.description import GateUnit, MappedGates, NeuronParams
 
 from ember_neuro.gates import fire_curve_np
+from ember_neuro.mappers import loihi
+from ember_neuro.mappers.network import Arithmetic, Connection, GateUnit, MappingOptions, NeuronGroup
 
-WEIGHT_MAX = 255  # 8-bit weight magnitude
-WEIGHT_EXP_MIN = -8  # Loihi weight exponents span -8 .. 7
-BIAS_MANT_MAX = 4095  # 13-bit signed mantissa: -4096 .. 4095
-BIAS_EXP_MAX = 7
-ACT_SHIFT = 6  # Lava/Loihi left-shift of synaptic input and of vth
-UV_LIMIT = 2**23  # 24-bit signed u and v
 SELECTION_CANDIDATES = 6  # weight pairs measured exactly per unit and exponent
 FIDELITY_MARGIN = 0.002  # the quality bar: worst-case error <= 1/(2NT) + this
 MAX_LEVELS = 65536  # N*T; keeps l_max <= ln(2^17) < 12
-ACT_LIMIT = 2**15  # |a_in|: Lava declares Sparse/Dense a_out and LIF a_in as 16-bit signed
-FIXED_DU = 4095  # decay_const 4096: u forgets exactly
-FIXED_DV = 4095
 
 
-@dataclass(frozen=True)
-class MappingOptions:
-    timesteps: int = 32
-    neurons_per_gate: int = 1
-    input_bits: int = 12
-    dither_bits: int = 12
-
-    def validate(self) -> None:
-        t, n = self.timesteps, self.neurons_per_gate
-        if not isinstance(t, (int, np.integer)) or t < 1:
-            raise ValueError(f"timesteps must be an integer >= 1, got {t!r}")
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"neurons_per_gate must be an integer >= 1, got {n!r}")
-        if t * n > MAX_LEVELS:
-            raise ValueError(
-                f"timesteps * neurons_per_gate = {t * n} exceeds {MAX_LEVELS}: the dither "
-                "levels would overflow Loihi's 24-bit current (and the bound is already < 1e-5)"
-            )
-        if self.input_bits != self.dither_bits or not 8 <= self.input_bits <= 12:
-            raise ValueError("input_bits and dither_bits must be equal and within 8..12")
+def check_options(options: MappingOptions) -> None:
+    """Refuse options the gate cannot be built with, one line each."""
+    t, n = options.timesteps, options.neurons_per_gate
+    if not isinstance(t, (int, np.integer)) or t < 1:
+        raise ValueError(f"timesteps must be an integer >= 1, got {t!r}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"neurons_per_gate must be an integer >= 1, got {n!r}")
+    if t * n > MAX_LEVELS:
+        raise ValueError(
+            f"timesteps * neurons_per_gate = {t * n} exceeds {MAX_LEVELS}: the dither "
+            "levels would overflow Loihi's 24-bit current (and the bound is already < 1e-5)"
+        )
+    if options.input_bits != options.dither_bits or not 8 <= options.input_bits <= 12:
+        raise ValueError("input_bits and dither_bits must be equal and within 8..12")
 
 
 def logit_levels(timesteps: int, neurons_per_gate: int) -> np.ndarray:
@@ -100,7 +85,13 @@ def dither_table(levels: np.ndarray, timesteps: int, neurons_per_gate: int) -> n
     return -levels.reshape(timesteps, neurons_per_gate)
 
 
-def best_weight_ratio(k: float, wmax: int = WEIGHT_MAX) -> list[tuple[int, int, float]]:
+def fixed_dither_table(levels: np.ndarray, timesteps: int, neurons_per_gate: int,
+                       bits: int) -> np.ndarray:
+    """The dither table as integer graded payloads: -round(l 2^bits)."""
+    return -np.rint(levels * 2.0**bits).astype(np.int64).reshape(timesteps, neurons_per_gate)
+
+
+def best_weight_ratio(k: float, wmax: int = loihi.WEIGHT_MAX) -> list[tuple[int, int, float]]:
     """Candidate (a, b, relative error) with a/b ~ k, 0 <= a, 1 <= b <= wmax, sorted best first.
 
     Ties prefer larger b: a larger dither weight means a finer logit resolution.
@@ -122,34 +113,34 @@ def shared_weight_exponent(bits: int, lmax: float) -> int:
     the 16 bits, Loihi does -- so the mapper does.
     """
     e = 0
-    while e > WEIGHT_EXP_MIN and WEIGHT_MAX * (1.0 + lmax) * 2.0 ** (bits + e) >= ACT_LIMIT:
+    while e > loihi.WEIGHT_EXP_MIN and not loihi.fits_act(loihi.WEIGHT_MAX * (1.0 + lmax)
+                                                           * 2.0 ** (bits + e)):
         e -= 1
     return e
 
 
-def split_bias(value: float) -> tuple[int, int, bool]:
-    """value ~ mant * 2^exp with a 13-bit signed mantissa; (mant, exp, clipped)."""
-    for e in range(BIAS_EXP_MAX + 1):
-        m = int(round(value / 2**e))
-        if -BIAS_MANT_MAX - 1 <= m <= BIAS_MANT_MAX:
-            return m, e, False
-    m = BIAS_MANT_MAX if value > 0 else -BIAS_MANT_MAX - 1
-    return m, BIAS_EXP_MAX, True
+def gate_bias(a: int, theta: float, bits: int, weight_exp: int) -> float:
+    """The bias that places -k theta on the neuron: -2^6 2^(bits+e) a theta, plus 2^6.
+
+    The last term re-centres the two floor shifts (input and dither connections).
+    """
+    scale = 2.0 ** (bits + weight_exp)
+    return -(2**loihi.ACT_SHIFT) * scale * a * theta + 2**loihi.ACT_SHIFT
 
 
 def fixed_counts(a: int, b: int, bias: int, weight_exp: int, payload: np.ndarray,
                  dither: np.ndarray) -> np.ndarray:
-    """Spike counts of the fixed-point neuron for each input payload, without Lava.
+    """Spike counts of the fixed-point neuron for each input payload, without a simulator.
 
-    Exact for this memoryless neuron: u = a_in << 6 forgets (du = 4095) and,
-    because each channel's levels ascend, the v residual after a failed step
-    (dv = 4095 keeps v/4096 <= 0) only meets levels it would fail anyway.
-    The emulator and Lava run the full dynamics; tests check they agree.
+    Exact for this memoryless neuron: u forgets (du = 4095) and, because each
+    channel's levels ascend, the v residual after a failed step (dv = 4095 keeps
+    v/4096 <= 0) only meets levels it would fail anyway.  The emulator, the numpy
+    reference and Lava run the full dynamics; tests check they agree.
     """
-    sh = -weight_exp
-    drive = ((a * payload) >> sh)[:, None, None] + ((b * dither) >> sh)[None]
-    v = (drive << ACT_SHIFT) + bias
-    return (v > 0).sum(axis=(1, 2))
+    drive = (loihi.weight_shift(a * payload, weight_exp)[:, None, None]
+             + loihi.weight_shift(b * dither, weight_exp)[None])
+    v = loihi.memoryless_drive(drive, bias)
+    return (v > loihi.threshold(0)).sum(axis=(1, 2))
 
 
 def worst_case_error(counts: np.ndarray, nt: int, theta: float, k: float, bits: int) -> float:
@@ -180,10 +171,9 @@ def _choose_unit(u: GateUnit, weight_exp: int, bits: int, lmax: float, dither: n
     payload = np.arange(2**bits + 1, dtype=np.int64)
     scored = []
     for a, b, err in best_weight_ratio(u.k):
-        if scale * (a + b * lmax) >= ACT_LIMIT:
+        if not loihi.fits_act(scale * (a + b * lmax)):
             continue
-        bias = -(2**ACT_SHIFT) * scale * a * u.theta + 2**ACT_SHIFT
-        mant, exp, clipped = split_bias(bias)
+        mant, exp, clipped = loihi.split_bias(gate_bias(a, u.theta, bits, weight_exp))
         predicted = 0.224 * err + 0.25 * (1.0 + 2.0 ** (exp - 1) / 64) / (scale * b)
         scored.append((clipped, predicted, a, b, mant, exp))
     scored.sort()
@@ -205,9 +195,18 @@ def _check_unit(u: GateUnit) -> None:
         raise ValueError(f"{u.name}: steepness k = {u.k} must be > 0 (k = softplus(raw))")
 
 
-def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOptions) -> MappedGates:
-    """Pure function: trained gate units + options -> neuron parameters (float and fixed)."""
-    options.validate()
+def float_arithmetic(theta: np.ndarray, k: np.ndarray, table: np.ndarray) -> Arithmetic:
+    """The float64 gate: weight k on |p|, weight 1 on the dither, bias -k theta, du = dv = 1."""
+    return Arithmetic(
+        fixed=False,
+        connections=(Connection("input", k.copy()), Connection("dither", np.ones_like(k), table=table)),
+        bias_mant=-k * theta, bias_exp=np.zeros_like(k), du=1.0, dv=1.0, vth=0.0)
+
+
+def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOptions,
+              name: str = "attention") -> NeuronGroup:
+    """Pure function: trained gate units + options -> a neuron group (float and fixed)."""
+    check_options(options)
     units = tuple(units)
     if not units:
         raise ValueError("no gate units to map")
@@ -219,20 +218,8 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     bits = options.input_bits
     theta = np.array([u.theta for u in units])
     k = np.array([u.k for u in units])
-    float_params = NeuronParams(
-        w_in=k.copy(),
-        w_dither=np.ones_like(k),
-        bias_mant=-k * theta,
-        bias_exp=np.zeros_like(k),
-        in_weight_exp=0,
-        dither_weight_exp=0,
-        dither=dither_table(levels, t, n),
-        du=1.0,
-        dv=1.0,
-        vth=0.0,
-    )
 
-    dither_fixed = -np.rint(levels * 2.0**bits).astype(np.int64).reshape(t, n)
+    dither_fixed = fixed_dither_table(levels, t, n, bits)
     e_all = shared_weight_exponent(bits, lmax)
     best = None
     # Shared by all units: e_all lets every weight pair fit; a larger e resolves the
@@ -249,8 +236,6 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     weight_exp, _, choice = best
     w_in = np.array([c[0] for c in choice], dtype=np.int64)
     w_d = np.array([c[1] for c in choice], dtype=np.int64)
-    b_mant = np.array([c[2] for c in choice], dtype=np.int64)
-    b_exp = np.array([c[3] for c in choice], dtype=np.int64)
     warnings: list[str] = []
     saturated: list[str] = []
     bar = 1.0 / (2 * n * t) + FIDELITY_MARGIN
@@ -266,34 +251,28 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
                 f"{u.name}: bias -k*theta = {-u.k * u.theta:.3g} does not fit the 13-bit mantissa "
                 "* 2^7 at any weight scale; clipped (fire curve saturates over p in [0, 1])"
             )
-        if u.k > WEIGHT_MAX:
+        if u.k > loihi.WEIGHT_MAX:
             saturated.append(u.name)
-            warnings.append(f"{u.name}: k = {u.k:.3g} exceeds {WEIGHT_MAX}; slope clipped to {a}/{b}")
+            warnings.append(f"{u.name}: k = {u.k:.3g} exceeds {loihi.WEIGHT_MAX}; slope clipped to {a}/{b}")
         elif abs(a / b - u.k) / u.k > 0.01:
             warnings.append(f"{u.name}: k = {u.k:.4g} realised as {a}/{b} "
                             f"(relative error {abs(a / b - u.k) / u.k:.2%})")
 
-    fixed_params = NeuronParams(
-        w_in=w_in,
-        w_dither=w_d,
-        bias_mant=b_mant,
-        bias_exp=b_exp,
-        in_weight_exp=weight_exp,
-        dither_weight_exp=weight_exp,
-        dither=dither_fixed,
-        du=FIXED_DU,
-        dv=FIXED_DV,
-        vth=0,
-    )
-    return MappedGates(
+    fixed = Arithmetic(
+        fixed=True,
+        connections=(Connection("input", w_in, weight_exp, bits=bits),
+                     Connection("dither", w_d, weight_exp, table=dither_fixed)),
+        bias_mant=np.array([c[2] for c in choice], dtype=np.int64),
+        bias_exp=np.array([c[3] for c in choice], dtype=np.int64),
+        du=loihi.DECAY_MAX, dv=loihi.DECAY_MAX, vth=0)
+    return NeuronGroup(
+        name=name,
         units=units,
         timesteps=t,
         neurons_per_gate=n,
-        input_bits=bits,
-        dither_bits=options.dither_bits,
         levels=levels,
-        float_params=float_params,
-        fixed_params=fixed_params,
+        float_params=float_arithmetic(theta, k, dither_table(levels, t, n)),
+        fixed_params=fixed,
         k_effective=np.where(w_d > 0, w_in / np.maximum(w_d, 1), 0.0),
         fixed_worst_error=np.array([c[5] for c in choice]),
         warnings=tuple(warnings),

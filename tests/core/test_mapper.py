@@ -8,33 +8,31 @@ import math
 
 import numpy as np
 import pytest
-from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
-from ember_neuro.mappers.lif_gate import (
-    BIAS_EXP_MAX,
-    BIAS_MANT_MAX,
-    WEIGHT_MAX,
-    fixed_counts,
-    logit_levels,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ember_neuro.gates import fire_curve_np
+from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
+from ember_neuro.mappers.gate import fixed_counts, logit_levels
+from ember_neuro.mappers.loihi import BIAS_EXP_MAX, BIAS_MANT_MAX, WEIGHT_MAX
 
 GRID = np.linspace(0.0, 1.0, 1001)
 
 
 def float_rates(mapped, i, x):
     fp = mapped.float_params
-    drive = fp.w_in[i] * x[:, None, None] + fp.w_dither[i] * fp.dither[None] + fp.bias_mant[i]
+    w_in, dither = fp.connection("input"), fp.connection("dither")
+    drive = w_in.weight[i] * x[:, None, None] + dither.weight[i] * dither.table[None] + fp.bias_mant[i]
     return (drive > fp.vth).sum(axis=(1, 2)) / (mapped.timesteps * mapped.neurons_per_gate)
 
 
 def fixed_rates(mapped, i, x):
     fp = mapped.fixed_params
-    counts = fixed_counts(int(fp.w_in[i]), int(fp.w_dither[i]),
-                          int(fp.bias_mant[i]) * 2 ** int(fp.bias_exp[i]), fp.in_weight_exp,
-                          mapped.encode(x, True), fp.dither)
+    w_in, dither = fp.connection("input"), fp.connection("dither")
+    assert w_in.weight_exp == dither.weight_exp  # the gate shares one exponent
+    counts = fixed_counts(int(w_in.weight[i]), int(dither.weight[i]),
+                          int(fp.bias_mant[i]) * 2 ** int(fp.bias_exp[i]), w_in.weight_exp,
+                          mapped.encode(x, True), dither.table)
     return counts / (mapped.timesteps * mapped.neurons_per_gate)
 
 
@@ -53,14 +51,15 @@ def test_mapping_properties(unit, t, n):
     # float: exactly the quantised sigmoid -> within the physical bound
     assert np.abs(float_rates(m, 0, GRID) - target).max() <= m.bound + 1e-9
     fp = m.fixed_params
-    a, b = int(fp.w_in[0]), int(fp.w_dither[0])
+    w_in, dither = fp.connection("input"), fp.connection("dither")
+    a, b = int(w_in.weight[0]), int(dither.weight[0])
     assert 0 <= a <= WEIGHT_MAX and 1 <= b <= WEIGHT_MAX
     assert -BIAS_MANT_MAX - 1 <= int(fp.bias_mant[0]) <= BIAS_MANT_MAX
     assert 0 <= int(fp.bias_exp[0]) <= BIAS_EXP_MAX
-    assert -8 <= fp.in_weight_exp <= 7
+    assert -8 <= w_in.weight_exp <= 7
     # fits Lava's declared 16-bit synaptic output for every payload and dither level
     # (and so the 24-bit current never wraps)
-    max_ain = (a * 2**m.input_bits + b * int(np.abs(fp.dither).max())) * 2.0**fp.in_weight_exp
+    max_ain = (a * 2**m.input_bits + b * int(np.abs(dither.table).max())) * 2.0**w_in.weight_exp
     assert max_ain < 2**15
     err = np.abs(fixed_rates(m, 0, GRID) - target).max()
     assert err <= m.fixed_worst_error[0] + 1e-12  # the mapper's exact worst case really bounds it
@@ -87,7 +86,7 @@ def test_bound_shrinks_and_levels_ascend():
     assert np.all(np.diff(lv) > 0) and lv[0] == pytest.approx(-math.log(31))
     m = map_gates([GateUnit(0, 0, 0.2, 0.7, 2.0)], MappingOptions(timesteps=8, neurons_per_gate=2))
     # each channel's dither levels ascend over the window (so residuals cannot matter)
-    assert np.all(np.diff(-m.fixed_params.dither, axis=0) > 0)
+    assert np.all(np.diff(-m.fixed_params.connection("dither").table, axis=0) > 0)
 
 
 def test_slope_is_a_precise_weight_ratio():
@@ -130,6 +129,7 @@ def test_mapping_is_pure():
     units = [GateUnit(0, h, 0.1 * h, 0.7, 1.0 + h) for h in range(4)]
     a = map_gates(units, MappingOptions(timesteps=16))
     b = map_gates(list(units), MappingOptions(timesteps=16))
-    assert np.array_equal(a.fixed_params.w_in, b.fixed_params.w_in)
+    wa, wb = a.fixed_params.connection("input").weight, b.fixed_params.connection("input").weight
+    assert np.array_equal(wa, wb)
     assert np.array_equal(a.fixed_params.bias_mant, b.fixed_params.bias_mant)
     assert units == [GateUnit(0, h, 0.1 * h, 0.7, 1.0 + h) for h in range(4)]

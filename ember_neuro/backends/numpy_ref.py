@@ -1,0 +1,90 @@
+"""The numpy reference: a mapped neuron array stepped with the pure functions of mappers/loihi.py.
+
+Why: it is the readable statement of what every backend must compute -- Lava's
+bit-accurate Loihi 2 arithmetic (fixed point) and Lava's floating-point LIF --
+in plain numpy, with no torch and no Lava.  The torch emulator is the fast
+version of the same steps (tests prove them equal); the INRC bundle and the
+Python 3.10 check use this one.
+
+    a_in[t] = sum_j term_j[t]        term_j = wshift(w_j * s_j[col_j], e_j)   (float: w_j * s_j)
+    u, v, spikes = lif_step(u, v, a_in[t], bias, du, dv, vth)                 (loihi.lif_*_step)
+
+Float addition is not associative, so terms are added in connection order
+(host payloads, then chip tables), as Lava's LIF sums its synapses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember_neuro.mappers import loihi
+from ember_neuro.mappers.network import NeuronArray
+
+
+def synapse_weights(array: NeuronArray) -> list[np.ndarray]:
+    """Per synapse, the weights as the backend applies them (fixed: Lava's 8-bit clip/truncate)."""
+    if not array.fixed:
+        return [np.asarray(s.weight, np.float64) for s in array.synapses]
+    return [loihi.lava_weights(s.weight, array.source_width) for s in array.synapses]
+
+
+def bias(array: NeuronArray) -> np.ndarray:
+    """(M,) effective bias: fixed ``mant << exp`` as Lava's int16 Vars give it; float the bias."""
+    if array.fixed:
+        return loihi.bias_value(array.bias_mant, array.bias_exp)
+    return np.asarray(array.bias_mant, np.float64)
+
+
+def _term(fixed: bool, w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
+    return loihi.weight_shift(w * s, exp) if fixed else w * s
+
+
+def host_terms(array: NeuronArray, payload: np.ndarray) -> list[np.ndarray]:
+    """(B, M) term of each host synapse for payloads (B, payload_width)."""
+    ws = synapse_weights(array)[: len(array.host)]
+    return [_term(array.fixed, w, payload[:, col], s.weight_exp)
+            for w, s, col in zip(ws, array.host, array.host_columns(), strict=True)]
+
+
+def table_terms(array: NeuronArray) -> list[np.ndarray]:
+    """(T, M) term of each chip-table synapse."""
+    ws = synapse_weights(array)[len(array.host):]
+    dtype = np.int64 if array.fixed else np.float64
+    return [_term(array.fixed, w, np.asarray(s.table, dtype)[:, s.column], s.weight_exp)
+            for w, s in zip(ws, array.tables, strict=True)]
+
+
+def synaptic_input(array: NeuronArray, payload: np.ndarray) -> np.ndarray:
+    """(B, T, M) a_in: the summed synapse outputs at every window step, in connection order."""
+    x = array.check_payload(payload)
+    terms = host_terms(array, x)
+    acc = terms[0] if terms else np.zeros((x.shape[0], array.size), x.dtype)
+    for term in terms[1:]:
+        acc = acc + term
+    acc = np.broadcast_to(acc[:, None, :], (x.shape[0], array.timesteps, array.size))
+    for term in table_terms(array):
+        acc = acc + term[None]
+    return loihi.wrap_int32(acc) if array.fixed else acc
+
+
+def simulate(array: NeuronArray, payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One window per payload row: (spikes (B, T, M) bool, v before the reset (B, T, M))."""
+    a_in = synaptic_input(array, payload)
+    b = bias(array)
+    if array.fixed:
+        sub, vth = loihi.lif_fixed_subthreshold, loihi.threshold(int(array.vth))
+    else:
+        sub, vth = loihi.lif_float_subthreshold, array.vth
+    u = v = np.zeros((a_in.shape[0], a_in.shape[2]), a_in.dtype)  # LIFReset: rest at window start
+    spikes = np.zeros(a_in.shape, dtype=bool)
+    v_pre = np.zeros(a_in.shape, a_in.dtype)
+    for t in range(array.timesteps):
+        u, v = sub(u, v, a_in[:, t], b, array.du, array.dv)
+        v_pre[:, t] = v
+        v, spikes[:, t] = loihi.fire_and_reset(v, vth)
+    return spikes, v_pre
+
+
+def rasters(array: NeuronArray, payload: np.ndarray) -> np.ndarray:
+    """(B, T, M) spike rasters, one window per payload row."""
+    return simulate(array, payload)[0]

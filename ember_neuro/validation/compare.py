@@ -1,0 +1,293 @@
+"""Run one neuron array on six simulators and measure how far they agree.
+
+Why this module: the validator's numbers -- spike agreement and rate cosine per
+simulator pair, every mismatch classified by cause, per-head error against the
+sigmoid, the NIR round trip and the error-vs-T sweep -- are computation, kept
+apart from the run (validation/pipeline.py) and the report (validation/report.py) so
+each can be read and tested on its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ember_neuro.backends import numpy_ref, registry
+from ember_neuro.gates import fire_curve_np
+from ember_neuro.mappers import loihi
+from ember_neuro.mappers.network import NeuronArray, NeuronGroup, gate_counts
+
+SIMULATORS = tuple(b.label for b in registry.validated())
+FLOAT_SIMS = tuple(b.label for b in registry.validated() if not b.fixed)
+FIXED_SIMS = tuple(b.label for b in registry.validated() if b.fixed)
+GRID_POINTS = 1001
+SWEEP_T = (8, 16, 32, 64)
+KEPT = 1000  # mismatches kept per pair in report.json
+BAR_AGREE, BAR_EXCESS = 0.9999, 0.002
+
+
+# -- measures -----------------------------------------------------------------------------------
+
+
+def spike_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of (step, neuron) slots with the same spike/no-spike."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    if a.shape != b.shape:
+        raise ValueError(f"raster shapes differ: {a.shape} vs {b.shape}")
+    return float((a == b).mean())
+
+
+def rate_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of per-neuron spike rates (the NIR paper's measure); 1 if both silent."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ra, rb = a.reshape(a.shape[0], -1).mean(0), b.reshape(b.shape[0], -1).mean(0)
+    na, nb = np.linalg.norm(ra), np.linalg.norm(rb)
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb else 0.0
+    return float(ra @ rb / (na * nb))
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One slot where two rasters differ, with why it may have flipped."""
+
+    t: int
+    neuron: int
+    a: bool
+    b: bool
+    v: float  # reference membrane (before reset) at this slot
+    margin: float  # v - vth: how far the reference was from a tie
+    scale: float  # sum of |synapse terms| + |bias|: size of the summed terms
+    cause: str  # "tie", "float64 rounding", "float32 rounding" or "unexplained"
+
+
+def classify(margin: float, scale: float) -> str:
+    """Name the finest arithmetic whose rounding can already move v across vth by `margin`.
+
+    "float64 rounding": |margin| <= 4 ulp64 of the summed terms, so even a float64
+    simulator with another operation order may disagree (float32 certainly may);
+    "float32 rounding": only float32 arithmetic or float32-rounded parameters can;
+    "unexplained": no rounding can, the simulators compute different things.
+    """
+    if margin == 0:
+        return "tie"
+    for name, eps in (("float64 rounding", 2.0**-52), ("float32 rounding", 2.0**-23)):
+        if abs(margin) <= 4 * eps * max(scale, 1e-300):
+            return name
+    return "unexplained"
+
+
+def float_reference(array: NeuronArray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(spikes (T, M), v before reset (T, M)) of one window on the numpy float reference."""
+    if array.fixed:
+        raise ValueError("the float reference runs float parameters: use layout(..., fixed=False)")
+    spikes, v = numpy_ref.simulate(array, np.asarray(x, np.float64)[None])
+    return spikes[0], v[0]
+
+
+def term_scale(array: NeuronArray, x: np.ndarray) -> np.ndarray:
+    """(T, M) sum of |synapse term| + |bias|: the size of what a float simulator adds up."""
+    xb = array.check_payload(x)
+    scale = sum(np.abs(t)[0][None] for t in numpy_ref.host_terms(array, xb))
+    scale = scale + sum(np.abs(t) for t in numpy_ref.table_terms(array))
+    return scale + np.abs(np.asarray(array.bias_mant, np.float64))[None]
+
+
+def find_mismatches(array: NeuronArray, x: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[Mismatch]:
+    """Every slot where rasters a and b differ, closest-to-threshold first.
+
+    The margin comes from :func:`float_reference`; a mismatch far from threshold
+    ("unexplained") is a semantic difference, not rounding.
+    """
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    if a.shape != b.shape or a.shape != (array.timesteps, array.size):
+        raise ValueError(f"rasters must be {(array.timesteps, array.size)}: {a.shape}, {b.shape}")
+    _, v = float_reference(array, x)
+    scale = term_scale(array, x)
+    ts, ms = np.nonzero(a != b)
+    out = []
+    for t, m in zip(ts.tolist(), ms.tolist(), strict=True):
+        margin = float(v[t, m] - array.vth)
+        out.append(Mismatch(t, m, bool(a[t, m]), bool(b[t, m]), float(v[t, m]), margin,
+                            float(scale[t, m]), classify(margin, float(scale[t, m]))))
+    return sorted(out, key=lambda mm: abs(mm.margin))
+
+
+def closest_margin(array: NeuronArray, x: np.ndarray) -> float:
+    """Smallest |v - vth| over all slots: how hard the comparison was (0 = an exact tie)."""
+    _, v = float_reference(array, x)
+    return float(np.abs(v - array.vth).min())
+
+
+# -- the validation run -------------------------------------------------------------------------
+
+
+def pair_key(a: str, b: str) -> str:
+    return f"{a}/{b}"
+
+
+def raster_gate_counts(raster: np.ndarray, n: int) -> np.ndarray:
+    """(T, I*N) raster -> spike count per input (I,)."""
+    return gate_counts(raster.sum(axis=0), n)
+
+
+def build_inputs(n_units: int, observed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(unit_index, p): the grid first in NIR order (b*U + u), then each unit's observed p."""
+    grid = np.linspace(0.0, 1.0, GRID_POINTS)
+    idx = [np.tile(np.arange(n_units), GRID_POINTS)] + [np.full(len(o), u) for u, o in enumerate(observed)]
+    return np.concatenate(idx), np.concatenate([np.repeat(grid, n_units), *observed])
+
+
+def run_all(mapped: NeuronGroup, unit_index: np.ndarray, p: np.ndarray, timeout_s: float,
+            step: Any) -> tuple[dict[str, np.ndarray], NeuronArray, NeuronArray]:
+    """Rasters (T, M) of the same neurons and inputs on every validated simulator."""
+    arrays = {f: mapped.layout(unit_index, fixed=f) for f in (False, True)}
+    payloads = {f: mapped.encode(p, fixed=f) for f in (False, True)}
+    out = {}
+    for backend in registry.validated():
+        step(backend.label)
+        f = bool(backend.fixed)
+        out[backend.label] = np.asarray(backend.rasters(arrays[f], payloads[f], timeout_s)[0], dtype=bool)
+    return out, arrays[False], arrays[True]
+
+
+def fixed_drive(mapped: NeuronGroup, qa: NeuronArray, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point v (T, M) of the memoryless neuron, and the same in logit units.
+
+    Exact for the mapping's neurons: u forgets every step and, the dither levels
+    ascending, a residual of v after a failed step cannot flip a later one.  One
+    logit is ``2^6 2^(bits + e) b`` units of v (b: the neuron's dither weight).
+    """
+    a_in = numpy_ref.synaptic_input(qa, xq)[0]
+    v = loihi.memoryless_drive(a_in, numpy_ref.bias(qa)[None])
+    dither = qa.synapse("dither")
+    w_d = loihi.lava_weights(dither.weight, qa.source_width)
+    unit = 2.0 ** (loihi.ACT_SHIFT + mapped.input_bits + dither.weight_exp) * np.maximum(w_d, 1)
+    return v, v / unit
+
+
+def compare(rasters: dict[str, np.ndarray], fa: NeuronArray, xf: np.ndarray, v_float: np.ndarray,
+            v_fixed: np.ndarray, v_fixed_logit: np.ndarray, vth_fixed: int) -> dict[str, dict]:
+    """Per pair: agreement, rate cosine, mismatch count and every mismatch's cause."""
+    out: dict[str, dict] = {}
+    n = fa.neurons_per_gate
+    for a, b in itertools.combinations(SIMULATORS, 2):
+        ra, rb = rasters[a], rasters[b]
+        diff = ra != rb
+        rec: dict[str, Any] = {"agreement": spike_agreement(ra, rb), "rate_cosine": rate_cosine(ra, rb),
+                               "mismatches": int(diff.sum()),
+                               "max_count_diff": int(np.abs(raster_gate_counts(ra, n)
+                                                            - raster_gate_counts(rb, n)).max())}
+        kinds = {a in FLOAT_SIMS, b in FLOAT_SIMS}
+        if kinds == {True}:
+            mism = find_mismatches(fa, xf, ra, rb)
+            rec["causes"] = _count(m.cause for m in mism)
+            rec["listed"] = [m.__dict__ | {"unit": int(fa.unit_index[m.neuron // n])} for m in mism]
+        elif kinds == {False}:  # two fixed-point models of one integer arithmetic: no excuse
+            rec["causes"] = {"unexplained": rec["mismatches"]} if rec["mismatches"] else {}
+            ts, ms = np.nonzero(diff)
+            rec["listed"] = [{"t": int(t), "neuron": int(m), "a": bool(ra[t, m]), "b": bool(rb[t, m]),
+                              "cause": "unexplained"} for t, m in zip(ts[:KEPT], ms[:KEPT], strict=True)]
+        else:  # float vs fixed: explained when each side's own arithmetic predicts its spike
+            fl, fx = (ra, rb) if a in FLOAT_SIMS else (rb, ra)
+            ok = ((v_float > fa.vth) == fl) & ((v_fixed > vth_fixed) == fx)
+            rec["causes"] = {k: v for k, v in (("fixed-point quantisation", int((diff & ok).sum())),
+                                                ("unexplained", int((diff & ~ok).sum()))) if v}
+            rec["max_abs_v_float_at_mismatch"] = float(np.abs(v_float[diff]).max(initial=0.0))
+            rec["max_abs_v_fixed_at_mismatch"] = float(np.abs(v_fixed_logit[diff]).max(initial=0.0))
+            ts, ms = np.nonzero(diff)
+            rec["listed"] = [{"t": int(t), "neuron": int(m), "a": bool(ra[t, m]), "b": bool(rb[t, m]),
+                              "v_float": float(v_float[t, m]), "v_fixed_logit": float(v_fixed_logit[t, m]),
+                              "cause": "fixed-point quantisation" if ok[t, m] else "unexplained"}
+                             for t, m in zip(ts[:KEPT], ms[:KEPT], strict=True)]
+        out[pair_key(a, b)] = rec
+    return out
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
+    return out
+
+
+def head_errors(mapped: NeuronGroup, rasters: dict[str, np.ndarray], unit_index: np.ndarray,
+                p: np.ndarray) -> dict[str, np.ndarray]:
+    """Per simulator, per unit: max |spike rate - sigmoid(k(p - theta))| over all inputs."""
+    theta = np.array([u.theta for u in mapped.units])[unit_index]
+    k = np.array([u.k for u in mapped.units])[unit_index]
+    target = fire_curve_np(p, theta, k)
+    out = {}
+    for name, r in rasters.items():
+        err = np.abs(mapped.decode(raster_gate_counts(r, mapped.neurons_per_gate)) - target)
+        out[name] = np.array([err[unit_index == u].max() for u in range(len(mapped.units))])
+    return out
+
+
+def is_prefix(na: NeuronArray, fa: NeuronArray) -> bool:
+    """Whether `na`'s neurons are the first neurons of `fa` (same window, weights and inputs)."""
+    w = na.size
+    if (na.timesteps, na.neurons_per_gate, na.vth, na.du, na.dv) != \
+            (fa.timesteps, fa.neurons_per_gate, fa.vth, fa.du, fa.dv) or w > fa.size:
+        return False
+    if [s.source for s in na.synapses] != [s.source for s in fa.synapses]:
+        return False
+    same_syn = all(np.array_equal(a.weight, b.weight[:w]) and a.weight_exp == b.weight_exp
+                   and np.array_equal(a.column, b.column[:w])
+                   and (a.table is None) == (b.table is None)
+                   and (a.table is None or np.array_equal(a.table, b.table))
+                   for a, b in zip(na.synapses, fa.synapses, strict=True))
+    return same_syn and np.array_equal(na.bias_mant, fa.bias_mant[:w])
+
+
+def nir_roundtrip(mapped: NeuronGroup, graph: Any, fa: NeuronArray, lava_float: np.ndarray,
+                  timeout_s: float) -> dict[str, Any]:
+    """Import the graph in snnTorch and Norse, run the grid, compare with Lava float."""
+    from ember_neuro.export import nir_gates as G
+
+    meta = G.check_gate_graph(graph)
+    u = int(meta["n_units"])
+    grid = np.linspace(0.0, 1.0, GRID_POINTS)
+    na, x = G.gate_array(graph, GRID_POINTS), np.repeat(grid, u)
+    width = na.size
+    same = is_prefix(na, fa)
+    if same:  # the file is this checkpoint's mapping: its grid part of the main Lava run
+        ref = lava_float[:, :width]
+    else:  # another mapping: Lava float on the graph's own neurons
+        ref = registry.get("lava-sim-float").rasters(na, x, timeout_s)[0]
+    try:
+        names = [str(d["name"]) for d in json.loads(meta["units"])]
+    except (KeyError, TypeError, ValueError):  # another writer's metadata: number the units
+        names = [f"unit{i}" for i in range(u)]
+    out: dict[str, Any] = {"matches_checkpoint": bool(same), "dt": float(meta["dt"]), "unit_names": names,
+                           "timesteps": na.timesteps, "units": u, "agreement": {}, "details": {}}
+    for name, load in (("snntorch", G.load_snntorch), ("norse", G.load_norse)):
+        spikes = G.simulate(load(graph), graph, grid)
+        mism = find_mismatches(na, x, ref, spikes)
+        out["agreement"][name] = spike_agreement(ref, spikes)
+        out["details"][name] = {"rate_cosine": rate_cosine(ref, spikes), "mismatches": len(mism),
+                                "causes": _count(m.cause for m in mism),
+                                "listed": [m.__dict__ for m in mism]}
+    return out
+
+
+def sweep_error(units: tuple, unit_index: np.ndarray, p: np.ndarray, n: int) -> list[dict[str, float]]:
+    """Max |rate - sigmoid| (emulator fixed and float) against 1/(2NT), T in SWEEP_T."""
+    from ember_neuro.backends.emulator import gate_rates
+    from ember_neuro.mappers.gate import MAX_LEVELS, map_gates
+    from ember_neuro.mappers.network import MappingOptions
+
+    theta = np.array([u.theta for u in units])[unit_index]
+    k = np.array([u.k for u in units])[unit_index]
+    target = fire_curve_np(p, theta, k)
+    rows = []
+    for t in (t for t in SWEEP_T if t * n <= MAX_LEVELS):
+        m = map_gates(units, MappingOptions(timesteps=t, neurons_per_gate=n))
+        err = {f: float(np.abs(gate_rates(m, unit_index, p, f) - target).max()) for f in (True, False)}
+        rows.append({"timesteps": t, "bound": m.bound, "emulator-fixed": err[True],
+                     "emulator-float": err[False]})
+    return rows

@@ -1,0 +1,298 @@
+"""The contract between mappers and backends: neuron groups with a list of graded connections.
+
+A mapper (one module per gate kind, see mappers/registry.py) turns trained
+parameters into a :class:`MappedNetwork`: named :class:`NeuronGroup`s, each with
+per-unit neuron parameters in two arithmetics (float64 and Loihi 2 fixed point).
+A backend never sees trained parameters.  It sees a :class:`NeuronArray` -- the
+M neurons of one layout, from :meth:`NeuronGroup.layout` -- and runs the same LIF
+equations on them:
+
+    a_in[t] = sum_j  wshift(w_j[m] * s_j[t, col_j[m]], e_j)      one term per connection
+    u[t] = u[t-1] (1 - du) + a_in[t] ;  v[t] = v[t-1] (1 - dv) + u[t] + bias
+    spike iff v[t] > vth ;  v <- 0 on spike ;  u = v = 0 at every window start
+
+Connection j reads its payload s_j either from the host (held for the whole
+window, one value per input slot: ``col = slot``) or from a table generated on
+chip (row t at window step t, ``col = (slot mod P) N + channel`` for a table of
+P N columns).  Fixed point: ``wshift`` is the connection's shared weight exponent
+(mappers/loihi.py); float: plain products.  Connections are kept in a canonical
+order -- host payloads first, then tables -- because float addition is not
+associative and Lava sums its synapses' outputs in connection order.
+
+Neuron m = i N + c serves input slot i (unit ``unit_index[i]``) through channel c.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """What the user chooses; everything else the mapper derives."""
+
+    timesteps: int = 32
+    neurons_per_gate: int = 1
+    input_bits: int = 12
+    dither_bits: int = 12
+
+
+@dataclass(frozen=True)
+class GateUnit:
+    """One trained gate unit (a head of a layer, or one CfC neuron): transformed parameters."""
+
+    layer: int
+    head: int
+    theta: float
+    leak: float
+    k: float
+
+    @property
+    def name(self) -> str:
+        return f"L{self.layer}H{self.head}"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One graded input of every neuron of a group -- one Sparse synapse process in Lava.
+
+    ``weight`` is per gate unit; ``table`` is None for a payload the host sends once
+    per window (one value per input slot, encoded with ``bits`` in fixed point), or a
+    (T, C) table the chip generates (the dither).
+    """
+
+    source: str
+    weight: np.ndarray
+    weight_exp: int = 0
+    table: np.ndarray | None = None
+    bits: int = 0
+
+    @property
+    def from_host(self) -> bool:
+        return self.table is None
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """Per-unit neuron parameters in one arithmetic (float64, or Loihi 2 integers)."""
+
+    fixed: bool
+    connections: tuple[Connection, ...]
+    bias_mant: np.ndarray  # (U,) float: the bias itself
+    bias_exp: np.ndarray  # (U,) float: zeros, ignored
+    du: float
+    dv: float
+    vth: float
+
+    def __post_init__(self) -> None:
+        names = [c.source for c in self.connections]
+        if len(set(names)) != len(names):
+            raise ValueError(f"connection sources must be unique, got {names}")
+        order = sorted(self.connections, key=lambda c: not c.from_host)
+        if list(order) != list(self.connections):
+            raise ValueError("connections must list host payloads before chip tables")
+
+    def connection(self, source: str) -> Connection:
+        for c in self.connections:
+            if c.source == source:
+                return c
+        raise KeyError(f"no connection {source!r}; have {[c.source for c in self.connections]}")
+
+    @property
+    def host_sources(self) -> tuple[str, ...]:
+        return tuple(c.source for c in self.connections if c.from_host)
+
+
+@dataclass(frozen=True)
+class Synapses:
+    """A connection laid out on M neurons: neuron m reads column ``column[m]`` of its source."""
+
+    source: str
+    weight: np.ndarray  # (M,)
+    weight_exp: int
+    column: np.ndarray  # (M,) slot index (host) or table column (chip)
+    table: np.ndarray | None  # (T, C) for chip-generated payloads
+
+    @property
+    def from_host(self) -> bool:
+        return self.table is None
+
+
+@dataclass(frozen=True)
+class NeuronArray:
+    """M neurons ready to run: what Lava, the emulators and the references consume.
+
+    The host payload of one window is a flat vector of ``payload_width`` values:
+    the I slots of the first host source, then of the second, ... (a single host
+    source gives the familiar (I,) payload).
+    """
+
+    fixed: bool
+    timesteps: int
+    neurons_per_gate: int
+    unit_index: np.ndarray  # (I,) gate unit of each input slot
+    synapses: tuple[Synapses, ...]
+    bias_mant: np.ndarray  # (M,)
+    bias_exp: np.ndarray  # (M,)
+    du: float
+    dv: float
+    vth: float
+
+    @property
+    def size(self) -> int:
+        return int(self.bias_mant.shape[0])
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.unit_index.shape[0])
+
+    @property
+    def host(self) -> tuple[Synapses, ...]:
+        return tuple(s for s in self.synapses if s.from_host)
+
+    @property
+    def tables(self) -> tuple[Synapses, ...]:
+        return tuple(s for s in self.synapses if not s.from_host)
+
+    @property
+    def payload_width(self) -> int:
+        return len(self.host) * self.n_inputs
+
+    @property
+    def source_width(self) -> int:
+        """Width of the vector the host bridge sends each step: host payload, then table rows."""
+        return self.payload_width + sum(int(s.table.shape[1]) for s in self.tables)
+
+    @property
+    def channel(self) -> np.ndarray:
+        return np.arange(self.size) % self.neurons_per_gate
+
+    def host_columns(self) -> list[np.ndarray]:
+        """Per host synapse: the payload index each neuron reads (source block + slot)."""
+        return [j * self.n_inputs + s.column for j, s in enumerate(self.host)]
+
+    def synapse(self, source: str) -> Synapses:
+        for s in self.synapses:
+            if s.source == source:
+                return s
+        raise KeyError(f"no synapses {source!r}")
+
+    def check_payload(self, x: np.ndarray) -> np.ndarray:
+        """Payload as (B, payload_width), validated (fixed point: integers)."""
+        x = np.asarray(x)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.payload_width:
+            raise ValueError(f"payload must be ({self.payload_width},) or (B, {self.payload_width}), "
+                             f"got {x.shape}")
+        if self.fixed:
+            if not np.issubdtype(x.dtype, np.integer) and not np.all(np.mod(x, 1) == 0):
+                raise ValueError("fixed-point payload must be integer (use NeuronGroup.encode)")
+            x = x.astype(np.int64)
+        else:
+            x = x.astype(np.float64)
+        return x if x.ndim == 2 else x[None]
+
+
+def gate_counts(counts: np.ndarray, neurons_per_gate: int) -> np.ndarray:
+    """Per-neuron counts (..., I*N) -> per-input counts (..., I), summed over the N channels."""
+    counts = np.asarray(counts)
+    return counts.reshape(*counts.shape[:-1], -1, neurons_per_gate).sum(axis=-1)
+
+
+@dataclass(frozen=True)
+class NeuronGroup:
+    """One kind of neuron of a mapped network: units, window, and both arithmetics."""
+
+    name: str
+    units: tuple[GateUnit, ...]
+    timesteps: int
+    neurons_per_gate: int
+    levels: np.ndarray  # (N*T,) ascending logit levels the dither presents
+    float_params: Arithmetic
+    fixed_params: Arithmetic
+    k_effective: np.ndarray  # (U,) slope realised in fixed point
+    fixed_worst_error: np.ndarray  # (U,) exact sup over the input range of |fixed rate - sigmoid|
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    saturated: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def bound(self) -> float:
+        """Physical limit of the rate code: 1 / (2 N T)."""
+        return 1.0 / (2 * self.neurons_per_gate * self.timesteps)
+
+    @property
+    def input_bits(self) -> int:
+        return int(self.fixed_params.connection("input").bits)
+
+    def params(self, fixed: bool) -> Arithmetic:
+        return self.fixed_params if fixed else self.float_params
+
+    def encode(self, values: np.ndarray | Mapping[str, np.ndarray], fixed: bool) -> np.ndarray:
+        """Host payload for values (magnitudes are taken): one array for a single host
+        source, or {source: array}; several sources are concatenated in connection order.
+
+        Fixed point: ``round(|v| 2^bits)`` clipped to [0, 2^bits] (unsigned graded spike).
+        """
+        sources = self.params(fixed).host_sources
+        if not isinstance(values, Mapping):
+            if len(sources) != 1:
+                raise ValueError(f"group {self.name!r} has host sources {sources}: pass a mapping")
+            values = {sources[0]: values}
+        if set(values) != set(sources):
+            raise ValueError(f"payload sources {sorted(values)} != {sorted(sources)}")
+        parts = []
+        for src in sources:
+            x = np.abs(np.asarray(values[src], dtype=np.float64))
+            if fixed:
+                scale = 2 ** self.fixed_params.connection(src).bits
+                x = np.clip(np.rint(x * scale), 0, scale).astype(np.int64)
+            parts.append(x)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+    def decode(self, counts: np.ndarray) -> np.ndarray:
+        """Spike counts of a gate's N neurons (summed) -> fire rate in [0, 1]."""
+        return np.asarray(counts, dtype=np.float64) / (self.neurons_per_gate * self.timesteps)
+
+    def layout(self, unit_index: np.ndarray, fixed: bool) -> NeuronArray:
+        """Neuron array for a batch of inputs: input slot i belongs to unit ``unit_index[i]``."""
+        unit_index = np.asarray(unit_index, dtype=np.int64).ravel()
+        n = self.neurons_per_gate
+        ar = self.params(fixed)
+        per = np.repeat(unit_index, n)
+        slot = np.repeat(np.arange(len(unit_index)), n)
+        channel = np.tile(np.arange(n), len(unit_index))
+        synapses = []
+        for c in ar.connections:
+            if c.from_host:
+                column = slot
+            else:
+                phases = c.table.shape[1] // n
+                column = (slot % phases) * n + channel
+            synapses.append(Synapses(c.source, np.asarray(c.weight)[per], int(c.weight_exp), column,
+                                     None if c.table is None else np.asarray(c.table)))
+        return NeuronArray(fixed=fixed, timesteps=self.timesteps, neurons_per_gate=n,
+                           unit_index=unit_index, synapses=tuple(synapses),
+                           bias_mant=np.asarray(ar.bias_mant)[per], bias_exp=np.asarray(ar.bias_exp)[per],
+                           du=ar.du, dv=ar.dv, vth=ar.vth)
+
+
+@dataclass(frozen=True)
+class MappedNetwork:
+    """Everything mapping produces for one checkpoint: its groups and their provenance."""
+
+    variant: str
+    groups: Mapping[str, NeuronGroup]
+    options: Mapping[str, object]
+    checkpoint: Mapping[str, object]  # path, sha256, iter_num, val_loss
+    versions: Mapping[str, object] = field(default_factory=dict)
+
+    def group(self, name: str = "attention") -> NeuronGroup:
+        if name not in self.groups:
+            raise KeyError(f"mapped network has no group {name!r} (groups: {', '.join(self.groups)})")
+        return self.groups[name]
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(w for g in self.groups.values() for w in g.warnings)

@@ -1,0 +1,269 @@
+"""Host <-> Lava processes of a mapped neuron array: one payload in, one raster out, per window.
+
+Two roles, each a small piece of step logic used by two process layouts:
+
+* :class:`WindowFeed` -- the source.  At the first step of every window it takes
+  the host payload (all host connections' slots, ``n_host`` values) and holds it;
+  at every step it emits ``[held payload | table row t]``: one graded vector that
+  every connection's Sparse synapse reads its own columns from (the chip tables,
+  e.g. the dither, are generated here, row t at window step t).
+* :class:`RasterCollector` -- the sink.  It collects the M neurons' spikes of the
+  T window steps and hands the host one bit-packed (T, ceil(M/8)) uint8 raster.
+
+``GateHostBridge`` runs both in one process (the runner's default: Lava's CPU
+backend pays per process per step, ~1300 steps/s with six processes, ~2300 with
+four); ``WindowSource`` + ``RasterSink`` run them as two (``fused=False``),
+identical rasters.  The arithmetic stays in Lava's own Sparse and LIFReset.
+
+Why per-window messages and not Lava's Injector/Extractor: the Injector only has
+a float model (fixed-point synapses need integer payloads) and both exchange one
+message per *step*; the gate input is held for a whole window and the host wants
+the whole raster, so one message per window means T times fewer round trips.
+The pipes are the same external-pipe mechanism the Injector/Extractor use.
+
+Timing (Lava counts steps from 1): the source's window step is ``time_step - 1``
+(window w, row r leave at step ``w T + r + 1``); a synapse delivers one step
+later, so the sink's window step is ``time_step - 2`` and step 1 is pipeline fill.
+In the fused bridge the sink part runs first: the LIF's spikes of step s depend
+only on what the synapses buffered at s - 1, so the bridge hands over a finished
+raster *before* it blocks on the host for the next payload (the other order
+deadlocks: the host waits for the raster that completes in that very step).
+
+Payloads: float64 (``floating_pt``) or int32 graded spikes (``fixed_pt``,
+declared 24 bits, the Loihi 2 graded-spike width Lava's Python ports allow).
+
+This module must stay free of import-time side effects: Lava imports every
+module in this folder while it searches for ProcessModels.  Importing it imports
+Lava: call ``ember_neuro.backends.lava.import_lava()`` first (fork quirk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+SOURCE_PHASE = 1  # the source's window step 0 is Lava step 1
+SINK_PHASE = 2  # ... and reaches the neurons one step later
+
+
+def packed_width(size: int) -> int:
+    """Bytes per raster row for `size` neurons (np.packbits along the last axis)."""
+    return (int(size) + 7) // 8
+
+
+def _check_table(table: np.ndarray) -> np.ndarray:
+    table = np.asarray(table)
+    if table.ndim != 2 or table.shape[0] < 1:
+        raise ValueError(f"table must be a (T, C) array with T >= 1, got shape {table.shape}")
+    return table
+
+
+class WindowFeed:
+    """Source step logic: hold the host payload for a window, append the table row of each step."""
+
+    def __init__(self, table: np.ndarray, n_host: int, dtype: type) -> None:
+        self.table = table
+        self.out = np.zeros(n_host + table.shape[1], dtype=dtype)
+        self.n_host = n_host
+
+    def step(self, j: int, receive: Callable[[], np.ndarray]) -> np.ndarray:
+        """Vector for source window step j (>= 0); receives a payload at each window start."""
+        t = self.table.shape[0]
+        if j % t == 0:
+            self.out[: self.n_host] = receive()  # blocks until the host sends
+        self.out[self.n_host:] = self.table[j % t]
+        return self.out
+
+
+class RasterCollector:
+    """Sink step logic: collect T steps of spikes, return the packed raster when a window ends."""
+
+    def __init__(self, timesteps: int, size: int) -> None:
+        self.raster = np.zeros((timesteps, size), dtype=bool)
+
+    def step(self, k: int, spikes: np.ndarray) -> np.ndarray | None:
+        """Spikes of sink window step k; the packed (T, ceil(M/8)) raster at the window's end."""
+        if k < 0:
+            return None  # pipeline fill: no window has reached the neurons yet
+        t = self.raster.shape[0]
+        np.not_equal(spikes, 0, out=self.raster[k % t])
+        return np.packbits(self.raster, axis=1) if k % t == t - 1 else None
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+class GateHostBridge(AbstractProcess):
+    """Source and sink in one process: ``host_in`` -> ``s_out``, ``s_in`` -> ``host_out``."""
+
+    def __init__(self, *, n_host: int, size: int, table: np.ndarray, buffer_size: int = 4,
+                 name: str | None = None) -> None:
+        table = _check_table(table)
+        super().__init__(name=name)
+        self.host_in = InPort(shape=(n_host,))
+        self.host_in.flag_external_pipe(buffer_size=buffer_size)
+        self.s_out = OutPort(shape=(n_host + table.shape[1],))
+        self.s_in = InPort(shape=(size,))
+        self.host_out = OutPort(shape=(table.shape[0], packed_width(size)))
+        self.host_out.flag_external_pipe(buffer_size=buffer_size)
+        self.table = Var(shape=table.shape, init=table)
+
+
+class WindowSource(AbstractProcess):
+    """The source alone: ``host_in`` (one payload per window) -> ``s_out`` (every step)."""
+
+    def __init__(self, *, n_host: int, table: np.ndarray, buffer_size: int = 4,
+                 name: str | None = None) -> None:
+        table = _check_table(table)
+        super().__init__(name=name)
+        self.host_in = InPort(shape=(n_host,))
+        self.host_in.flag_external_pipe(buffer_size=buffer_size)
+        self.s_out = OutPort(shape=(n_host + table.shape[1],))
+        self.table = Var(shape=table.shape, init=table)
+
+
+class RasterSink(AbstractProcess):
+    """The sink alone: ``a_in`` (M spikes every step) -> ``host_out`` (one raster per window)."""
+
+    def __init__(self, *, size: int, timesteps: int, buffer_size: int = 4,
+                 name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.proc_params["timesteps"] = int(timesteps)
+        self.a_in = InPort(shape=(size,))
+        self.host_out = OutPort(shape=(int(timesteps), packed_width(size)))
+        self.host_out.flag_external_pipe(buffer_size=buffer_size)
+
+
+# -- models (float64 and int32 payloads share the step logic above) ------------------------------
+
+
+class _BridgeModel(PyLoihiProcessModel):
+    PAYLOAD_DTYPE: type = np.float64
+    table: np.ndarray
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._feed: WindowFeed | None = None
+        self._sink: RasterCollector | None = None
+
+    def run_spk(self) -> None:
+        spikes = self.s_in.recv()
+        if self._feed is None:
+            self._feed = WindowFeed(self.table, self.host_in._shape[0], self.PAYLOAD_DTYPE)
+            self._sink = RasterCollector(self.table.shape[0], spikes.shape[0])
+        raster = self._sink.step(self.time_step - SINK_PHASE, spikes)
+        if raster is not None:
+            self.host_out.send(raster)
+        self.s_out.send(self._feed.step(self.time_step - SOURCE_PHASE, self.host_in.recv))
+
+
+class _SourceModel(PyLoihiProcessModel):
+    PAYLOAD_DTYPE: type = np.float64
+    table: np.ndarray
+
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._feed: WindowFeed | None = None
+
+    def run_spk(self) -> None:
+        if self._feed is None:
+            self._feed = WindowFeed(self.table, self.host_in._shape[0], self.PAYLOAD_DTYPE)
+        self.s_out.send(self._feed.step(self.time_step - SOURCE_PHASE, self.host_in.recv))
+
+
+class _SinkModel(PyLoihiProcessModel):
+    def __init__(self, proc_params: dict) -> None:
+        super().__init__(proc_params)
+        self._sink: RasterCollector | None = None
+
+    def run_spk(self) -> None:
+        spikes = self.a_in.recv()
+        if self._sink is None:
+            self._sink = RasterCollector(int(self.proc_params["timesteps"]), spikes.shape[0])
+        raster = self._sink.step(self.time_step - SINK_PHASE, spikes)
+        if raster is not None:
+            self.host_out.send(raster)
+
+
+def _float(port: type) -> LavaPyType:
+    return LavaPyType(port.VEC_DENSE, float)
+
+
+def _fixed(port: type) -> LavaPyType:
+    return LavaPyType(port.VEC_DENSE, np.int32, precision=24)
+
+
+def _raster() -> LavaPyType:
+    return LavaPyType(PyOutPort.VEC_DENSE, np.uint8, precision=8)
+
+
+@implements(proc=GateHostBridge, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyGateHostBridgeFloat(_BridgeModel):
+    """float64 payloads; receives Lava's float spikes (0.0 / 1.0)."""
+
+    host_in: PyInPort = _float(PyInPort)
+    s_out: PyOutPort = _float(PyOutPort)
+    s_in: PyInPort = _float(PyInPort)
+    host_out: PyOutPort = _raster()
+    table: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+@implements(proc=GateHostBridge, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyGateHostBridgeFixed(_BridgeModel):
+    """int32 graded payloads (the mapping's: 13-bit unsigned input, 17-bit signed dither)."""
+
+    PAYLOAD_DTYPE = np.int32
+    host_in: PyInPort = _fixed(PyInPort)
+    s_out: PyOutPort = _fixed(PyOutPort)
+    s_in: PyInPort = _fixed(PyInPort)
+    host_out: PyOutPort = _raster()
+    table: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+
+@implements(proc=WindowSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyWindowSourceFloat(_SourceModel):
+    host_in: PyInPort = _float(PyInPort)
+    s_out: PyOutPort = _float(PyOutPort)
+    table: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+@implements(proc=WindowSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyWindowSourceFixed(_SourceModel):
+    PAYLOAD_DTYPE = np.int32
+    host_in: PyInPort = _fixed(PyInPort)
+    s_out: PyOutPort = _fixed(PyOutPort)
+    table: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+
+@implements(proc=RasterSink, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyRasterSinkFloat(_SinkModel):
+    a_in: PyInPort = _float(PyInPort)
+    host_out: PyOutPort = _raster()
+
+
+@implements(proc=RasterSink, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyRasterSinkFixed(_SinkModel):
+    a_in: PyInPort = _fixed(PyInPort)
+    host_out: PyOutPort = _raster()
