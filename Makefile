@@ -1,12 +1,17 @@
 # ember-neuro: `make demo` (set-up + main job) and `make test` (set-up + tests).
 PY := .venv/bin/python
+PY310 := .venv310/bin/python
 CKPT ?= ember_neuro/checkpoints/lif-learnable-small.pt
 T ?= 32
 
-.PHONY: setup demo test test-slow lint checkpoints clean
+.PHONY: setup setup-py310 demo test test-py310 test-slow ci lint checkpoints clean
 
 setup:
 	@bash scripts/setup_env.sh
+
+# Python 3.10 (INRC's Python): the torch-free core with Lava installed natively, no torch.
+setup-py310:
+	@bash scripts/setup_core310.sh
 
 demo: setup
 	$(PY) -m ember_neuro.demo --checkpoint $(CKPT) --timesteps $(T)
@@ -14,8 +19,15 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# The torch-free core and the real Lava tests (tests/core) on Python 3.10.
+test-py310: setup-py310
+	$(PY310) -m pytest -q tests/core
+
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# What .ci/run runs: the 3.11 suite, then the 3.10 part.
+ci: test test-py310
 
 lint: setup
 	.venv/bin/ruff check ember_neuro mappers processes export tests examples scripts
@@ -27,4 +39,4 @@ checkpoints: setup
 	    --out ember_neuro/checkpoints/$$v-small.pt || exit 1; done
 
 clean:
-	rm -rf .venv build *.egg-info .pytest_cache .ruff_cache
+	rm -rf .venv .venv310 build *.egg-info .pytest_cache .ruff_cache

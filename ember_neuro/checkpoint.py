@@ -86,7 +86,47 @@ def _config_from_args(args: dict) -> EmberConfig:
     try:
         return EmberConfig(**args)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(str(exc)) from exc
+        raise CheckpointError(f"model_args: {exc}") from exc
+
+
+def _layer_indices(state: dict, prefix: str) -> set[int]:
+    out = set()
+    for key in state:
+        if isinstance(key, str) and key.startswith(prefix):
+            head = key[len(prefix):].split(".", 1)[0]
+            if head.isdigit():
+                out.add(int(head))
+    return out
+
+
+def _check_claimed_sizes(state: dict, cfg: EmberConfig) -> None:
+    """model_args against the tensors the checkpoint really holds, before anything is allocated.
+
+    A checkpoint that claims n_layer = 10**6 (or a huge vocabulary, embedding or CfC
+    width) over a small state dict is refused here, instead of building the model it
+    describes first.
+    """
+    bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"state dict entry {bad[0]!r} is not a named tensor")
+    prefix, emb = ("transformer.h.", "transformer.wte.weight") if cfg.is_transformer else \
+        ("layers.", "wte.weight")
+    layers = _layer_indices(state, prefix)
+    if layers != set(range(cfg.n_layer)):
+        raise CheckpointError(f"model_args claims n_layer = {cfg.n_layer} but the state dict holds "
+                              f"{len(layers)} layer(s)")
+    claims = {emb: (cfg.vocab_size, cfg.n_embd)}
+    if cfg.is_transformer:
+        claims["transformer.wpe.weight"] = (cfg.block_size, cfg.n_embd)
+    else:
+        claims["layers.0.cfc.rnn_cell.ff1.weight"] = (cfg.cfc_units, None)
+    for key, want in claims.items():
+        if key not in state:
+            raise CheckpointError(f"state dict lacks {key}")
+        got = tuple(state[key].shape)
+        if len(got) != len(want) or any(w is not None and g != w for g, w in zip(got, want, strict=True)):
+            raise CheckpointError(f"model_args does not match the tensors: {key} has shape {got}, "
+                                  f"the claimed sizes need {tuple('*' if w is None else w for w in want)}")
 
 
 def _check_state(state: dict, model: nn.Module, variant: str) -> None:
@@ -108,6 +148,8 @@ def _check_state(state: dict, model: nn.Module, variant: str) -> None:
             raise CheckpointError(
                 f"{name} has shape {tuple(t.shape)}, expected {tuple(ref.shape)} for this config"
             )
+        if ref.is_floating_point() and not t.is_floating_point():
+            raise CheckpointError(f"{name} has dtype {t.dtype}, expected a floating-point tensor")
         if is_gate_param(name) and not torch.isfinite(t).all():
             raise CheckpointError(f"gate parameter {name} contains NaN or Inf")
 
@@ -131,18 +173,33 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
     if not isinstance(raw["model"], dict):
         raise CheckpointError(f"{p}: 'model' is not a state dict")
     cfg = _config_from_args(raw["model_args"])
+    _check_claimed_sizes(raw["model"], cfg)
     model = build_model(cfg)
     _check_state(raw["model"], model, cfg.variant)
+    train_config = raw.get("config") or {}
+    if not isinstance(train_config, dict):
+        raise CheckpointError(f"{p}: 'config' is a {type(train_config).__name__}, not a dict")
+    vocab = train_config.get("vocab")
+    if vocab is not None and (not isinstance(vocab, str) or len(vocab) != cfg.vocab_size):
+        size = len(vocab) if isinstance(vocab, str) else type(vocab).__name__
+        raise CheckpointError(f"{p}: config.vocab ({size}) does not match vocab_size {cfg.vocab_size}")
     model.load_state_dict(raw["model"])
     model.eval()
-    best = raw.get("best_val_loss", float("nan"))
-    best = float(best) if isinstance(best, (int, float)) or torch.is_tensor(best) else math.nan
     return Checkpoint(
         model=model,
         config=cfg,
-        iter_num=int(raw.get("iter_num", 0)),
-        best_val_loss=best,
-        train_config=dict(raw.get("config") or {}),
+        iter_num=int(_scalar(raw.get("iter_num"), 0)),
+        best_val_loss=float(_scalar(raw.get("best_val_loss"), math.nan)),
+        train_config=dict(train_config),
         path=str(p),
         sha256=sha256_of(p),
     )
+
+
+def _scalar(value: object, default: float) -> float:
+    """A number stored as int, float or one-element tensor; `default` for anything else."""
+    if torch.is_tensor(value) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return value

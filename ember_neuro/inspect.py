@@ -13,7 +13,8 @@ import json
 import math
 import sys
 
-from ember_neuro.checkpoint import CheckpointError, load_checkpoint
+from ember_neuro.checkpoint import load_checkpoint
+from ember_neuro.cli import run_guarded
 from ember_neuro.config import PRESETS, VARIANTS, config_for
 from ember_neuro.mappers.params import temporal_records
 from ember_neuro.mappers.registry import gate_records
@@ -98,19 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if bool(args.checkpoint) == bool(args.preset):
         ap.error("give either a checkpoint or --preset P --variant V")
-    try:
-        if args.checkpoint:
-            ck = load_checkpoint(args.checkpoint)
-            d = describe(ck.model, ck.config, ck.best_val_loss, ck.path, ck.iter_num)
-        else:
-            if not args.variant:
-                ap.error("--preset needs --variant")
-            cfg = config_for(args.variant, args.preset)
-            d = describe(build_model(cfg), cfg, math.nan,
-                         f"untrained {args.variant} ({args.preset} preset)", None)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.preset and not args.variant:
+        ap.error("--preset needs --variant")
+
+    def describe_source(a: argparse.Namespace) -> dict:
+        if a.checkpoint:
+            ck = load_checkpoint(a.checkpoint)
+            return describe(ck.model, ck.config, ck.best_val_loss, ck.path, ck.iter_num)
+        cfg = config_for(a.variant, a.preset)
+        return describe(build_model(cfg), cfg, math.nan, f"untrained {a.variant} ({a.preset} preset)", None)
+
+    code, d = run_guarded(describe_source, args, "interrupted")
+    if code:
+        return code
     print(json.dumps(d) if args.json else format_text(d, args.all))
     return 0
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         tokens=args.tokens, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
         device=args.device, batches=args.batches, batch_size=args.batch_size, data=args.data,
         timeout=args.timeout, threads=args.threads, stream=None if args.json else sys.stdout,
-        progress=not args.json)
+        progress=not args.json and sys.stderr.isatty())
     code, result = run_guarded(lambda _: run_hybrid(req), args, "\ninterrupted: Lava stopped")
     if code:
         return code

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     args = build_parser().parse_args(argv)
-    progress = Progress(enabled=not args.json)
+    progress = Progress(enabled=not args.json and sys.stderr.isatty())  # a bar is for people
 
     def validate(a: argparse.Namespace) -> dict:
         try:

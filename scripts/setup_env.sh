@@ -34,7 +34,7 @@ pip_install -c constraints.txt torch==2.13.0
 pip_install -c constraints.txt numpy scipy scikit-learn asteval networkx
 pip_install --no-deps --ignore-requires-python lava-nc==0.10.0
 pip_install --no-deps norse==1.1.0
-pip_install -c constraints.txt -e ".[ref,export,liquid,dev]"
+pip_install -c constraints.txt -e ".[torch,ref,export,liquid,dev]"
 "$VENV/bin/python" scripts/patch_lava.py
 "$VENV/bin/python" -c "import torch, lava.proc.lif.process, snntorch, norse.torch, nir, onnxruntime, ncps; \
 assert not torch.cuda.is_available() or True; print('setup: torch', torch.__version__, '| imports ok')"

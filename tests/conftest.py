@@ -15,6 +15,10 @@ import pytest
 
 from .helpers import ROOT
 
+# One OpenMP thread for torch (read when torch is first imported, after this file): on a
+# 2-core machine with another busy process, intra-op threads made small ops up to 100x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 VOCAB = "".join(chr(c) for c in range(32, 32 + 65))
 VARIANTS = ["standard", "lif-fixed", "lif-learnable", "lif-refractory", "temporal-lif", "qwen-gate", "cfc",
             "cfc-lif"]
