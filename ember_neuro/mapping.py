@@ -197,13 +197,15 @@ def write_map_outputs(dest: Path, force: bool, net: MappedNetwork, rows: list[di
     with atomic_dir(dest, force=force) as tmp:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         save_mapped(net, tmp / "mapped.npz")
+        rates = np.stack(rates_grid, axis=1)  # (G, U)
         for layer in sorted({u.layer for u in group.units}):
-            curves = [{"name": u.name, "theta": u.theta, "k": u.k, "p": grid, "rate": rates_grid[i],
-                       "target": fire_curve_np(grid, u.theta, u.k)}
-                      for i, u in enumerate(group.units) if u.layer == layer]
-            plots.transfer_curves(tmp / f"transfer_L{layer}.png", layer, curves, group.timesteps,
-                                  group.bound, f"[{summary['target']}]")
-
+            idx = [i for i, u in enumerate(group.units) if u.layer == layer]
+            plots.transfer_curves(
+                tmp / f"transfer_L{layer}.png",
+                f"Layer {layer}: mapped spike-rate gate vs trained sigmoid [{summary['target']}]",
+                [group.units[i] for i in idx], grid,
+                {f"spike rate, T={group.timesteps}": rates[:, idx]}, group.bound,
+                errors=(f"spike rate, T={group.timesteps}",))
 
 def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 32,
                     neurons_per_gate: int = 1, out: str | None = None, force: bool = False,

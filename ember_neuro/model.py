@@ -1,15 +1,8 @@
 """Transformer Ember: nanoGPT with a learned LIF gate on attention probabilities.
 
 One screen per idea: the gate math is in gates.py; this file only places it.
-State-dict key names (what checkpoints store, raw pre-transform values):
-
-    transformer.h.{l}.attn.gate.threshold           (H,)  theta (lif-fixed: buffer = 1.0)
-    transformer.h.{l}.attn.gate.leak                (H,)  leak_raw      -> sigmoid
-    transformer.h.{l}.attn.gate.steepness           (H,)  steepness_raw -> softplus
-    transformer.h.{l}.attn.gate.ref_strength        (H,)  lif-refractory -> softplus
-    transformer.h.{l}.attn.gate.cross_layer_weight  (H,)  lif-refractory -> sigmoid
-    transformer.h.{l}.temporal_decay / _threshold / _steepness   ()  temporal-lif
-    transformer.h.{l}.attn.qwen_gate.weight         (C, C)  qwen-gate
+State-dict key names (raw, pre-transform gate values) follow from the module
+structure below; mappers/params.py documents and reads them.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from ember_neuro.gates import fire_curve_np
+
 
 def _plt():
     import matplotlib
@@ -14,43 +18,46 @@ def _plt():
     return plt
 
 
-def transfer_curves(path: Path, layer: int, curves: list[dict], timesteps: int, bound: float,
-                    title_extra: str = "") -> None:
-    """One panel per head: spike-rate fire vs p, the trained sigmoid, and the error.
+def transfer_curves(path: Path, title: str, units: list, grid: np.ndarray, series: dict[str, np.ndarray],
+                    bound: float, errors: tuple[str, ...], styles: dict[str, tuple[str, str]] | None = None,
+                    dpi: int = 110) -> None:
+    """One panel per gate unit: each series' spike rate over the trained sigmoid, plus an error strip.
 
-    curves: dicts with name, theta, k, p (grid), rate (mapped), target (sigmoid).
+    units: objects with name, theta, k; series: {label: (G, len(units)) rates over `grid`};
+    errors: the labels whose rate - sigmoid is drawn in the strip, against +-bound.
     """
     plt = _plt()
-    n = len(curves)
+    n = len(units)
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(3.6 * cols, 4.2 * rows), squeeze=False,
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(3.7 * cols, 4.3 * rows), squeeze=False,
                              gridspec_kw={"height_ratios": [3, 1] * rows})
-    for i, c in enumerate(curves):
-        r, col = 2 * (i // cols), i % cols
-        ax, ax_err = axes[r][col], axes[r + 1][col]
-        ax.plot(c["p"], c["target"], color="black", lw=1.2, label="σ(k(p−θ)) trained")
-        ax.step(c["p"], c["rate"], where="mid", color="tab:red", lw=1.0, label=f"spike rate, T={timesteps}")
-        ax.set_title(f"{c['name']}  θ={c['theta']:.3f}  k={c['k']:.3f}", fontsize=9)
-        ax.set_ylim(-0.02, 1.02)
+    styles = styles or {}
+    for i, u in enumerate(units):
+        ax, ax_err = axes[2 * (i // cols)][i % cols], axes[2 * (i // cols) + 1][i % cols]
+        target = fire_curve_np(grid, u.theta, u.k)
+        ax.plot(grid, target, color="black", lw=2.0, alpha=0.4, label="σ(k(p−θ)) trained")
+        for label, rates in series.items():
+            color, ls = styles.get(label, ("tab:red", "-"))
+            ax.step(grid, rates[:, i], where="mid", color=color, ls=ls, lw=0.9, label=label)
+            if label in errors:
+                ax_err.plot(grid, rates[:, i] - target, color=color, lw=0.7)
+        ax.set_title(f"{u.name}  θ={u.theta:.3f}  k={u.k:.3f}", fontsize=9)
         ax.set_xlim(0, 1)
-        err = c["rate"] - c["target"]
-        ax_err.plot(c["p"], err, color="tab:red", lw=0.8)
-        ax_err.axhline(bound, color="gray", ls="--", lw=0.8)
-        ax_err.axhline(-bound, color="gray", ls="--", lw=0.8)
+        ax.set_ylim(-0.02, 1.02)
+        for sign in (1, -1):
+            ax_err.axhline(sign * bound, color="gray", ls="--", lw=0.8)
         ax_err.set_ylim(-1.6 * bound, 1.6 * bound)
         ax_err.set_xlabel("attention probability p", fontsize=8)
-        if col == 0:
+        if i % cols == 0:
             ax.set_ylabel("fire", fontsize=8)
             ax_err.set_ylabel("error", fontsize=8)
         if i == 0:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=6, loc="upper left")
     for j in range(n, rows * cols):
         axes[2 * (j // cols)][j % cols].axis("off")
         axes[2 * (j // cols) + 1][j % cols].axis("off")
-    fig.suptitle(f"Layer {layer}: mapped spike-rate gate vs trained sigmoid "
-                 f"(dashed: ±1/(2NT) = {bound:.4f}) {title_extra}", fontsize=10)
+    fig.suptitle(f"{title} (dashed: ±1/(2NT) = {bound:.4f})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
-

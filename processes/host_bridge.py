@@ -103,6 +103,18 @@ class RasterCollector:
 # -- processes -----------------------------------------------------------------------------------
 
 
+def _source_ports(proc: AbstractProcess, n_host: int, table: np.ndarray, buffer_size: int) -> None:
+    proc.host_in = InPort(shape=(n_host,))
+    proc.host_in.flag_external_pipe(buffer_size=buffer_size)
+    proc.s_out = OutPort(shape=(n_host + table.shape[1],))
+    proc.table = Var(shape=table.shape, init=table)
+
+
+def _sink_ports(proc: AbstractProcess, timesteps: int, size: int, buffer_size: int) -> None:
+    proc.host_out = OutPort(shape=(int(timesteps), packed_width(size)))
+    proc.host_out.flag_external_pipe(buffer_size=buffer_size)
+
+
 class GateHostBridge(AbstractProcess):
     """Source and sink in one process: ``host_in`` -> ``s_out``, ``s_in`` -> ``host_out``."""
 
@@ -110,13 +122,9 @@ class GateHostBridge(AbstractProcess):
                  name: str | None = None) -> None:
         table = _check_table(table)
         super().__init__(name=name)
-        self.host_in = InPort(shape=(n_host,))
-        self.host_in.flag_external_pipe(buffer_size=buffer_size)
-        self.s_out = OutPort(shape=(n_host + table.shape[1],))
+        _source_ports(self, n_host, table, buffer_size)
         self.s_in = InPort(shape=(size,))
-        self.host_out = OutPort(shape=(table.shape[0], packed_width(size)))
-        self.host_out.flag_external_pipe(buffer_size=buffer_size)
-        self.table = Var(shape=table.shape, init=table)
+        _sink_ports(self, table.shape[0], size, buffer_size)
 
 
 class WindowSource(AbstractProcess):
@@ -126,10 +134,7 @@ class WindowSource(AbstractProcess):
                  name: str | None = None) -> None:
         table = _check_table(table)
         super().__init__(name=name)
-        self.host_in = InPort(shape=(n_host,))
-        self.host_in.flag_external_pipe(buffer_size=buffer_size)
-        self.s_out = OutPort(shape=(n_host + table.shape[1],))
-        self.table = Var(shape=table.shape, init=table)
+        _source_ports(self, n_host, table, buffer_size)
 
 
 class RasterSink(AbstractProcess):
@@ -140,59 +145,60 @@ class RasterSink(AbstractProcess):
         super().__init__(name=name)
         self.proc_params["timesteps"] = int(timesteps)
         self.a_in = InPort(shape=(size,))
-        self.host_out = OutPort(shape=(int(timesteps), packed_width(size)))
-        self.host_out.flag_external_pipe(buffer_size=buffer_size)
+        _sink_ports(self, timesteps, size, buffer_size)
 
 
 # -- models (float64 and int32 payloads share the step logic above) ------------------------------
 
 
-class _BridgeModel(PyLoihiProcessModel):
-    PAYLOAD_DTYPE: type = np.float64
-    table: np.ndarray
-
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
-        self._feed: WindowFeed | None = None
-        self._sink: RasterCollector | None = None
-
-    def run_spk(self) -> None:
-        spikes = self.s_in.recv()
-        if self._feed is None:
-            self._feed = WindowFeed(self.table, self.host_in._shape[0], self.PAYLOAD_DTYPE)
-            self._sink = RasterCollector(self.table.shape[0], spikes.shape[0])
-        raster = self._sink.step(self.time_step - SINK_PHASE, spikes)
-        if raster is not None:
-            self.host_out.send(raster)
-        self.s_out.send(self._feed.step(self.time_step - SOURCE_PHASE, self.host_in.recv))
-
-
 class _SourceModel(PyLoihiProcessModel):
     PAYLOAD_DTYPE: type = np.float64
     table: np.ndarray
+    _feed: WindowFeed | None = None
 
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
-        self._feed: WindowFeed | None = None
-
-    def run_spk(self) -> None:
+    def _emit(self) -> None:
+        """Send this step's vector (receiving the host payload at a window start)."""
         if self._feed is None:
             self._feed = WindowFeed(self.table, self.host_in._shape[0], self.PAYLOAD_DTYPE)
         self.s_out.send(self._feed.step(self.time_step - SOURCE_PHASE, self.host_in.recv))
 
+    def run_spk(self) -> None:
+        self._emit()
+
 
 class _SinkModel(PyLoihiProcessModel):
-    def __init__(self, proc_params: dict) -> None:
-        super().__init__(proc_params)
-        self._sink: RasterCollector | None = None
+    _sink: RasterCollector | None = None
 
-    def run_spk(self) -> None:
-        spikes = self.a_in.recv()
+    def _window(self) -> int:
+        return int(self.proc_params["timesteps"])
+
+    def _collect(self, spikes: np.ndarray) -> None:
+        """Record this step's spikes; hand a finished window's raster to the host."""
         if self._sink is None:
-            self._sink = RasterCollector(int(self.proc_params["timesteps"]), spikes.shape[0])
+            self._sink = RasterCollector(self._window(), spikes.shape[0])
         raster = self._sink.step(self.time_step - SINK_PHASE, spikes)
         if raster is not None:
             self.host_out.send(raster)
+
+    def run_spk(self) -> None:
+        self._collect(self.a_in.recv())
+
+
+class _BridgeModel(_SourceModel, _SinkModel):
+    def _window(self) -> int:
+        return int(self.table.shape[0])
+
+    def run_spk(self) -> None:
+        self._collect(self.s_in.recv())  # first hand over a finished raster ...
+        self._emit()  # ... then block on the host for the next payload (the other order deadlocks)
+
+
+def _cpu_model(proc: type, arithmetic: str):
+    """@implements(proc, LoihiProtocol) @requires(CPU) @tag(arithmetic), in one decorator."""
+    def declare(cls: type) -> type:
+        return implements(proc=proc, protocol=LoihiProtocol)(requires(CPU)(tag(arithmetic)(cls)))
+
+    return declare
 
 
 def _float(port: type) -> LavaPyType:
@@ -207,63 +213,57 @@ def _raster() -> LavaPyType:
     return LavaPyType(PyOutPort.VEC_DENSE, np.uint8, precision=8)
 
 
-@implements(proc=GateHostBridge, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyGateHostBridgeFloat(_BridgeModel):
+class _FloatFeedPorts:
+    """The source's ports, float64 payloads."""
+
+    host_in: PyInPort = _float(PyInPort)
+    s_out: PyOutPort = _float(PyOutPort)
+    table: np.ndarray = LavaPyType(np.ndarray, float)
+
+
+class _FixedFeedPorts:
+    """The source's ports, int32 graded payloads (the mapping's: 13-bit unsigned input, 17-bit
+    signed dither; declared 24-bit)."""
+
+    PAYLOAD_DTYPE = np.int32
+    host_in: PyInPort = _fixed(PyInPort)
+    s_out: PyOutPort = _fixed(PyOutPort)
+    table: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+
+@_cpu_model(GateHostBridge, "floating_pt")
+class PyGateHostBridgeFloat(_FloatFeedPorts, _BridgeModel):
     """float64 payloads; receives Lava's float spikes (0.0 / 1.0)."""
 
-    host_in: PyInPort = _float(PyInPort)
-    s_out: PyOutPort = _float(PyOutPort)
     s_in: PyInPort = _float(PyInPort)
     host_out: PyOutPort = _raster()
-    table: np.ndarray = LavaPyType(np.ndarray, float)
 
 
-@implements(proc=GateHostBridge, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyGateHostBridgeFixed(_BridgeModel):
-    """int32 graded payloads (the mapping's: 13-bit unsigned input, 17-bit signed dither)."""
+@_cpu_model(GateHostBridge, "fixed_pt")
+class PyGateHostBridgeFixed(_FixedFeedPorts, _BridgeModel):
+    """int32 graded payloads; receives the bit-accurate LIF's int32 spikes."""
 
-    PAYLOAD_DTYPE = np.int32
-    host_in: PyInPort = _fixed(PyInPort)
-    s_out: PyOutPort = _fixed(PyOutPort)
     s_in: PyInPort = _fixed(PyInPort)
     host_out: PyOutPort = _raster()
-    table: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
 
-@implements(proc=WindowSource, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
-class PyWindowSourceFloat(_SourceModel):
-    host_in: PyInPort = _float(PyInPort)
-    s_out: PyOutPort = _float(PyOutPort)
-    table: np.ndarray = LavaPyType(np.ndarray, float)
+@_cpu_model(WindowSource, "floating_pt")
+class PyWindowSourceFloat(_FloatFeedPorts, _SourceModel):
+    pass
 
 
-@implements(proc=WindowSource, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
-class PyWindowSourceFixed(_SourceModel):
-    PAYLOAD_DTYPE = np.int32
-    host_in: PyInPort = _fixed(PyInPort)
-    s_out: PyOutPort = _fixed(PyOutPort)
-    table: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+@_cpu_model(WindowSource, "fixed_pt")
+class PyWindowSourceFixed(_FixedFeedPorts, _SourceModel):
+    pass
 
 
-@implements(proc=RasterSink, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("floating_pt")
+@_cpu_model(RasterSink, "floating_pt")
 class PyRasterSinkFloat(_SinkModel):
     a_in: PyInPort = _float(PyInPort)
     host_out: PyOutPort = _raster()
 
 
-@implements(proc=RasterSink, protocol=LoihiProtocol)
-@requires(CPU)
-@tag("fixed_pt")
+@_cpu_model(RasterSink, "fixed_pt")
 class PyRasterSinkFixed(_SinkModel):
     a_in: PyInPort = _fixed(PyInPort)
     host_out: PyOutPort = _raster()

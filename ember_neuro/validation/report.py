@@ -45,43 +45,6 @@ def grid_rates(mapped: NeuronGroup, raster: np.ndarray) -> np.ndarray:
     return mapped.decode(counts).reshape(GRID_POINTS, u)
 
 
-def plot_transfer(path: Path, mapped: NeuronGroup, layer: int, rates: dict[str, np.ndarray]) -> None:
-    """Every simulator's spike rate over the sigmoid, one panel per head (+ error strip)."""
-    plt = plots._plt()
-    heads = [i for i, u in enumerate(mapped.units) if u.layer == layer]
-    cols = min(len(heads), 4)
-    rows = (len(heads) + cols - 1) // cols
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(3.8 * cols, 4.4 * rows), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1] * rows})
-    grid = np.linspace(0.0, 1.0, GRID_POINTS)
-    for j, i in enumerate(heads):
-        u = mapped.units[i]
-        ax, ax_err = axes[2 * (j // cols)][j % cols], axes[2 * (j // cols) + 1][j % cols]
-        target = fire_curve_np(grid, u.theta, u.k)
-        ax.plot(grid, target, color="black", lw=2.2, alpha=0.35, label="σ(k(p−θ))")
-        for name in SIMULATORS:
-            color, ls = STYLE[name]
-            ax.step(grid, rates[name][:, i], where="mid", color=color, ls=ls, lw=0.9, label=name)
-            if name in ("lava-float", "lava-fixed"):
-                ax_err.plot(grid, rates[name][:, i] - target, color=color, lw=0.7)
-        ax.set_title(f"{u.name}  θ={u.theta:.3f}  k={u.k:.3f}", fontsize=9)
-        ax.set_xlim(0, 1)
-        for s in (1, -1):
-            ax_err.axhline(s * mapped.bound, color="gray", ls="--", lw=0.8)
-        ax_err.set_ylim(-1.6 * mapped.bound, 1.6 * mapped.bound)
-        ax_err.set_xlabel("p", fontsize=8)
-        if j == 0:
-            ax.legend(fontsize=6, loc="upper left")
-    for j in range(len(heads), rows * cols):
-        axes[2 * (j // cols)][j % cols].axis("off")
-        axes[2 * (j // cols) + 1][j % cols].axis("off")
-    fig.suptitle(f"Layer {layer}, T={mapped.timesteps}: six simulators over the sigmoid "
-                 f"(error strip: lava-float red, lava-fixed blue; dashed ±1/(2NT))", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def plot_error_vs_t(path: Path, rows: list[dict[str, float]], n: int) -> None:
     """Measured max error (emulator fixed and float) against the 1/(2NT) limit, log-log."""
     plt = plots._plt()
@@ -143,8 +106,15 @@ def write_figures(folder: Path, mapped: NeuronGroup, rasters: dict[str, np.ndarr
     units = mapped.units
     rates = {s: grid_rates(mapped, r) for s, r in rasters.items()}
     figures = []
+    grid = np.linspace(0.0, 1.0, GRID_POINTS)
     for layer in sorted({u.layer for u in units}):
-        plot_transfer(folder / f"transfer_L{layer}.png", mapped, layer, rates)
+        idx = [i for i, u in enumerate(units) if u.layer == layer]
+        plots.transfer_curves(
+            folder / f"transfer_L{layer}.png",
+            f"Layer {layer}, T={mapped.timesteps}: six simulators over the sigmoid (error strip: "
+            "lava-float red, lava-fixed blue)", [units[i] for i in idx], grid,
+            {name: rates[name][:, idx] for name in SIMULATORS}, mapped.bound,
+            errors=("lava-float", "lava-fixed"), styles=STYLE, dpi=100)
         figures.append(f"transfer_L{layer}.png")
     head = raster_head(mapped)
     plot_raster(folder / f"raster_{units[head].name}.png", mapped, head, rasters)
