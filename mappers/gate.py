@@ -39,22 +39,41 @@ gives the smallest measured worst-case error.  Among weight pairs it measures
 the exact fixed-point transfer curve of the best candidates (every input
 payload, worst case over p in [0, 1]) and keeps the most faithful.  Anything
 that does not fit is clipped *and reported*, and so is a head whose exact worst
-case exceeds 1/(2NT) + 0.002 (only very steep heads, k >~ 30).
+case exceeds 1/(2NT) + 0.002.
+
+More inputs, and inputs that are not probabilities (:class:`GateInputs`).  The
+same neuron computes fire = sigmoid(sum_j coef_j v_j + offset) for any number of
+host payloads v_j in [0, 1], each its own connection: the attention gate has one
+(v = p, coef = k, offset = -k theta); lif-refractory adds the column load and the
+previous layer's load (coef = -k softplus(ref), -k sigmoid(cross)); Liquid Ember
+and the temporal membrane divide an unbounded input by a calibrated scale (v =
+|h| / scale, coef = k scale).  Each extra connection gets its own weights
+(w_j = coef_j b 2^(B_d + e_d - B_j - e_j), the finest exponent e_j that keeps
+|w_j| <= 255) and its own floor (the bias re-centres (S + 1)/2 floors).  A steep
+input (coef_0 > 12) may use a 16-bit payload (graded spikes carry 24 bits) with
+its own weight exponent, which the 16-bit accumulator absorbs.  The exact worst
+case over the whole input box [0, 1]^S combines the realised terms of every
+connection (:func:`exact_worst_case`): the spike count depends only on their sum,
+the target is monotone in each input, so for every realised sum the extreme
+targets are a min-plus / max-plus convolution of per-connection bin edges.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from ember_neuro.gates import fire_curve_np
+from ember_neuro.gates import sigmoid
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import Arithmetic, Connection, GateUnit, MappingOptions, NeuronGroup
 
-SELECTION_CANDIDATES = 6  # weight pairs measured exactly per unit and exponent
+SELECTION_CANDIDATES = 6  # weight pairs measured exactly per unit and configuration
 FIDELITY_MARGIN = 0.002  # the quality bar: worst-case error <= 1/(2NT) + this
 MAX_LEVELS = 65536  # N*T; keeps l_max <= ln(2^17) < 12
+STEEP_INPUT = 12.0  # coef_0 above this also tries wider input payloads
+WIDE_INPUT_BITS = (14, 16)
 
 
 def check_options(options: MappingOptions) -> None:
@@ -119,18 +138,9 @@ def shared_weight_exponent(bits: int, lmax: float) -> int:
     return e
 
 
-def gate_bias(a: int, theta: float, bits: int, weight_exp: int) -> float:
-    """The bias that places -k theta on the neuron: -2^6 2^(bits+e) a theta, plus 2^6.
-
-    The last term re-centres the two floor shifts (input and dither connections).
-    """
-    scale = 2.0 ** (bits + weight_exp)
-    return -(2**loihi.ACT_SHIFT) * scale * a * theta + 2**loihi.ACT_SHIFT
-
-
 def fixed_counts(a: int, b: int, bias: int, weight_exp: int, payload: np.ndarray,
                  dither: np.ndarray) -> np.ndarray:
-    """Spike counts of the fixed-point neuron for each input payload, without a simulator.
+    """Spike counts of the one-input fixed-point neuron for each payload, step by step (no shortcut).
 
     Exact for this memoryless neuron: u forgets (du = 4095) and, because each
     channel's levels ascend, the v residual after a failed step (dv = 4095 keeps
@@ -143,47 +153,209 @@ def fixed_counts(a: int, b: int, bias: int, weight_exp: int, payload: np.ndarray
     return (v > loihi.threshold(0)).sum(axis=(1, 2))
 
 
-def worst_case_error(counts: np.ndarray, nt: int, theta: float, k: float, bits: int) -> float:
-    """Exact sup over p in [0, 1] of |rate - sigma(k(p - theta))| for payload-indexed counts.
+def counts_for_drive(drive: np.ndarray, dither_terms: np.ndarray, bias: int) -> np.ndarray:
+    """Spike counts for realised host drives (a_in units), by binary search over the dither terms.
 
-    counts[x] is the spike count for payload x = 0 .. 2^bits.  Every p in the
-    payload bin [(x - 1/2), (x + 1/2)] / 2^bits (clipped to [0, 1]) gets that
-    count, and the sigmoid is monotone, so the bin's worst error sits at an edge.
+    A neuron spikes at level m iff ((drive + D_m) << 6) + bias > 0, i.e. D_m >=
+    ceil((1 - bias) / 64) - drive: the count is how many dither terms reach that.
     """
+    terms = np.sort(np.asarray(dither_terms, np.int64).ravel())
+    need = -((bias - 1) // 2**loihi.ACT_SHIFT) - np.asarray(drive, np.int64)  # ceil((1 - bias) / 64) - drive
+    return terms.size - np.searchsorted(terms, need, side="left")
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    """What a group of sigmoid gates computes:
+
+        fire_u = sigma(coef[u, 0] (v_0 - center[u]) + sum_{j>0} coef[u, j] v_j)
+
+    v_j = |x_j| / scale[u, j] in [0, 1] is host payload j of the unit (source
+    ``sources[j]``; the first is always "input", whose threshold is ``center`` in
+    the same normalised units).  Values beyond the scale are clipped to 1 in
+    fixed point and counted as saturated by the caller.
+    """
+
+    sources: tuple[str, ...]
+    coef: np.ndarray  # (U, S) logits per unit of normalised input
+    scale: np.ndarray  # (U, S) the value each normalised input 1 stands for
+    center: np.ndarray  # (U,) normalised input-0 value where the drive crosses 0
+
+    @property
+    def offset(self) -> np.ndarray:
+        """(U,) the constant logit term, -coef_0 center."""
+        return -self.coef[:, 0] * self.center
+
+    @staticmethod
+    def attention(units: tuple[GateUnit, ...]) -> GateInputs:
+        """The plain attention gate: sigma(k (p - theta)), p in [0, 1]."""
+        k = np.array([[u.k] for u in units], dtype=np.float64)
+        theta = np.array([u.theta for u in units], dtype=np.float64)
+        return GateInputs(("input",), k, np.ones_like(k), theta)
+
+
+@dataclass(frozen=True)
+class _Config:
+    """Group-level fixed-point choices: payload bits and weight exponent per connection."""
+
+    bits: tuple[int, ...]  # per host input
+    exps: tuple[int, ...]  # per host input
+    dither_exp: int
+
+    def shift(self, j: int, dither_bits: int) -> int:
+        """Delta_j = (B_j + e_j) - (B_d + e_d): input j's terms are 2^Delta_j coarser than the dither's."""
+        return self.bits[j] + self.exps[j] - dither_bits - self.dither_exp
+
+
+def _bins(bits: int, coef: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Payloads 0..2^bits and the ideal logit range coef * v over each payload's bin of v in [0, 1]."""
+    x = np.arange(2**bits + 1, dtype=np.int64)
+    lo = np.clip((x - 0.5) / 2**bits, 0.0, 1.0) * coef
+    hi = np.clip((x + 0.5) / 2**bits, 0.0, 1.0) * coef
+    return x, np.minimum(lo, hi), np.maximum(lo, hi)
+
+
+def _by_term(terms: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Distinct realised terms with the min / max ideal logit over the payloads giving each."""
+    values, inverse = np.unique(terms, return_inverse=True)
+    lo_t = np.full(values.size, np.inf)
+    hi_t = np.full(values.size, -np.inf)
+    np.minimum.at(lo_t, inverse, lo)
+    np.maximum.at(hi_t, inverse, hi)
+    return values, lo_t, hi_t
+
+
+def _combine(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Distinct sums of two connections' terms, with min-plus / max-plus combined ideal ranges."""
+    (va, loa, hia), (vb, lob, hib) = (a, b) if a[0].size >= b[0].size else (b, a)
+    base = int(va[0] + vb[0])
+    size = int(va[-1] + vb[-1]) - base + 1
+    lo, hi = np.full(size, np.inf), np.full(size, -np.inf)
+    idx = va - va[0]
+    for v, lv, hv in zip((vb - vb[0]).tolist(), lob.tolist(), hib.tolist(), strict=True):
+        at = idx + v
+        lo[at] = np.minimum(lo[at], loa + lv)
+        hi[at] = np.maximum(hi[at], hia + hv)
+    keep = np.isfinite(lo)
+    return np.flatnonzero(keep) + base, lo[keep], hi[keep]
+
+
+def exact_worst_case(weights: np.ndarray, coef: np.ndarray, cfg: _Config, bias: int, offset: float,
+                     dither_terms: np.ndarray) -> float:
+    """Exact sup over the input box [0, 1]^S of |rate - sigma(sum_j coef_j v_j + offset)|.
+
+    Every host input j contributes the floored term (w_j x_j) >> -e_j for its
+    payload x_j; the spike count depends only on the sum D of those terms
+    (:func:`counts_for_drive`), and the target is monotone in each v_j.  So for
+    each reachable D the extreme targets are min / max over all payload
+    combinations summing to D of the ideal bin edges -- combined connection by
+    connection (:func:`_combine`).  With one input this is every payload bin at
+    both edges.
+    """
+    combined = None
+    for j, (w, c) in enumerate(zip(weights, coef, strict=True)):
+        x, lo, hi = _bins(cfg.bits[j], float(c))
+        term = _by_term(loihi.weight_shift(int(w) * x, cfg.exps[j]), lo, hi)
+        combined = term if combined is None else _combine(combined, term)
+    drive, lo, hi = combined
+    rate = counts_for_drive(drive, dither_terms, bias) / dither_terms.size
+    return float(max(np.abs(rate - sigmoid(lo + offset)).max(), np.abs(rate - sigmoid(hi + offset)).max()))
+
+
+def worst_case_error(counts: np.ndarray, nt: int, theta: float, k: float, bits: int) -> float:
+    """Exact sup over p in [0, 1] of |rate - sigma(k(p - theta))| for payload-indexed counts."""
     x = np.arange(counts.shape[0], dtype=np.float64)
     lo = np.clip((x - 0.5) / 2**bits, 0.0, 1.0)
     hi = np.clip((x + 0.5) / 2**bits, 0.0, 1.0)
     rate = counts / nt
-    return float(max(np.abs(rate - fire_curve_np(lo, theta, k)).max(),
-                     np.abs(rate - fire_curve_np(hi, theta, k)).max()))
+    return float(max(np.abs(rate - sigmoid(k * (lo - theta))).max(),
+                     np.abs(rate - sigmoid(k * (hi - theta))).max()))
 
 
-def _choose_unit(u: GateUnit, weight_exp: int, bits: int, lmax: float, dither: np.ndarray):
-    """Pick (a, b, bias) for one unit: the candidate with the smallest *measured* error.
+def gate_bias(a: int, center: float, cfg: _Config, n_inputs: int) -> float:
+    """The bias that puts the drive's zero at input-0 value `center`, plus the floors' re-centring.
 
-    Candidates are ranked by a predicted error (slope error * max|x sigma'(x)| = 0.224,
-    plus the drive resolution 1/(4 S b)); the best few are evaluated exactly, on
-    every possible input payload, with :func:`fixed_counts` and
-    :func:`worst_case_error`.  Returns (a, b, mant, exp, clipped, worst_error),
-    or None if no weight pair fits the 16-bit budget at this exponent.
+    With the *realised* first weight a, the input term is a 2^(B_0 + e_0) per unit of
+    normalised input, so -a 2^(B_0 + e_0) center (shifted by 6 into v) crosses zero
+    exactly at `center` whatever the slope's rounding.  Each of the n_inputs + 1
+    connections floors its term (on average -1/2 unit), so (n_inputs + 1)/2 units
+    are added back.
     """
-    scale = 2.0 ** (bits + weight_exp)
-    payload = np.arange(2**bits + 1, dtype=np.int64)
+    per_input = a * 2.0 ** (cfg.bits[0] + cfg.exps[0])
+    return 2**loihi.ACT_SHIFT * (-per_input * center + (n_inputs + 1) / 2)
+
+
+def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int, lmax: float,
+                 dither: np.ndarray):
+    """Pick the weights of one unit: the candidate with the smallest *measured* error.
+
+    The first input's weight a and the dither weight b form the best rational
+    approximations of coef_0 2^-Delta_0; each further input's weight follows from b.
+    Candidates are ranked by a predicted error (slope error * max|x sigma'(x)| =
+    0.224, plus the drive resolution 1/(4 S b)); the best few are evaluated
+    exactly on the first input alone (the other inputs at 0), and the chosen one
+    over the whole input box.  Returns (weights, b, mant, exp, clipped, worst) or
+    None if nothing fits the 16-bit accumulator.
+    """
+    units_per_b = 2.0 ** (dither_bits + cfg.dither_exp)
+    ratio = coef[0] * 2.0 ** -cfg.shift(0, dither_bits)
+    dither_terms = None
     scored = []
-    for a, b, err in best_weight_ratio(u.k):
-        if not loihi.fits_act(scale * (a + b * lmax)):
+    for a, b, err in best_weight_ratio(ratio) if ratio > 0 else [(0, loihi.WEIGHT_MAX, 0.0)]:
+        s_u = b * units_per_b
+        others = [int(np.clip(np.rint(c * b * 2.0 ** -cfg.shift(j, dither_bits)), -loihi.WEIGHT_MAX,
+                              loihi.WEIGHT_MAX)) for j, c in enumerate(coef) if j > 0]
+        pos = a * 2.0 ** (cfg.bits[0] + cfg.exps[0])
+        neg = sum(abs(w) * 2.0 ** (cfg.bits[j + 1] + cfg.exps[j + 1]) for j, w in enumerate(others))
+        if not loihi.fits_act(max(pos, neg) + s_u * lmax):
             continue
-        mant, exp, clipped = loihi.split_bias(gate_bias(a, u.theta, bits, weight_exp))
-        predicted = 0.224 * err + 0.25 * (1.0 + 2.0 ** (exp - 1) / 64) / (scale * b)
-        scored.append((clipped, predicted, a, b, mant, exp))
-    scored.sort()
+        mant, exp, clipped = loihi.split_bias(gate_bias(a, center, cfg, len(coef)))
+        predicted = 0.224 * err + 0.25 * (1.0 + 2.0 ** (exp - 1) / 64) / s_u
+        scored.append((clipped, predicted, a, b, others, mant, exp))
+    scored.sort(key=lambda c: c[:2])
     best = None
-    for clipped, _, a, b, mant, exp in scored[:SELECTION_CANDIDATES]:
-        counts = fixed_counts(a, b, mant * 2**exp, weight_exp, payload, dither)
-        worst = worst_case_error(counts, dither.size, u.theta, u.k, bits)
+    offset = -float(coef[0]) * center
+    first_only = _Config(cfg.bits[:1], cfg.exps[:1], cfg.dither_exp)
+    for clipped, _, a, b, others, mant, exp in scored[:SELECTION_CANDIDATES]:
+        dither_terms = loihi.weight_shift(b * dither, cfg.dither_exp)
+        worst = exact_worst_case(np.array([a]), coef[:1], first_only, mant * 2**exp, offset, dither_terms)
         if best is None or (clipped, worst) < (best[4], best[5]):
-            best = (a, b, mant, exp, clipped, worst)
+            best = (np.array([a, *others], dtype=np.int64), b, mant, exp, clipped, worst)
+    if best is not None and len(coef) > 1:  # the chosen weights, over the whole input box
+        weights, b, mant, exp, clipped, _ = best
+        dither_terms = loihi.weight_shift(b * dither, cfg.dither_exp)
+        best = (weights, b, mant, exp, clipped,
+                exact_worst_case(weights, coef, cfg, mant * 2**exp, offset, dither_terms))
     return best
+
+
+def _configs(coef: np.ndarray, n_inputs: int, dither_bits: int, lmax: float) -> list[_Config]:
+    """Group-level choices to measure: dither exponents e_all .. e_all + 2 (e_all: every pair fits),
+    12-bit payloads sharing the dither's exponent, and for steep first inputs 14- and 16-bit payloads
+    whose exponent absorbs the extra bits; further inputs get the finest exponent that fits later."""
+    e_all = shared_weight_exponent(dither_bits, lmax)
+    out = []
+    for e_d in (e_all, e_all + 1, e_all + 2):
+        widths = [dither_bits]
+        if float(np.max(coef[:, 0])) > STEEP_INPUT:
+            widths += list(WIDE_INPUT_BITS)
+        for bits in widths:
+            e_in = max(loihi.WEIGHT_EXP_MIN, e_d - (bits - dither_bits))
+            out.append(_Config((bits,) + (dither_bits,) * (n_inputs - 1), (e_in,) + (e_d,) * (n_inputs - 1),
+                               e_d))
+    return out
+
+
+def _finest_exponents(cfg: _Config, coef: np.ndarray, bs: np.ndarray, dither_bits: int) -> _Config:
+    """Each further input's exponent: the smallest (finest weights) with every |w_j| <= 255."""
+    exps = list(cfg.exps)
+    for j in range(1, coef.shape[1]):
+        need = np.abs(coef[:, j] * bs) * 2.0 ** (dither_bits + cfg.dither_exp - cfg.bits[j])
+        e = loihi.WEIGHT_EXP_MIN
+        while e < loihi.WEIGHT_EXP_MAX and np.max(need * 2.0**-e, initial=0.0) > loihi.WEIGHT_MAX:
+            e += 1
+        exps[j] = e
+    return _Config(cfg.bits, tuple(exps), cfg.dither_exp)
 
 
 def _check_unit(u: GateUnit) -> None:
@@ -195,86 +367,100 @@ def _check_unit(u: GateUnit) -> None:
         raise ValueError(f"{u.name}: steepness k = {u.k} must be > 0 (k = softplus(raw))")
 
 
-def float_arithmetic(theta: np.ndarray, k: np.ndarray, table: np.ndarray) -> Arithmetic:
-    """The float64 gate: weight k on |p|, weight 1 on the dither, bias -k theta, du = dv = 1."""
-    return Arithmetic(
-        fixed=False,
-        connections=(Connection("input", k.copy()), Connection("dither", np.ones_like(k), table=table)),
-        bias_mant=-k * theta, bias_exp=np.zeros_like(k), du=1.0, dv=1.0, vth=0.0)
-
-
 def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOptions,
-              name: str = "attention") -> NeuronGroup:
-    """Pure function: trained gate units + options -> a neuron group (float and fixed)."""
+              name: str = "attention", inputs: GateInputs | None = None) -> NeuronGroup:
+    """Pure function: trained gate units + options -> a neuron group (float and fixed).
+
+    ``inputs`` describes the host payloads (default: the attention gate, one input p).
+    """
     check_options(options)
     units = tuple(units)
     if not units:
         raise ValueError("no gate units to map")
     for u in units:
         _check_unit(u)
+    spec = GateInputs.attention(units) if inputs is None else inputs
+    finite = np.all(np.isfinite(spec.coef)) and np.all(np.isfinite(spec.scale))
+    if not finite or not np.all(spec.scale > 0):
+        raise ValueError(f"{name}: input coefficients must be finite and scales positive")
     t, n = int(options.timesteps), int(options.neurons_per_gate)
     levels = logit_levels(t, n)
     lmax = float(np.abs(levels).max())
-    bits = options.input_bits
-    theta = np.array([u.theta for u in units])
-    k = np.array([u.k for u in units])
-
+    bits = options.dither_bits
     dither_fixed = fixed_dither_table(levels, t, n, bits)
-    e_all = shared_weight_exponent(bits, lmax)
+    s_count = len(spec.sources)
     best = None
-    # Shared by all units: e_all lets every weight pair fit; a larger e resolves the
-    # drive more finely but only admits smaller pairs.  Measure, keep the best.
-    for weight_exp in (e_all, e_all + 1, e_all + 2):
-        choice = [_choose_unit(u, weight_exp, bits, lmax, dither_fixed) for u in units]
+    # Measure every configuration; keep the one whose worst unit is best.
+    for cfg in _configs(spec.coef, s_count, bits, lmax):
+        choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed)
+                  for i in range(len(units))]
         if any(c is None for c in choice):
             continue
+        if s_count > 1:  # finest exponents for the further inputs, then choose again with them
+            cfg = _finest_exponents(cfg, spec.coef, np.array([c[1] for c in choice]), bits)
+            choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed)
+                      for i in range(len(units))]
+            if any(c is None for c in choice):
+                continue
         worst = max(c[-1] for c in choice)
         if best is None or worst < best[1] - 1e-12:
-            best = (weight_exp, worst, choice)
+            best = (cfg, worst, choice)
     if best is None:  # cannot happen for a, b = 1 unless N*T is absurd; say so, never guess
         raise ValueError(f"no weight pair fits Loihi's 16-bit synaptic input at N*T = {n * t}")
-    weight_exp, _, choice = best
-    w_in = np.array([c[0] for c in choice], dtype=np.int64)
+    cfg, _, choice = best
+    weights = np.stack([c[0] for c in choice])  # (U, S)
     w_d = np.array([c[1] for c in choice], dtype=np.int64)
-    warnings: list[str] = []
-    saturated: list[str] = []
-    bar = 1.0 / (2 * n * t) + FIDELITY_MARGIN
-    for u, (a, b, _, _, clipped, worst) in zip(units, choice, strict=True):
-        if worst > bar and not clipped:
-            warnings.append(
-                f"{u.name}: k = {u.k:.3g} is too steep for the 12-bit input payload: worst-case "
-                f"fixed-point error {worst:.4f} exceeds 1/(2NT) + {FIDELITY_MARGIN} = {bar:.4f}"
-            )
-        if clipped:
-            saturated.append(u.name)
-            warnings.append(
-                f"{u.name}: bias -k*theta = {-u.k * u.theta:.3g} does not fit the 13-bit mantissa "
-                "* 2^7 at any weight scale; clipped (fire curve saturates over p in [0, 1])"
-            )
-        if u.k > loihi.WEIGHT_MAX:
-            saturated.append(u.name)
-            warnings.append(f"{u.name}: k = {u.k:.3g} exceeds {loihi.WEIGHT_MAX}; slope clipped to {a}/{b}")
-        elif abs(a / b - u.k) / u.k > 0.01:
-            warnings.append(f"{u.name}: k = {u.k:.4g} realised as {a}/{b} "
-                            f"(relative error {abs(a / b - u.k) / u.k:.2%})")
-
+    warnings, saturated = _report(units, spec, choice, cfg, bits, 1.0 / (2 * n * t) + FIDELITY_MARGIN)
     fixed = Arithmetic(
         fixed=True,
-        connections=(Connection("input", w_in, weight_exp, bits=bits),
-                     Connection("dither", w_d, weight_exp, table=dither_fixed)),
+        connections=(*(Connection(src, weights[:, j], cfg.exps[j], bits=cfg.bits[j], scale=spec.scale[:, j])
+                       for j, src in enumerate(spec.sources)),
+                     Connection("dither", w_d, cfg.dither_exp, table=dither_fixed, bits=bits)),
         bias_mant=np.array([c[2] for c in choice], dtype=np.int64),
         bias_exp=np.array([c[3] for c in choice], dtype=np.int64),
         du=loihi.DECAY_MAX, dv=loihi.DECAY_MAX, vth=0)
+    float_params = Arithmetic(
+        fixed=False,
+        connections=(*(Connection(src, spec.coef[:, j] / spec.scale[:, j])
+                       for j, src in enumerate(spec.sources)),
+                     Connection("dither", np.ones(len(units)), table=dither_table(levels, t, n))),
+        bias_mant=spec.offset.copy(), bias_exp=np.zeros(len(units)), du=1.0, dv=1.0, vth=0.0)
+    ratio = weights[:, 0] / np.maximum(w_d, 1) * 2.0 ** cfg.shift(0, bits)
     return NeuronGroup(
-        name=name,
-        units=units,
-        timesteps=t,
-        neurons_per_gate=n,
-        levels=levels,
-        float_params=float_arithmetic(theta, k, dither_table(levels, t, n)),
-        fixed_params=fixed,
-        k_effective=np.where(w_d > 0, w_in / np.maximum(w_d, 1), 0.0),
+        name=name, units=units, timesteps=t, neurons_per_gate=n, levels=levels,
+        float_params=float_params, fixed_params=fixed,
+        k_effective=ratio / spec.scale[:, 0],
         fixed_worst_error=np.array([c[5] for c in choice]),
-        warnings=tuple(warnings),
-        saturated=tuple(dict.fromkeys(saturated)),
+        warnings=tuple(warnings), saturated=tuple(dict.fromkeys(saturated)),
     )
+
+
+def _report(units: tuple[GateUnit, ...], spec: GateInputs, choice: list, cfg: _Config, bits: int,
+            bar: float) -> tuple[list[str], list[str]]:
+    """Warnings (never silent) for steep, clipped or imprecise units; names of saturated ones."""
+    warnings: list[str] = []
+    saturated: list[str] = []
+    for i, (u, (weights, b, _, _, clipped, worst)) in enumerate(zip(units, choice, strict=True)):
+        coef0 = float(spec.coef[i, 0])
+        if worst > bar and not clipped:
+            warnings.append(
+                f"{u.name}: k = {u.k:.3g} is too steep for the {cfg.bits[0]}-bit input payload: worst-case "
+                f"fixed-point error {worst:.4f} exceeds 1/(2NT) + {FIDELITY_MARGIN} = {bar:.4f}")
+        if clipped:
+            saturated.append(u.name)
+            warnings.append(
+                f"{u.name}: bias -k*theta = {float(spec.offset[i]):.3g} does not fit the 13-bit mantissa "
+                "* 2^7 at any weight scale; clipped (fire curve saturates over the input range)")
+        ratio = coef0 * 2.0 ** -cfg.shift(0, bits)
+        realised = int(weights[0]) / b
+        if ratio > loihi.WEIGHT_MAX:
+            saturated.append(u.name)
+            warnings.append(f"{u.name}: k = {u.k:.3g} exceeds what 8-bit weights hold; slope clipped to "
+                            f"{int(weights[0])}/{b}")
+        elif ratio > 0 and abs(realised - ratio) / ratio > 0.01:
+            warnings.append(f"{u.name}: k = {u.k:.4g} realised as {int(weights[0])}/{b} "
+                            f"(relative error {abs(realised - ratio) / ratio:.2%})")
+        for j in range(1, len(spec.sources)):
+            if abs(int(weights[j])) == loihi.WEIGHT_MAX:
+                warnings.append(f"{u.name}: the {spec.sources[j]} weight is clipped at 8 bits")
+    return warnings, saturated

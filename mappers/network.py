@@ -45,14 +45,15 @@ class GateUnit:
     """One trained gate unit (a head of a layer, or one CfC neuron): transformed parameters."""
 
     layer: int
-    head: int
+    head: int  # the head (attention), CfC neuron or token slot within the layer
     theta: float
     leak: float
     k: float
+    tag: str = "H"  # H: attention head, N: CfC neuron, M: temporal membrane
 
     @property
     def name(self) -> str:
-        return f"L{self.layer}H{self.head}"
+        return f"L{self.layer}{self.tag}{self.head}"
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class Connection:
     """One graded input of every neuron of a group -- one Sparse synapse process in Lava.
 
     ``weight`` is per gate unit; ``table`` is None for a payload the host sends once
-    per window (one value per input slot, encoded with ``bits`` in fixed point), or a
-    (T, C) table the chip generates (the dither).
+    per window (one value per input slot, encoded in fixed point as
+    ``round(|x| / scale[unit] 2^bits)``, clipped to [0, 2^bits]), or a (T, C) table
+    the chip generates (the dither).
     """
 
     source: str
@@ -69,6 +71,7 @@ class Connection:
     weight_exp: int = 0
     table: np.ndarray | None = None
     bits: int = 0
+    scale: np.ndarray | None = None  # (U,) value range of a host payload; None: 1
 
     @property
     def from_host(self) -> bool:
@@ -229,27 +232,46 @@ class NeuronGroup:
     def params(self, fixed: bool) -> Arithmetic:
         return self.fixed_params if fixed else self.float_params
 
-    def encode(self, values: np.ndarray | Mapping[str, np.ndarray], fixed: bool) -> np.ndarray:
-        """Host payload for values (magnitudes are taken): one array for a single host
-        source, or {source: array}; several sources are concatenated in connection order.
-
-        Fixed point: ``round(|v| 2^bits)`` clipped to [0, 2^bits] (unsigned graded spike).
-        """
-        sources = self.params(fixed).host_sources
+    def _values(self, values: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sources = self.fixed_params.host_sources
         if not isinstance(values, Mapping):
             if len(sources) != 1:
                 raise ValueError(f"group {self.name!r} has host sources {sources}: pass a mapping")
             values = {sources[0]: values}
         if set(values) != set(sources):
             raise ValueError(f"payload sources {sorted(values)} != {sorted(sources)}")
+        return {src: np.abs(np.asarray(values[src], dtype=np.float64)) for src in sources}
+
+    def _scale(self, source: str, unit_index: np.ndarray | None) -> np.ndarray | float:
+        scale = self.fixed_params.connection(source).scale
+        if scale is None or np.all(np.asarray(scale) == 1.0):
+            return 1.0
+        if unit_index is None:
+            raise ValueError(f"group {self.name!r} scales its {source} payload per unit: pass unit_index")
+        return np.asarray(scale, np.float64)[np.asarray(unit_index, np.int64)]
+
+    def encode(self, values: np.ndarray | Mapping[str, np.ndarray], fixed: bool,
+               unit_index: np.ndarray | None = None) -> np.ndarray:
+        """Host payload for values (magnitudes are taken): one array for a single host
+        source, or {source: array}; several sources are concatenated in connection order.
+
+        Float: |x| itself.  Fixed point: ``round(|x| / scale 2^bits)`` clipped to
+        [0, 2^bits] (an unsigned graded spike); a group whose payload scale differs per
+        unit needs the ``unit_index`` of the values (their last axis).
+        """
         parts = []
-        for src in sources:
-            x = np.abs(np.asarray(values[src], dtype=np.float64))
+        for src, x in self._values(values).items():
             if fixed:
-                scale = 2 ** self.fixed_params.connection(src).bits
-                x = np.clip(np.rint(x * scale), 0, scale).astype(np.int64)
+                full = 2 ** self.fixed_params.connection(src).bits
+                x = np.clip(np.rint(x / self._scale(src, unit_index) * full), 0, full).astype(np.int64)
             parts.append(x)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+    def saturated_count(self, values: np.ndarray | Mapping[str, np.ndarray],
+                        unit_index: np.ndarray | None = None) -> int:
+        """How many host values lie beyond their payload scale (clipped in fixed point)."""
+        values = self._values(values)
+        return int(sum(int((x > self._scale(src, unit_index)).sum()) for src, x in values.items()))
 
     def decode(self, counts: np.ndarray) -> np.ndarray:
         """Spike counts of a gate's N neurons (summed) -> fire rate in [0, 1]."""

@@ -52,8 +52,8 @@ def _arith_header(ar: Arithmetic) -> dict[str, Any]:
 
 def _group_header(g: NeuronGroup) -> dict[str, Any]:
     return {"name": g.name, "timesteps": g.timesteps, "neurons_per_gate": g.neurons_per_gate,
-            "units": [{"layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak, "k": u.k}
-                      for u in g.units],
+            "units": [{"layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak, "k": u.k,
+                       "tag": u.tag} for u in g.units],
             "warnings": list(g.warnings), "saturated": list(g.saturated),
             "float": _arith_header(g.float_params), "fixed": _arith_header(g.fixed_params)}
 
@@ -72,6 +72,8 @@ def _arrays(net: MappedNetwork) -> dict[str, np.ndarray]:
                 out[f"{name}/{kind}/{c.source}/weight"] = np.asarray(c.weight, dtype)
                 if c.table is not None:
                     out[f"{name}/{kind}/{c.source}/table"] = np.asarray(c.table, dtype)
+                if c.scale is not None:
+                    out[f"{name}/{kind}/{c.source}/scale"] = np.asarray(c.scale, np.float64)
     return out
 
 
@@ -139,7 +141,7 @@ def _arith(header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, f
         conns.append(Connection(source=c["source"], weight=arrays[f"{key}/weight"],
                                 weight_exp=int(c["weight_exp"]),
                                 table=None if c["from_host"] else arrays[f"{key}/table"],
-                                bits=int(c["bits"])))
+                                bits=int(c["bits"]), scale=arrays.get(f"{key}/scale")))
     return Arithmetic(fixed=fixed, connections=tuple(conns), bias_mant=arrays[f"{prefix}/bias_mant"],
                       bias_exp=arrays[f"{prefix}/bias_exp"], du=header["du"], dv=header["dv"],
                       vth=header["vth"])
@@ -148,7 +150,7 @@ def _arith(header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, f
 def _group(h: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuronGroup:
     name = h["name"]
     units = tuple(GateUnit(int(u["layer"]), int(u["head"]), float(u["theta"]), float(u["leak"]),
-                           float(u["k"])) for u in h["units"])
+                           float(u["k"]), str(u.get("tag", "H"))) for u in h["units"])
     return NeuronGroup(
         name=name, units=units, timesteps=int(h["timesteps"]), neurons_per_gate=int(h["neurons_per_gate"]),
         levels=arrays[f"{name}/levels"], float_params=_arith(h["float"], arrays, f"{name}/float", False),

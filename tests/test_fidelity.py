@@ -51,12 +51,13 @@ def error_budget(mapped: NeuronGroup) -> np.ndarray:
     """
     fp = mapped.fixed_params
     w_in, dither = fp.connection("input"), fp.connection("dither")
-    a, b = w_in.weight.astype(float), np.maximum(dither.weight, 1).astype(float)
+    b = np.maximum(dither.weight, 1).astype(float)
     k = np.array([u.k for u in mapped.units])
-    scale = 2.0 ** (mapped.input_bits + w_in.weight_exp)
-    half_lsb = 2.0 ** -(mapped.input_bits + 1)
-    return (mapped.bound + 0.224 * np.abs(a / b - k) / k + k / 4 * half_lsb + 0.25 / (scale * b)
-            + 0.25 * 2.0 ** (fp.bias_exp - 1.0) / (64 * scale * b) + half_lsb / 4)
+    scale = 2.0 ** (dither.bits + dither.weight_exp)  # a_in units per logit, per unit of b
+    half_lsb = 2.0 ** -(w_in.bits + 1)  # the input payload's rounding
+    half_level = 2.0 ** -(dither.bits + 1)  # the levels' rounding
+    return (mapped.bound + 0.224 * np.abs(mapped.k_effective - k) / k + k / 4 * half_lsb
+            + 0.25 / (scale * b) + 0.25 * 2.0 ** (fp.bias_exp - 1.0) / (64 * scale * b) + half_level / 4)
 
 
 def check(mapped: NeuronGroup, p: np.ndarray, bar: bool = True) -> None:

@@ -166,7 +166,8 @@ def fixed_drive(mapped: NeuronGroup, qa: NeuronArray, xq: np.ndarray) -> tuple[n
     v = loihi.memoryless_drive(a_in, numpy_ref.bias(qa)[None])
     dither = qa.synapse("dither")
     w_d = loihi.lava_weights(dither.weight, qa.source_width)
-    unit = 2.0 ** (loihi.ACT_SHIFT + mapped.input_bits + dither.weight_exp) * np.maximum(w_d, 1)
+    unit = 2.0 ** (loihi.ACT_SHIFT + mapped.fixed_params.connection("dither").bits + dither.weight_exp) \
+        * np.maximum(w_d, 1)
     return v, v / unit
 
 

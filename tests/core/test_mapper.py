@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ember_neuro.backends import numpy_ref
 from ember_neuro.gates import fire_curve_np
 from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
-from ember_neuro.mappers.gate import fixed_counts, logit_levels
+from ember_neuro.mappers.gate import logit_levels
 from ember_neuro.mappers.loihi import BIAS_EXP_MAX, BIAS_MANT_MAX, WEIGHT_MAX
 
 GRID = np.linspace(0.0, 1.0, 1001)
@@ -27,13 +28,10 @@ def float_rates(mapped, i, x):
 
 
 def fixed_rates(mapped, i, x):
-    fp = mapped.fixed_params
-    w_in, dither = fp.connection("input"), fp.connection("dither")
-    assert w_in.weight_exp == dither.weight_exp  # the gate shares one exponent
-    counts = fixed_counts(int(w_in.weight[i]), int(dither.weight[i]),
-                          int(fp.bias_mant[i]) * 2 ** int(fp.bias_exp[i]), w_in.weight_exp,
-                          mapped.encode(x, True), dither.table)
-    return counts / (mapped.timesteps * mapped.neurons_per_gate)
+    """Rates of unit i over x from the numpy reference's full dynamics (not the mapper's shortcut)."""
+    array = mapped.layout(np.full(x.size, i), True)
+    counts = numpy_ref.rasters(array, mapped.encode(x, True))[0].sum(axis=0)
+    return mapped.decode(counts.reshape(-1, mapped.neurons_per_gate).sum(axis=1))
 
 
 unit_strategy = st.builds(
@@ -56,10 +54,11 @@ def test_mapping_properties(unit, t, n):
     assert 0 <= a <= WEIGHT_MAX and 1 <= b <= WEIGHT_MAX
     assert -BIAS_MANT_MAX - 1 <= int(fp.bias_mant[0]) <= BIAS_MANT_MAX
     assert 0 <= int(fp.bias_exp[0]) <= BIAS_EXP_MAX
-    assert -8 <= w_in.weight_exp <= 7
+    assert -8 <= w_in.weight_exp <= 7 and -8 <= dither.weight_exp <= 7
     # fits Lava's declared 16-bit synaptic output for every payload and dither level
     # (and so the 24-bit current never wraps)
-    max_ain = (a * 2**m.input_bits + b * int(np.abs(dither.table).max())) * 2.0**w_in.weight_exp
+    max_ain = (a * 2**w_in.bits * 2.0**w_in.weight_exp
+               + b * int(np.abs(dither.table).max()) * 2.0**dither.weight_exp)
     assert max_ain < 2**15
     err = np.abs(fixed_rates(m, 0, GRID) - target).max()
     assert err <= m.fixed_worst_error[0] + 1e-12  # the mapper's exact worst case really bounds it
@@ -94,9 +93,12 @@ def test_slope_is_a_precise_weight_ratio():
     assert abs(m.k_effective[0] - 0.8123) / 0.8123 < 2e-3
 
 
-def test_huge_slope_is_clipped_and_reported():
+def test_huge_slopes_are_reported_and_clipped_beyond_the_weights():
     m = map_gates([GateUnit(2, 3, 0.5, 0.7, 400.0)], MappingOptions(timesteps=16))
-    assert "L2H3" in m.saturated and any("exceeds 255" in w for w in m.warnings)
+    assert m.fixed_params.connection("input").bits > 12  # a wide payload holds the slope ...
+    assert any(w.startswith("L2H3") and "too steep" in w for w in m.warnings)  # ... but not its error
+    m = map_gates([GateUnit(2, 3, 0.5, 0.7, 9000.0)], MappingOptions(timesteps=16))
+    assert "L2H3" in m.saturated and any("exceeds what 8-bit weights hold" in w for w in m.warnings)
 
 
 def test_encode_decode():
