@@ -155,6 +155,16 @@ def refractory_theta(theta: Any, ref_strength_raw: Any, cross_layer_weight_raw: 
     return th
 
 
+def membrane_integrate(v: Any, importance: Any, decay_raw: Any) -> Any:
+    """The temporal-LIF membrane entering a layer: V = V * sigmoid(decay) + importance."""
+    return v * sigmoid(decay_raw) + importance
+
+
+def membrane_fire(v: Any, threshold_raw: Any, steepness_raw: Any) -> Any:
+    """fire = sigmoid(softplus(steepness) (V - softplus(threshold))): the part spiking neurons run."""
+    return sigmoid(softplus(steepness_raw) * (v - softplus(threshold_raw)))
+
+
 def temporal_step(v: Any, importance: Any, decay_raw: Any, threshold_raw: Any,
                   steepness_raw: Any) -> tuple[Any, Any]:
     """One layer of the temporal-LIF membrane (per token).
@@ -162,8 +172,8 @@ def temporal_step(v: Any, importance: Any, decay_raw: Any, threshold_raw: Any,
     V = V*sigmoid(decay) + importance; fire = sigmoid(softplus(steep)*(V - softplus(thr)));
     returns (fire, V_after_soft_reset) with V_after = V*(1-fire).
     """
-    v = v * sigmoid(decay_raw) + importance
-    fire = sigmoid(softplus(steepness_raw) * (v - softplus(threshold_raw)))
+    v = membrane_integrate(v, importance, decay_raw)
+    fire = membrane_fire(v, threshold_raw, steepness_raw)
     return fire, v * (1.0 - fire)
 
 

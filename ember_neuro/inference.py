@@ -23,10 +23,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ember_neuro.backends import registry
+from ember_neuro.cli import torch_threads
 from ember_neuro.errors import BadInput
-from ember_neuro.hybrid import make_fire_fn
+from ember_neuro.hybrid import Hooks, make_hooks
 
 EVAL_SEED = 1234
+TEMPORAL_MODES = ("rate", "hard")
 
 
 class RunError(BadInput):
@@ -41,58 +43,102 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def decode_mode(model: torch.nn.Module, asked: str) -> str:
+    """How generation feeds the model: "cache" (KV cache or CfC state, one new token per step) or
+    "whole" (the whole window again for each token).  lif-refractory needs "whole": its column
+    load averages over all queries of the window, so a new token changes every earlier gate."""
+    variant = model.config.variant
+    if asked not in ("auto", "cache", "whole"):
+        raise RunError(f"unknown --decode {asked!r}; use auto, cache or whole")
+    if asked == "cache" and variant == "lif-refractory":
+        raise RunError("lif-refractory cannot decode with a KV cache: its column load averages over all "
+                       "queries of the window (not causal); use --decode whole (its default)")
+    if asked == "auto":
+        return "whole" if variant == "lif-refractory" else "cache"
+    return asked
+
+
+def _next_token(logits: torch.Tensor, temperature: float, top_k: int | None, g: torch.Generator) -> int:
+    logits = logits.float().cpu()
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+        logits[logits < kth] = -math.inf
+    return int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g))
+
+
 @torch.no_grad()
-def generate(model, vocab: str, prompt: str, tokens: int, fire_fn, temperature: float,
-             seed: int, device, stream=None, top_k: int | None = None) -> tuple[str, float]:
-    """Sample `tokens` characters after `prompt` with a KV cache; returns (text, seconds)."""
+def generate(model, vocab: str, prompt: str, tokens: int, hooks: Hooks | None, temperature: float,
+             seed: int, device, stream=None, top_k: int | None = None,
+             decode: str = "auto") -> tuple[str, float]:
+    """Sample `tokens` characters after `prompt`; returns (text, seconds).
+
+    "cache" decoding feeds one new token per step (a KV cache for the transformer, rebuilt
+    from the last half block when the context reaches the block size; the recurrent state
+    for Liquid Ember); "whole" runs the last block of context again for every token.
+    """
     if not prompt:
         raise RunError("empty prompt: give at least one character with --prompt")
     stoi = {c: i for i, c in enumerate(vocab)}
     bad = sorted({c for c in prompt if c not in stoi})
     if bad:
         raise RunError(f"prompt characters not in the model's vocabulary: {''.join(bad)!r}")
+    mode = decode_mode(model, decode)
+    kw = hooks.model_kwargs() if hooks is not None else {}
     block = model.config.block_size
+    recurrent = not model.config.is_transformer
     ids = [stoi[c] for c in prompt]
     g = torch.Generator(device="cpu").manual_seed(seed)
     caches = None
     t0 = time.perf_counter()
     out = []
     for _ in range(tokens):
-        if caches is None or caches[0]["k"].size(2) >= block:
+        if mode == "whole":
+            logits, _ = model(torch.tensor([ids[-block:]], device=device), **kw)
+        elif caches is None or (not recurrent and caches[0]["k"].size(2) >= block):
             # (re)build the cache from the most recent context: whole prompt, or half a block
             ctx = ids[-block:] if caches is None else ids[-(block // 2):]
             caches = [{} for _ in range(model.config.n_layer)]
-            logits, _ = model(torch.tensor([ctx], device=device), fire_fn=fire_fn, caches=caches)
-        logits = logits[0, -1].float().cpu()
-        if temperature <= 0:
-            nxt = int(torch.argmax(logits))
-        else:
-            logits = logits / temperature
-            if top_k:
-                kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
-                logits[logits < kth] = -math.inf
-            nxt = int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g))
+            logits, _ = model(torch.tensor([ctx], device=device), caches=caches, **kw)
+        nxt = _next_token(logits[0, -1], temperature, top_k, g)
         ids.append(nxt)
         out.append(vocab[nxt])
         if stream is not None:
             stream.write(vocab[nxt])
             stream.flush()
-        if len(out) < tokens:
-            logits, _ = model(torch.tensor([[nxt]], device=device), fire_fn=fire_fn, caches=caches)
+        if mode == "cache" and len(out) < tokens:
+            logits, _ = model(torch.tensor([[nxt]], device=device), caches=caches, **kw)
     return "".join(out), time.perf_counter() - t0
 
 
+def mlp_flops(config) -> dict[str, float]:
+    """Per token: FLOPs of one layer's MLP and of the whole forward pass at full context.
+
+    Multiply-adds count 2; the MLP is 2 matmuls n -> 4n -> n (16 n^2); attention is the
+    QKV and output projections (8 n^2) plus scores and weighted values at a full block
+    (4 n T); the head 2 n V.  Only matrix products are counted (NeuroBench-style).
+    """
+    n, t, v, layers = config.n_embd, config.block_size, config.vocab_size, config.n_layer
+    mlp = 16.0 * n * n
+    total = layers * (mlp + 8.0 * n * n + 4.0 * n * t) + 2.0 * n * v
+    return {"mlp_per_layer": mlp, "forward": total}
+
+
 @torch.no_grad()
-def evaluate(model, batches, fire_fn, device, progress: bool = True) -> dict:
-    """Float vs hybrid on the same batches: losses, KL, top-1 agreement."""
+def evaluate(model, batches, hooks: Hooks | None, device, progress: bool = True) -> dict:
+    """Float vs hybrid on the same batches: losses, KL, top-1 agreement (+ MLP skips, hard mode)."""
     n_tok = 0
     loss_f = loss_h = kl = agree = 0.0
     hybrid_s = 0.0
+    stats: dict = {}
+    kw = hooks.model_kwargs(stats) if hooks is not None else {}
     for x, y in tqdm(batches, desc="eval", disable=not progress, dynamic_ncols=True):
         x, y = x.to(device), y.to(device)
         lf, _ = model(x)
         t0 = time.perf_counter()
-        lh, _ = model(x, fire_fn=fire_fn)
+        lh, _ = model(x, **kw)
         hybrid_s += time.perf_counter() - t0
         lf, lh = lf.double().flatten(0, 1), lh.double().flatten(0, 1)
         yy = y.flatten()
@@ -103,17 +149,22 @@ def evaluate(model, batches, fire_fn, device, progress: bool = True) -> dict:
         agree += float((lf.argmax(-1) == lh.argmax(-1)).sum())
         n_tok += yy.numel()
     vf, vh = loss_f / n_tok, loss_h / n_tok
-    return {"val_loss_float": vf, "val_loss_hybrid": vh, "rel_delta": (vh - vf) / vf,
-            "kl_float_hybrid": kl / n_tok, "top1_agreement": agree / n_tok,
-            "tokens": n_tok, "tokens_per_s": n_tok / hybrid_s if hybrid_s else None,
-            "hybrid_seconds": hybrid_s}
+    out = {"val_loss_float": vf, "val_loss_hybrid": vh, "rel_delta": (vh - vf) / vf,
+           "kl_float_hybrid": kl / n_tok, "top1_agreement": agree / n_tok,
+           "tokens": n_tok, "tokens_per_s": n_tok / hybrid_s if hybrid_s else None,
+           "hybrid_seconds": hybrid_s}
+    if stats.get("mlp_total"):
+        skip = 1.0 - stats["mlp_run"] / stats["mlp_total"]
+        flops = mlp_flops(model.config)
+        saved = skip * model.config.n_layer * flops["mlp_per_layer"]
+        out.update(mlp_skip_fraction=skip, mlp_flops_saved_per_token=saved,
+                   flops_saved_fraction=saved / flops["forward"])
+    return out
 
 
 def eval_slots(batch_size: int, block: int) -> int:
     """Neurons per gate unit on Lava for evaluation: a whole batch's causal row set, capped."""
     return int(min(8192, batch_size * block * (block + 1) // 2))
-
-
 
 
 @dataclass
@@ -137,6 +188,8 @@ class HybridRequest:
     data: str | None = None
     timeout: float = 60.0
     threads: int = 1
+    decode: str = "auto"  # auto | cache | whole
+    temporal: str = "rate"  # temporal-lif's membrane: rate (faithful) | hard (a spike runs the MLP)
     stream: Any = None  # where generated text is streamed (None: not streamed)
     progress: bool = True
 
@@ -156,67 +209,70 @@ def run_hybrid(req: HybridRequest) -> dict[str, Any]:
                  1 if req.neurons_per_gate is None else req.neurons_per_gate)
     if req.tokens < 1:
         raise RunError(f"--tokens must be >= 1, got {req.tokens}")
-    if req.threads < 1:
-        raise RunError(f"--threads must be >= 1, got {req.threads}")
     if req.batches < 0:
         raise RunError(f"--batches must be >= 0 (0 = the whole validation split), got {req.batches}")
     device = resolve_device(req.device)
-    # One intra-op thread: the per-token tensors are tiny, and on a 2-core machine
-    # OpenMP workers spinning against Lava's processes (or any other load) made
-    # each op up to 100x slower.
-    torch.set_num_threads(req.threads)
+    torch_threads(req.threads)
+    if req.temporal not in TEMPORAL_MODES:
+        raise RunError(f"unknown --temporal mode {req.temporal!r}; use {' or '.join(TEMPORAL_MODES)}")
     ck = load_checkpoint(req.checkpoint)
-    if not ck.config.is_transformer:
-        raise RunError(f"{ck.config.variant!r} is Liquid Ember; hybrid runs cover Transformer Ember")
     if not backend.spiking and not ck.config.has_lif_gate:
         raise RunError(f"no LIF gate to run: {ck.path} is a {ck.config.variant!r} checkpoint")
     model = ck.model.to(device)
-    group = None
-    result: dict[str, Any] = {"backend": req.backend}
+    decode = decode_mode(model, req.decode)
+    net = None
+    result: dict[str, Any] = {"backend": req.backend, "variant": ck.config.variant}
     if backend.spiking:
-        net = mapping_for(ck, req.mapped, req.timesteps, req.neurons_per_gate)
-        group = net.group("attention")
+        net = mapping_for(ck, req.mapped, req.timesteps, req.neurons_per_gate, data=req.data)
+        group = next(iter(net.groups.values()))
         result.update(timesteps=group.timesteps, neurons_per_gate=group.neurons_per_gate,
                       mapped=str(req.mapped) if req.mapped else None)
     else:
         result.update(timesteps=req.timesteps or 32)
+    if ck.config.variant == "temporal-lif":
+        result["temporal"] = req.temporal
+    if not req.eval:
+        result["decode"] = decode
+    block = ck.config.block_size
     if req.eval:
         from ember_neuro.data import load_data
 
         data = load_data(req.data, vocab=ck.vocab)
         if req.batches == 0:
-            batches = data.val_sequential(req.batch_size, ck.config.block_size)
+            batches = data.val_sequential(req.batch_size, block)
         else:
-            batches = data.val_batches(req.batches, req.batch_size, ck.config.block_size, seed=EVAL_SEED)
-        slots = eval_slots(req.batch_size, ck.config.block_size)
+            batches = data.val_batches(req.batches, req.batch_size, block, seed=EVAL_SEED)
+        slots, token_slots = eval_slots(req.batch_size, block), req.batch_size * block
     else:
-        slots = ck.config.block_size
-    fire_fn, path = make_fire_fn(group, req.backend, slots=slots, timeout_s=req.timeout)
+        slots, token_slots = block, block
+    if net is not None and "hidden" in net.groups:
+        slots = token_slots  # one CfC value per neuron per token
+    hooks = make_hooks(net, req.backend, slots=slots, timeout_s=req.timeout, membrane=req.temporal,
+                       membrane_slots=token_slots)
     with contextlib.ExitStack() as stack:
-        startup = 0.0
-        if path is not None:
-            t0 = time.perf_counter()
-            stack.enter_context(path)
-            startup = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stack.enter_context(hooks)
+        startup = time.perf_counter() - t0
         if req.eval:
-            result.update(evaluate(model, batches, fire_fn, device, progress=req.progress))
+            result.update(evaluate(model, batches, hooks, device, progress=req.progress))
             result["batches"] = len(batches)
             result["batch_size"] = req.batch_size
         else:
             if req.stream is not None:
                 req.stream.write(req.prompt)
                 req.stream.flush()
-            text, secs = generate(model, ck.vocab, req.prompt, req.tokens, fire_fn, req.temperature,
-                                  req.seed, device, req.stream, req.top_k)
+            text, secs = generate(model, ck.vocab, req.prompt, req.tokens, hooks, req.temperature,
+                                  req.seed, device, req.stream, req.top_k, decode)
             if req.stream is not None:
                 req.stream.write("\n")
             result.update({"prompt": req.prompt, "text": text, "tokens": req.tokens,
                            "tokens_per_s": req.tokens / secs if secs else None})
-        if path is not None and path.runner is not None:
-            result["lava_steps"] = path.lava_steps
-            result["lava_steps_per_s"] = path.lava_steps / path.lava_seconds if path.lava_seconds else None
-        if path is not None:
-            result["spike_stats"] = {str(k): v for k, v in path.stats.items()}
+        if hooks.persistent:
+            result["lava_steps"] = hooks.lava_steps
+            result["lava_steps_per_s"] = hooks.lava_steps / hooks.lava_seconds if hooks.lava_seconds else None
+        if hooks.paths:
+            result["spike_stats"] = hooks.stats()
+            result["saturated_inputs"] = sum(p.saturated for p in hooks.paths)
         result["startup_seconds"] = round(startup, 3)
     result["seconds"] = round(time.time() - t_start, 3)
     return result

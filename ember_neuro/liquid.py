@@ -57,8 +57,12 @@ class LiquidLayer(nn.Module):
         self.cfc = _cfc(cfg.n_embd, cfg.cfc_units, cfg.n_embd)
         self.gate = NeuronGate(cfg.n_embd) if cfg.variant == "cfc-lif" else None
 
-    def forward(self, x, fire_fn: Optional[FireFn] = None):
-        h, _ = self.cfc(self.ln(x))
+    def forward(self, x, fire_fn: Optional[FireFn] = None, cache: Optional[dict] = None):
+        """cache: None (whole sequence from rest) or a dict carrying this layer's CfC state."""
+        hx = None if cache is None else cache.get("hx")
+        h, hx = self.cfc(self.ln(x), hx)
+        if cache is not None:
+            cache["hx"] = hx
         if self.gate is not None:
             theta, leak, k = self.gate.transformed()
             fire = fire_fn(self.layer, h, theta, k) if fire_fn is not None else None
@@ -76,10 +80,14 @@ class LiquidEmber(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.wte.weight = self.lm_head.weight
 
-    def forward(self, idx, targets=None, fire_fn: Optional[FireFn] = None):
+    def forward(self, idx, targets=None, fire_fn: Optional[FireFn] = None,
+                caches: Optional[list[dict]] = None, **hooks):
+        """Whole sequence (caches=None), or incremental decoding: caches holds one dict per layer
+        (start with empty dicts) carrying the CfC state, and idx only the new tokens.  Other
+        hooks (the transformer's membrane) do not apply and are ignored."""
         x = self.wte(idx)
-        for layer in self.layers:
-            x = layer(x, fire_fn)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, fire_fn, None if caches is None else caches[i])
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:

@@ -28,7 +28,7 @@ import math
 import sys
 
 from ember_neuro.backends import registry
-from ember_neuro.cli import run_guarded
+from ember_neuro.cli import run_guarded, torch_threads
 from ember_neuro.mapping import format_table, map_and_measure
 
 
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", help="validation text for observed probabilities (default: Shakespeare)")
     ap.add_argument("--grid-only", action="store_true", help="skip observed probabilities")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a Lava run is stopped")
+    ap.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
     ap.add_argument("--no-bit-exact-check", action="store_true",
                     help="skip running the target's twin implementation")
     return ap
@@ -60,18 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     code, summary = run_guarded(
-        lambda a: map_and_measure(a.checkpoint, a.target, a.timesteps, a.neurons_per_gate, a.out, a.force,
-                                  a.data, a.grid_only, a.timeout, not a.no_bit_exact_check),
+        lambda a: torch_threads(a.threads) or map_and_measure(
+            a.checkpoint, a.target, a.timesteps, a.neurons_per_gate, a.out, a.force, a.data, a.grid_only,
+            a.timeout, not a.no_bit_exact_check),
         args, "interrupted: nothing was written")
     if code:
         return code
     if args.json:
         print(json.dumps(summary))
     else:
-        print(format_table(summary["heads"], summary["target"], summary["timesteps"], summary))
+        print(format_table(summary["units"], summary))
         if "out" in summary:
             print(f"wrote {summary['out']}/ (mapped.npz, manifest.json, transfer_L*.png)")
-    ok = all(r["within"] for r in summary["heads"])
+    ok = all(r["within"] for r in summary["units"])
     return 0 if ok or math.isnan(summary["max_abs_error"]) else 1
 
 

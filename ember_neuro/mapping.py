@@ -19,22 +19,18 @@ import torch
 from ember_neuro.backends import registry
 from ember_neuro.checkpoint import Checkpoint
 from ember_neuro.cli import package_versions
-from ember_neuro.gates import fire_curve_np
 from ember_neuro.mappers import (
     MappedNetwork,
     MappingError,
     MappingOptions,
-    NeuronGroup,
-    gate_counts,
     load_mapped,
     map_variant,
 )
-from ember_neuro.mappers.gate import FIDELITY_MARGIN, MAX_LEVELS
+from ember_neuro.mappers.gate import MAX_LEVELS
+from ember_neuro.mappers.registry import check_variant
 from ember_neuro.zoo import is_gate_param
 
 MAX_TIMESTEPS = 4096
-GRID_POINTS = 1001
-OBSERVED_PER_UNIT = 2000
 
 
 def versions() -> dict[str, Any]:
@@ -57,27 +53,89 @@ def gate_params(model: torch.nn.Module) -> dict[str, np.ndarray]:
             if is_gate_param(k)}
 
 
-def map_checkpoint(ck: Checkpoint, options: MappingOptions) -> MappedNetwork:
-    """Map every gate of a loaded checkpoint (MappingError, one line, for other variants)."""
+CALIBRATION_SEED = 0
+CALIBRATION_BATCHES = 4  # of 8 windows each: 2,048 tokens of validation text
+CALIBRATION_HEADROOM = 1.05  # payload scale = this x the largest value seen
+CALIBRATED = ("cfc-lif", "temporal-lif")
+
+
+@torch.no_grad()
+def calibrate(ck: Checkpoint, data_path: str | None = None) -> dict[str, Any]:
+    """Payload scales of the unbounded gate inputs, measured on validation text.
+
+    cfc-lif: the largest |h| of each CfC layer (``hidden_scale``); temporal-lif: the largest
+    membrane V entering each layer's fire (``membrane_scale``) and the largest ||attn_out||
+    any layer integrates (``importance_scale``, the hard membrane's input).  Each scale is
+    CALIBRATION_HEADROOM times the maximum over CALIBRATION_BATCHES fixed batches; a value
+    above it is clipped on chip and counted by the hybrid run.
+    """
+    from ember_neuro import gates
+    from ember_neuro.data import load_data
+
+    variant, n_layer = ck.config.variant, ck.config.n_layer
+    if variant not in CALIBRATED:
+        return {}
+    if ck.vocab is None:
+        raise MappingError(f"{ck.path} has no vocabulary (config.vocab): {variant} needs text to "
+                           "calibrate its payload scales")
+    data = load_data(data_path, vocab=ck.vocab)
+    batches = data.val_batches(CALIBRATION_BATCHES, 8, ck.config.block_size, seed=CALIBRATION_SEED)
+    seen = {"value": [0.0] * n_layer, "importance": [0.0] * n_layer}
+
+    def hidden(layer, h, theta, k, loads=None):
+        seen["value"][layer] = max(seen["value"][layer], float(h.abs().max()))
+        return gates.fire_curve(h, theta, k)
+
+    def membrane(layer, v, importance):
+        seen["value"][layer] = max(seen["value"][layer], float(v.abs().max()))
+        seen["importance"][layer] = max(seen["importance"][layer], float(importance.max()))
+        block = ck.model.transformer.h[layer]
+        return gates.membrane_fire(v, block.temporal_threshold, block.temporal_steepness)
+
+    for x, _ in batches:
+        if variant == "cfc-lif":
+            ck.model(x, fire_fn=hidden)
+        else:
+            ck.model(x, membrane_fn=membrane)
+    out: dict[str, Any] = {"source": data.source, "batches": CALIBRATION_BATCHES, "seed": CALIBRATION_SEED,
+                           "headroom": CALIBRATION_HEADROOM}
+    key = "hidden_scale" if variant == "cfc-lif" else "membrane_scale"
+    out[key] = [CALIBRATION_HEADROOM * v for v in seen["value"]]
+    if variant == "temporal-lif":
+        out["importance_scale"] = CALIBRATION_HEADROOM * max(seen["importance"])
+    return out
+
+
+def map_checkpoint(ck: Checkpoint, options: MappingOptions, calibration: dict | None = None,
+                   data: str | None = None) -> MappedNetwork:
+    """Map every gate of a loaded checkpoint (MappingError, one line, for other variants).
+
+    Variants with unbounded gate inputs are calibrated on validation text first (``data``;
+    default: the Shakespeare corpus) unless ``calibration`` is given.
+    """
     check_window(options.timesteps, options.neurons_per_gate)
-    groups = map_variant(ck.config.variant, gate_params(ck.model), ck.config.n_layer, options)
+    check_variant(ck.config.variant)
+    if calibration is None:
+        calibration = calibrate(ck, data)
+    groups = map_variant(ck.config.variant, gate_params(ck.model), ck.config.n_layer, options, calibration)
     return MappedNetwork(
         variant=ck.config.variant, groups=groups,
         options={"timesteps": options.timesteps, "neurons_per_gate": options.neurons_per_gate,
-                 "input_bits": options.input_bits, "dither_bits": options.dither_bits},
+                 "input_bits": options.input_bits, "dither_bits": options.dither_bits,
+                 "calibration": calibration},
         checkpoint={"path": ck.path, "sha256": ck.sha256, "iter_num": ck.iter_num,
                     "val_loss": ck.best_val_loss},
         versions=versions())
 
 
 def mapping_for(ck: Checkpoint, mapped: str | Path | None, timesteps: int | None,
-                neurons_per_gate: int | None) -> MappedNetwork:
+                neurons_per_gate: int | None, data: str | None = None) -> MappedNetwork:
     """The saved mapping at `mapped` (refused if made from another checkpoint, or for other
     T/N than asked), or a fresh mapping of `ck` (defaults: T = 32, N = 1)."""
     if mapped is None:
         return map_checkpoint(ck, MappingOptions(timesteps=32 if timesteps is None else timesteps,
                                                  neurons_per_gate=1 if neurons_per_gate is None
-                                                 else neurons_per_gate))
+                                                 else neurons_per_gate), data=data)
     net = load_mapped(mapped, expect_sha256=ck.sha256)
     for name, asked in (("timesteps", timesteps), ("neurons_per_gate", neurons_per_gate)):
         if asked is not None and net.options.get(name) != asked:
@@ -86,138 +144,85 @@ def mapping_for(ck: Checkpoint, mapped: str | Path | None, timesteps: int | None
     return net
 
 
-@torch.no_grad()
-def observed_probs(ck: Checkpoint, data_path: str | None, per_unit: int,
-                   seed: int = 0) -> tuple[dict[tuple[int, int], np.ndarray], str]:
-    """Attention probabilities per (layer, head) on validation text (causal entries only)."""
-    from ember_neuro.data import load_data
-
-    data = load_data(data_path, vocab=ck.vocab)
-    x, _ = data.val_batches(1, 4, ck.config.block_size, seed=seed)[0]
-    seen: dict[int, torch.Tensor] = {}
-
-    def record(layer: int, p: torch.Tensor, theta: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        seen[layer] = p.detach().clone()
-        return torch.sigmoid(k * (p.abs() - theta))
-
-    ck.model(x, fire_fn=record)
-    g = torch.Generator().manual_seed(seed)
-    t = x.shape[1]
-    causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
-    out = {}
-    for layer, p in seen.items():
-        for h in range(p.shape[1]):
-            vals = p[:, h][:, causal].reshape(-1)
-            idx = torch.randperm(vals.numel(), generator=g)[:per_unit]
-            out[(layer, h)] = vals[idx].double().numpy()
-    return out, data.source
-
-
-def measure(group: NeuronGroup, target: str, inputs: list[np.ndarray], timeout_s: float,
-            check_bit_exact: bool = True) -> tuple[np.ndarray, np.ndarray, bool | None, np.ndarray]:
-    """Run every unit's inputs on `target`: (rates, unit_index, bit-exact vs the twin, raster).
-
-    The twin is the other implementation of the same arithmetic (lava-sim <-> emulator);
-    both rasters must be identical, spike for spike.
-    """
-    backend = registry.require(target)
-    fixed = bool(backend.fixed)
-    unit_index = np.concatenate([np.full(len(x), i) for i, x in enumerate(inputs)])
-    array = group.layout(unit_index, fixed=fixed)
-    payload = group.encode(np.concatenate(inputs), fixed=fixed)
-    raster = backend.rasters(array, payload, timeout_s)[0]
-    rates = group.decode(gate_counts(raster.sum(axis=0), group.neurons_per_gate))
-    bit_exact = None
-    if check_bit_exact and backend.twin is not None:
-        twin = registry.get(backend.twin)
-        try:
-            twin.check()
-        except registry.BackendUnavailable:
-            twin = None
-        if twin is not None:
-            other = twin.rasters(array, payload, timeout_s)[0]
-            bit_exact = bool(other.shape == raster.shape and np.array_equal(raster, other))
-    return rates, unit_index, bit_exact, raster
-
-
-def fidelity_table(group: NeuronGroup, rates: np.ndarray, unit_index: np.ndarray,
-                   inputs: list[np.ndarray]) -> list[dict[str, Any]]:
-    """One row per unit: trained parameters, realised weights, measured and exact worst error."""
-    rows = []
-    fp = group.fixed_params
-    w_in, w_d = fp.connection("input").weight, fp.connection("dither").weight
-    for i, u in enumerate(group.units):
-        err = np.abs(rates[unit_index == i] - fire_curve_np(inputs[i], u.theta, u.k))
-        rows.append({
-            "layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak, "k": u.k,
-            "neurons": group.neurons_per_gate, "w_in": int(w_in[i]), "w_dither": int(w_d[i]),
-            "k_effective": float(group.k_effective[i]),
-            "bias_mant": int(fp.bias_mant[i]), "bias_exp": int(fp.bias_exp[i]),
-            "max_abs_error": float(err.max()), "bound": group.bound,
-            "fixed_worst_case_error": float(group.fixed_worst_error[i]),
-            "within": bool(err.max() <= group.bound + FIDELITY_MARGIN),
-        })
-    return rows
-
-
-def format_table(rows: list[dict[str, Any]], target: str, t: int, summary: dict[str, Any]) -> str:
-    """The per-unit fidelity table `map` prints."""
-    lines = [f"{'head':>6} {'theta':>7} {'leak':>6} {'k':>6} {'N':>3} {'w_in/w_d':>9} "
-             f"{'max err':>9} {'bound':>8}  ok"]
-    for r in rows:
+def format_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """The per-unit fidelity table `map` prints (Liquid Ember: per layer, its worst neuron)."""
+    lines = [f"{'unit':>8} {'theta':>7} {'leak':>6} {'k':>6} {'N':>3} {'w_in/w_d':>9} "
+             f"{'max err':>9} {'exact':>9} {'bound':>8}  ok"]
+    shown = rows
+    if len(rows) > 48:  # per-neuron gates: the worst unit of each (group, layer)
+        worst: dict[tuple, dict] = {}
+        for r in rows:
+            key = (r["group"], r["layer"])
+            if key not in worst or r["max_abs_error"] > worst[key]["max_abs_error"]:
+                worst[key] = r
+        shown = list(worst.values())
+        lines[0] += "   (worst neuron of each layer; --json lists all)"
+    for r in shown:
         lines.append(
-            f"{'L{}H{}'.format(r['layer'], r['head']):>6} {r['theta']:7.3f} {r['leak']:6.3f} {r['k']:6.3f} "
-            f"{r['neurons']:3d} {str(r['w_in']) + '/' + str(r['w_dither']):>9} "
-            f"{r['max_abs_error']:9.5f} {r['bound']:8.5f}  {'yes' if r['within'] else 'NO'}")
+            f"{r['name']:>8} {r['theta']:7.3f} {r['leak']:6.3f} {r['k']:6.3f} {r['neurons']:3d} "
+            f"{str(r['w_in']) + '/' + str(r['w_dither']):>9} {r['max_abs_error']:9.5f} "
+            f"{r['fixed_worst_case_error']:9.5f} {r['bound']:8.5f}  {'yes' if r['within'] else 'NO'}")
     be = summary["emulator_bit_exact"]
     lines.append(
-        f"target {target}, T={t}: max error {summary['max_abs_error']:.5f} vs bound "
-        f"{summary['bound']:.5f} (+{summary['max_abs_error'] - summary['bound']:.5f}); "
-        f"emulator bit-exact: {'n/a' if be is None else be}; {summary['seconds']:.1f} s")
+        f"target {summary['target']}, T={summary['timesteps']}, N={summary['neurons_per_gate']}: "
+        f"max error {summary['max_abs_error']:.5f} vs bound {summary['bound']:.5f} "
+        f"(+{summary['max_abs_error'] - summary['bound']:.5f}); twin bit-exact: "
+        f"{'n/a' if be is None else be}; {summary['seconds']:.1f} s")
     return "\n".join(lines)
 
 
-def write_map_outputs(dest: Path, force: bool, net: MappedNetwork, rows: list[dict[str, Any]],
-                      summary: dict[str, Any], grid: np.ndarray, rates_grid: list[np.ndarray]) -> None:
-    """DIR: manifest.json, mapped.npz (save_mapped) and one transfer-curve plot per layer, atomically."""
+def write_map_outputs(dest: Path, force: bool, net: MappedNetwork, summary: dict[str, Any],
+                      measured: dict[str, Any]) -> None:
+    """DIR: mapped.npz (save_mapped), manifest.json and one transfer-curve plot per group and layer,
+    all written atomically."""
     import json
 
     from ember_neuro import plots
     from ember_neuro.atomic import atomic_dir
+    from ember_neuro.fidelity import GRID_POINTS, points_per_unit
     from ember_neuro.mappers import save_mapped
 
-    group = net.group("attention")
     manifest = {
         "versions": dict(net.versions), "checkpoint": {**net.checkpoint, "variant": net.variant},
-        "options": {"target": summary["target"], **dict(net.options),
-                    "weight_exp": int(group.fixed_params.connection("input").weight_exp)},
-        "fidelity": {k: v for k, v in summary.items() if k != "heads"},
-        "heads": rows,
+        "options": {"target": summary["target"], **dict(net.options)},
+        "fidelity": {k: v for k, v in summary.items() if k not in ("heads", "units")},
+        "heads": summary["heads"], "units": summary["units"],
     }
     with atomic_dir(dest, force=force) as tmp:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         save_mapped(net, tmp / "mapped.npz")
-        rates = np.stack(rates_grid, axis=1)  # (G, U)
-        for layer in sorted({u.layer for u in group.units}):
-            idx = [i for i, u in enumerate(group.units) if u.layer == layer]
-            plots.transfer_curves(
-                tmp / f"transfer_L{layer}.png",
-                f"Layer {layer}: mapped spike-rate gate vs trained sigmoid [{summary['target']}]",
-                [group.units[i] for i in idx], grid,
-                {f"spike rate, T={group.timesteps}": rates[:, idx]}, group.bound,
-                errors=(f"spike rate, T={group.timesteps}",))
+        for name, m in measured["groups"].items():
+            group = net.group(name)
+            u, points = len(group.units), points_per_unit(group, GRID_POINTS)
+            grid_rates = m["rates"][: points * u].reshape(points, u)
+            grid_x = m["inputs"].values["input"][: points * u].reshape(points, u)
+            for layer in sorted({unit.layer for unit in group.units}):
+                idx = [i for i, unit in enumerate(group.units) if unit.layer == layer]
+                if len(idx) > 16:  # per-neuron gates: the 8 steepest of the layer
+                    idx = sorted(idx, key=lambda i: -group.units[i].k)[:8]
+                prefix = "transfer" if name == "attention" else f"transfer_{name}"
+                plots.transfer_curves(
+                    tmp / f"{prefix}_L{layer}.png",
+                    f"{name}, layer {layer}: mapped spike-rate gate vs trained sigmoid [{summary['target']}]",
+                    [group.units[i] for i in idx], grid_x[:, idx],
+                    {f"spike rate, NT={group.timesteps * group.neurons_per_gate}": grid_rates[:, idx]},
+                    group.bound, errors=(f"spike rate, NT={group.timesteps * group.neurons_per_gate}",),
+                    xlabel={"attention": "attention probability p", "hidden": "|h|"}.get(name, "V"))
+
 
 def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 32,
                     neurons_per_gate: int = 1, out: str | None = None, force: bool = False,
                     data: str | None = None, grid_only: bool = False, timeout_s: float = 120.0,
                     bit_exact_check: bool = True) -> dict[str, Any]:
-    """What ``map`` does: map, run every unit over a p grid (+ observed p) on `target`, measure,
-    and write the mapped network (with manifest and plots) to `out`.  Returns the summary."""
+    """What ``map`` does: map (calibrating on `data` where needed), run every gate unit over its
+    input grid (+ observed inputs) on `target` and its twin, measure, and write the mapped network
+    (with manifest and plots) to `out`.  Returns the summary."""
     import sys
     import time
 
     from ember_neuro.atomic import check_output_dir
     from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.fidelity import measure, observed_inputs
 
     t0 = time.time()
     check_window(timesteps, neurons_per_gate)
@@ -229,31 +234,38 @@ def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 
     if dest is not None:
         check_output_dir(dest, force)
     ck = load_checkpoint(checkpoint)
-    net = map_checkpoint(ck, MappingOptions(timesteps=timesteps, neurons_per_gate=neurons_per_gate))
-    group = net.group("attention")
+    net = map_checkpoint(ck, MappingOptions(timesteps=timesteps, neurons_per_gate=neurons_per_gate),
+                         data=data)
     for w in net.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    grid = np.linspace(0.0, 1.0, GRID_POINTS)
-    observed: dict[tuple[int, int], np.ndarray] = {}
-    data_source = None
+    observed, data_source = None, None
     if not grid_only:
         try:
-            observed, data_source = observed_probs(ck, data, OBSERVED_PER_UNIT)
+            observed, data_source = observed_inputs(ck, net, data)
         except Exception as exc:  # noqa: BLE001 - data is optional for mapping: say so, use the grid
-            print(f"warning: no observed probabilities ({exc}); using the grid only", file=sys.stderr)
-    inputs = [np.concatenate([grid, observed.get((u.layer, u.head), np.empty(0))]) for u in group.units]
-    rates, unit_index, bit_exact, _ = measure(group, target, inputs, timeout_s, bit_exact_check)
-    rows = fidelity_table(group, rates, unit_index, inputs)
+            print(f"warning: no observed inputs ({exc}); using the grid only", file=sys.stderr)
+    measured = measure(net, target, observed, timeout_s, bit_exact_check)
+    rows = measured["rows"]
+    exact = [v for v in measured["bit_exact"].values() if v is not None]
+    first = next(iter(measured["groups"].values()))
     summary: dict[str, Any] = {
-        "target": target, "timesteps": group.timesteps, "neurons_per_gate": group.neurons_per_gate,
-        "heads": rows, "max_abs_error": max(r["max_abs_error"] for r in rows), "bound": group.bound,
-        "emulator_bit_exact": bit_exact, "saturated": list(group.saturated),
-        "warnings": list(net.warnings), "inputs_per_head": int(max(len(x) for x in inputs)),
+        "target": target, "variant": net.variant, "timesteps": timesteps,
+        "neurons_per_gate": neurons_per_gate,
+        "heads": [r for r in rows if r["group"] == "attention"] or rows, "units": rows,
+        "max_abs_error": max(r["max_abs_error"] for r in rows),
+        "max_exact_worst_case": max(r["fixed_worst_case_error"] for r in rows),
+        "bound": min(net.group(g).bound for g in measured["groups"]),
+        "emulator_bit_exact": all(exact) if exact else None,
+        "bit_exact_by_group": measured["bit_exact"],
+        "saturated": [s for g in net.groups.values() for s in g.saturated],
+        "warnings": list(net.warnings),
+        "inputs_per_head": int(max(np.bincount(first["inputs"].unit_index))),
         "observed_source": data_source, "seconds": round(time.time() - t0, 2),
     }
+    if "membrane_hard_spike_fraction" in measured:
+        summary["membrane_hard_spike_fraction"] = measured["membrane_hard_spike_fraction"]
     if dest is not None:
-        rates_grid = [rates[unit_index == i][:GRID_POINTS] for i in range(len(group.units))]
-        write_map_outputs(dest, force, net, rows, summary, grid, rates_grid)
+        write_map_outputs(dest, force, net, summary, measured)
         summary["out"] = str(dest)
         summary["seconds"] = round(time.time() - t0, 2)
     return summary

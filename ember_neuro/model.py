@@ -18,8 +18,13 @@ import torch.nn.functional as F
 from ember_neuro import gates
 from ember_neuro.config import EmberConfig
 
-# fire_fn(layer, p, theta, k) -> fire, same shape as p.  None means the trained sigmoid.
-FireFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# fire_fn(layer, p, theta, k, loads) -> fire, same shape as p.  None means the trained sigmoid.
+# loads: None, or for lif-refractory {"col_load": (B, H, 1, Tk), "prev_load": (B, 1, 1, Tk)}.
+FireFn = Callable[..., torch.Tensor]
+# membrane_fn(layer, v, importance) -> fire (B, T) of temporal-lif's membrane after this layer's
+# integration (v; importance = ||attn_out|| is what it integrated).  None means the trained
+# sigmoid.  With hard_membrane the fire is 0/1 and the MLP runs only where it is 1.
+MembraneFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class LIFGate(nn.Module):
@@ -65,13 +70,16 @@ class CausalSelfAttention(nn.Module):
         """Apply the LIF gate to post-softmax probabilities p (B, H, Tq, Tk)."""
         theta, leak, k = self.gate.transformed()
         h = self.n_head
+        loads = None
         if self.gate.variant == "lif-refractory":
             th = gates.refractory_theta(theta, self.gate.ref_strength,
                                         self.gate.cross_layer_weight, p, prev_load)
+            prev = torch.zeros_like(p[:, :1, :1]) if prev_load is None else prev_load[:, None, None, :]
+            loads = {"col_load": gates.column_load(p), "prev_load": prev}
         else:
             th = theta.view(1, h, 1, 1)
         kk, lk = k.view(1, h, 1, 1), leak.view(1, h, 1, 1)
-        fire = fire_fn(self.layer, p, th, kk) if fire_fn is not None else None
+        fire = fire_fn(self.layer, p, th, kk, loads) if fire_fn is not None else None
         return gates.lif_gate(p, th, lk, kk, fire=fire)
 
     def forward(self, x, prev_load=None, fire_fn=None, cache=None):
@@ -130,10 +138,26 @@ class Block(nn.Module):
                                    None if caches is None else caches[self.attn.layer])
         x = x + attn_out
         if self.temporal:
-            fire, state["v"] = gates.temporal_step(
-                state["v"], attn_out.norm(dim=-1), self.temporal_decay,
-                self.temporal_threshold, self.temporal_steepness)
-            x = x + fire.unsqueeze(-1) * self.mlp(self.ln_2(x))
+            importance = attn_out.norm(dim=-1)
+            v = gates.membrane_integrate(state["v"], importance, self.temporal_decay)
+            membrane_fn = state.get("membrane_fn")
+            if membrane_fn is None:
+                fire = gates.membrane_fire(v, self.temporal_threshold, self.temporal_steepness)
+            else:
+                fire = membrane_fn(self.attn.layer, v, importance)
+            if state.get("hard_membrane"):  # a spike runs the MLP; no spike skips it
+                run = fire > 0.5
+                update = torch.zeros_like(x)
+                if bool(run.any()):
+                    update[run] = self.mlp(self.ln_2(x[run]))
+                x = x + update
+                stats = state.get("stats")
+                if stats is not None:
+                    stats["mlp_run"] = stats.get("mlp_run", 0) + int(run.sum())
+                    stats["mlp_total"] = stats.get("mlp_total", 0) + run.numel()
+            else:
+                x = x + fire.unsqueeze(-1) * self.mlp(self.ln_2(x))
+            state["v"] = v * (1.0 - fire)
         else:
             x = x + self.mlp(self.ln_2(x))
         state["prev_load"] = load
@@ -168,12 +192,15 @@ class TransformerEmber(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     def forward(self, idx, targets=None, fire_fn: Optional[FireFn] = None,
-                caches: Optional[list[dict]] = None):
+                caches: Optional[list[dict]] = None, membrane_fn: Optional[MembraneFn] = None,
+                hard_membrane: bool = False, stats: Optional[dict] = None):
         """Whole sequence (caches=None) or incremental decoding with a KV cache.
 
         caches: one dict per layer (start with empty dicts); idx then holds only the
         new tokens, placed after the cached positions.  The temporal-LIF membrane is
-        per token, so new tokens start from V = 0 either way.
+        per token, so new tokens start from V = 0 either way.  membrane_fn /
+        hard_membrane replace temporal-lif's membrane fire (stats counts the MLPs a
+        hard membrane ran: mlp_run of mlp_total).
         """
         b, t = idx.shape
         pos0 = 0 if not caches or "k" not in caches[0] else caches[0]["k"].size(2)
@@ -185,7 +212,8 @@ class TransformerEmber(nn.Module):
                              "averages over all queries (not causal); use whole-sequence mode")
         pos = torch.arange(pos0, pos0 + t, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        state = {"fire_fn": fire_fn, "prev_load": None, "caches": caches,
+        state = {"fire_fn": fire_fn, "prev_load": None, "caches": caches, "membrane_fn": membrane_fn,
+                 "hard_membrane": hard_membrane, "stats": stats,
                  "v": torch.zeros(b, t, device=idx.device, dtype=x.dtype)}
         for block in self.transformer.h:
             x = block(x, state)

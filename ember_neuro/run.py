@@ -11,8 +11,13 @@ decoded from its spike count (docs/mapping.md).  --mapped DIR uses the mapping
 of mapping again.  The Lava network is compiled and started once per run and
 always stopped, also on errors and Ctrl-C.
 
-Generation uses a KV cache (one query row per new token); when the context
-reaches the model's block size the cache is rebuilt from the last half block.
+Generation uses a KV cache (one query row per new token; Liquid Ember carries its
+CfC state); when the context reaches the model's block size the cache is rebuilt
+from the last half block.  lif-refractory decodes whole-sequence instead: its
+threshold depends on the column load, a mean over *all* queries of the window,
+so each new token runs the whole window again (--decode cache is refused).
+temporal-lif's membrane runs in --temporal rate mode (faithful) or hard mode
+(one LIF neuron per token; its spike decides whether the MLP runs).
 Evaluation uses a fixed set of validation batches (seeded), the same for every
 backend and every run, and compares against the float model on the same batches.
 
@@ -49,6 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
                     help="neurons per gate (default 1, or the --mapped mapping's)")
     ap.add_argument("--mapped", metavar="DIR", help="use the mapping saved by `map --out DIR`")
+    ap.add_argument("--temporal", default="rate", metavar="MODE",
+                    help="temporal-lif's membrane: rate (default; the trained soft fire, rate-coded on "
+                         "spiking neurons) or hard (one LIF neuron per token whose spike decides whether "
+                         "the MLP runs; reports the MLP skip fraction and the FLOPs saved)")
+    ap.add_argument("--decode", default="auto", metavar="MODE",
+                    help="generation: cache (KV cache / CfC state: one new token per step), whole "
+                         "(the whole window again per token), or auto (default: whole for "
+                         "lif-refractory, whose column load is not causal; cache otherwise)")
     ap.add_argument("--prompt", default="ROMEO:")
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1337)
@@ -74,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         neurons_per_gate=args.neurons_per_gate, mapped=args.mapped, eval=args.eval, prompt=args.prompt,
         tokens=args.tokens, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
         device=args.device, batches=args.batches, batch_size=args.batch_size, data=args.data,
-        timeout=args.timeout, threads=args.threads, stream=None if args.json else sys.stdout,
+        timeout=args.timeout, threads=args.threads, decode=args.decode, temporal=args.temporal,
+        stream=None if args.json else sys.stdout,
         progress=not args.json and sys.stderr.isatty())
     code, result = run_guarded(lambda _: run_hybrid(req), args, "\ninterrupted: Lava stopped")
     if code:

@@ -30,7 +30,7 @@ import json
 import sys
 import time
 
-from ember_neuro.cli import run_guarded
+from ember_neuro.cli import run_guarded, torch_threads
 from ember_neuro.validation.compare import pair_key
 from ember_neuro.validation.pipeline import Progress, summary, validate_checkpoint
 
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--grid-only", action="store_true", help="skip observed attention probabilities")
     ap.add_argument("--data", help="text for observed probabilities (default: the checkpoint's corpus)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a Lava run is stopped")
+    ap.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
     return ap
 
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def validate(a: argparse.Namespace) -> dict:
         try:
+            torch_threads(a.threads)
             return validate_checkpoint(a.checkpoint, a.timesteps, a.neurons_per_gate, a.out, a.force,
                                        a.nir, a.grid_only, a.data, a.timeout, a.mapped, progress, t0)
         finally:  # the bar is gone before an error line is printed

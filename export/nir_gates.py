@@ -73,6 +73,7 @@ def to_nir(mapped: NeuronGroup, dt: float = NIR_DT) -> Any:
         "format": FORMAT, "format_version": FORMAT_VERSION, "dt": float(dt),
         "timesteps": mapped.timesteps, "neurons_per_gate": n, "n_units": u_count,
         "table": table, "levels": mapped.levels, "sources": json.dumps(sources),
+        "input_scale": np.ones(u_count) if ar_fixed_scale(mapped) is None else ar_fixed_scale(mapped),
         "units": json.dumps([dict(name=u.name, layer=u.layer, head=u.head, theta=u.theta,
                                   leak=u.leak, k=u.k) for u in units]),
         "input_layout": "x[j U + u] = host source j's value for unit u, held for the window; "
@@ -91,6 +92,11 @@ def to_nir(mapped: NeuronGroup, dt: float = NIR_DT) -> Any:
         "output": nir.Output(output_type={"output": np.array([m])}),
     }
     return nir.NIRGraph(nodes=nodes, edges=sorted(EDGES), metadata=meta)
+
+
+def ar_fixed_scale(mapped: NeuronGroup) -> np.ndarray | None:
+    scale = mapped.fixed_params.connection("input").scale
+    return None if scale is None else np.asarray(scale, np.float64)
 
 
 def write_gates(mapped: NeuronGroup, path: str | Path, dt: float = NIR_DT) -> Path:
@@ -183,6 +189,18 @@ def gate_array(graph: Any, batch: int) -> NeuronArray:
         bias_mant=np.asarray(graph.nodes["affine"].bias, np.float64)[per], bias_exp=np.zeros(per.size),
         du=1.0, dv=1.0, vth=float(np.unique(lif.v_threshold)[0]),
     )
+
+
+def input_grid(graph: Any, points: int) -> np.ndarray:
+    """(points, U) values of the first host input spanning each unit's payload range.
+
+    The range is [0, 1] for probabilities, or [0, scale] where the graph records a
+    per-unit payload scale (metadata ``input_scale``: CfC outputs, the membrane).
+    """
+    meta = check_gate_graph(graph)
+    u = int(meta["n_units"])
+    scale = np.asarray(meta.get("input_scale", np.ones(u)), np.float64).reshape(u)
+    return np.linspace(0.0, 1.0, points)[:, None] * scale[None, :]
 
 
 def window_inputs(graph: Any, p: np.ndarray) -> np.ndarray:

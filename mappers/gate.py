@@ -286,7 +286,7 @@ def gate_bias(a: int, center: float, cfg: _Config, n_inputs: int) -> float:
 
 
 def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int, lmax: float,
-                 dither: np.ndarray):
+                 dither: np.ndarray, whole_box: bool = True):
     """Pick the weights of one unit: the candidate with the smallest *measured* error.
 
     The first input's weight a and the dither weight b form the best rational
@@ -294,8 +294,8 @@ def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int
     Candidates are ranked by a predicted error (slope error * max|x sigma'(x)| =
     0.224, plus the drive resolution 1/(4 S b)); the best few are evaluated
     exactly on the first input alone (the other inputs at 0), and the chosen one
-    over the whole input box.  Returns (weights, b, mant, exp, clipped, worst) or
-    None if nothing fits the 16-bit accumulator.
+    over the whole input box (unless ``whole_box`` is False).  Returns (weights, b,
+    mant, exp, clipped, worst) or None if nothing fits the 16-bit accumulator.
     """
     units_per_b = 2.0 ** (dither_bits + cfg.dither_exp)
     ratio = coef[0] * 2.0 ** -cfg.shift(0, dither_bits)
@@ -321,7 +321,7 @@ def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int
         worst = exact_worst_case(np.array([a]), coef[:1], first_only, mant * 2**exp, offset, dither_terms)
         if best is None or (clipped, worst) < (best[4], best[5]):
             best = (np.array([a, *others], dtype=np.int64), b, mant, exp, clipped, worst)
-    if best is not None and len(coef) > 1:  # the chosen weights, over the whole input box
+    if best is not None and len(coef) > 1 and whole_box:  # the chosen weights, over the whole box
         weights, b, mant, exp, clipped, _ = best
         dither_terms = loihi.weight_shift(b * dither, cfg.dither_exp)
         best = (weights, b, mant, exp, clipped,
@@ -390,16 +390,16 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     dither_fixed = fixed_dither_table(levels, t, n, bits)
     s_count = len(spec.sources)
     best = None
-    # Measure every configuration; keep the one whose worst unit is best.
+    # Measure every configuration on the first input; keep the one whose worst unit is best.
     for cfg in _configs(spec.coef, s_count, bits, lmax):
-        choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed)
-                  for i in range(len(units))]
+        choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
+                               whole_box=False) for i in range(len(units))]
         if any(c is None for c in choice):
             continue
         if s_count > 1:  # finest exponents for the further inputs, then choose again with them
             cfg = _finest_exponents(cfg, spec.coef, np.array([c[1] for c in choice]), bits)
-            choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed)
-                      for i in range(len(units))]
+            choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
+                                   whole_box=False) for i in range(len(units))]
             if any(c is None for c in choice):
                 continue
         worst = max(c[-1] for c in choice)
@@ -408,6 +408,9 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     if best is None:  # cannot happen for a, b = 1 unless N*T is absurd; say so, never guess
         raise ValueError(f"no weight pair fits Loihi's 16-bit synaptic input at N*T = {n * t}")
     cfg, _, choice = best
+    if s_count > 1:  # the chosen configuration's exact worst case over the whole input box
+        choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed)
+                  for i in range(len(units))]
     weights = np.stack([c[0] for c in choice])  # (U, S)
     w_d = np.array([c[1] for c in choice], dtype=np.int64)
     warnings, saturated = _report(units, spec, choice, cfg, bits, 1.0 / (2 * n * t) + FIDELITY_MARGIN)

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ember_neuro.gates import sigmoid
+
 
 @dataclass(frozen=True)
 class MappingOptions:
@@ -50,10 +52,11 @@ class GateUnit:
     leak: float
     k: float
     tag: str = "H"  # H: attention head, N: CfC neuron, M: temporal membrane
+    label: str = ""  # a name that replaces L{layer}{tag}{head} (a unit shared by all layers)
 
     @property
     def name(self) -> str:
-        return f"L{self.layer}{self.tag}{self.head}"
+        return self.label or f"L{self.layer}{self.tag}{self.head}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class NeuronArray:
     du: float
     dv: float
     vth: float
+    reset_windows: int = 1  # windows between resets of u and v (state carried in between)
 
     @property
     def size(self) -> int:
@@ -219,6 +223,7 @@ class NeuronGroup:
     fixed_worst_error: np.ndarray  # (U,) exact sup over the input range of |fixed rate - sigmoid|
     warnings: tuple[str, ...] = field(default_factory=tuple)
     saturated: tuple[str, ...] = field(default_factory=tuple)
+    reset_windows: int = 1  # windows between resets: > 1 carries the neurons' state across windows
 
     @property
     def bound(self) -> float:
@@ -273,6 +278,16 @@ class NeuronGroup:
         values = self._values(values)
         return int(sum(int((x > self._scale(src, unit_index)).sum()) for src, x in values.items()))
 
+    def target(self, values: np.ndarray | Mapping[str, np.ndarray], unit_index: np.ndarray) -> np.ndarray:
+        """The trained fire the spikes approximate: sigmoid(sum_j w_j |x_j| + bias) of the float
+        arithmetic (no quantisation, no clipping), for values of units ``unit_index``."""
+        fp = self.float_params
+        unit_index = np.asarray(unit_index, np.int64)
+        z = np.asarray(fp.bias_mant, np.float64)[unit_index]
+        for src, x in self._values(values).items():
+            z = z + np.asarray(fp.connection(src).weight, np.float64)[unit_index] * x
+        return sigmoid(z)
+
     def decode(self, counts: np.ndarray) -> np.ndarray:
         """Spike counts of a gate's N neurons (summed) -> fire rate in [0, 1]."""
         return np.asarray(counts, dtype=np.float64) / (self.neurons_per_gate * self.timesteps)
@@ -297,7 +312,7 @@ class NeuronGroup:
         return NeuronArray(fixed=fixed, timesteps=self.timesteps, neurons_per_gate=n,
                            unit_index=unit_index, synapses=tuple(synapses),
                            bias_mant=np.asarray(ar.bias_mant)[per], bias_exp=np.asarray(ar.bias_exp)[per],
-                           du=ar.du, dv=ar.dv, vth=ar.vth)
+                           du=ar.du, dv=ar.dv, vth=ar.vth, reset_windows=self.reset_windows)
 
 
 @dataclass(frozen=True)

@@ -12,29 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ember_neuro.errors import BadInput
-from ember_neuro.mappers import gate
-from ember_neuro.mappers.network import GateUnit, MappingOptions, NeuronGroup
+from ember_neuro.mappers.attention import map_attention
+from ember_neuro.mappers.liquid import map_liquid
+from ember_neuro.mappers.network import MappingOptions, NeuronGroup
 from ember_neuro.mappers.params import Params, attention_records, neuron_records
+from ember_neuro.mappers.refractory import map_refractory
+from ember_neuro.mappers.temporal import map_temporal
 
 
 class MappingError(BadInput):
     """A request the mapper refuses; the message is one line and says why."""
 
 
-def _attention(params: Params, n_layer: int, options: MappingOptions) -> dict[str, NeuronGroup]:
-    """Per-head attention gates (lif-learnable, lif-fixed, and temporal-lif's attention)."""
-    units = [GateUnit(r["layer"], r["head"], r["theta"], r["leak"], r["k"])
-             for r in attention_records(params, n_layer)]
-    return {"attention": gate.map_gates(units, options, name="attention")}
-
-
-Mapper = Callable[[Params, int, MappingOptions], dict[str, NeuronGroup]]
+Mapper = Callable[[Params, int, MappingOptions, "dict | None"], dict[str, NeuronGroup]]
 
 MAPPERS: dict[str, Mapper] = {
-    "lif-learnable": _attention,
-    "lif-fixed": _attention,
-    # the attention gates; the per-token membrane stays on the host for now
-    "temporal-lif": _attention,
+    "lif-learnable": map_attention,
+    "lif-fixed": map_attention,
+    "lif-refractory": map_refractory,
+    "temporal-lif": map_temporal,
+    "cfc-lif": map_liquid,
 }
 
 REFUSED: dict[str, str] = {
@@ -42,10 +39,6 @@ REFUSED: dict[str, str] = {
     "qwen-gate": "has no LIF gate to map: its gate is the dense Y*sigmoid(XW) after attention, a "
                  "884,736-parameter baseline with no threshold, leak or steepness to turn into neurons",
     "cfc": "has no LIF gate to map (Liquid Ember without gates)",
-    "lif-refractory": "is not mapped yet: its thresholds move with attention load (a third graded "
-                      "input per neuron)",
-    "cfc-lif": "is not mapped yet: its per-neuron gates sit on unbounded CfC outputs (a per-layer "
-               "payload scale)",
 }
 
 
@@ -60,14 +53,20 @@ def check_variant(variant: str) -> None:
         raise MappingError(f"variant {variant!r} {why}; this release maps {', '.join(MAPPERS)}")
 
 
-def map_variant(variant: str, params: Params, n_layer: int,
-                options: MappingOptions) -> dict[str, NeuronGroup]:
-    """The neuron groups of a checkpoint's gates, or a MappingError naming why not."""
+def map_variant(variant: str, params: Params, n_layer: int, options: MappingOptions,
+                calibration: dict | None = None) -> dict[str, NeuronGroup]:
+    """The neuron groups of a checkpoint's gates, or a MappingError naming why not.
+
+    ``calibration`` carries what a mapper needs from data (payload scales of
+    unbounded inputs, measured by the host side on validation text).
+    """
     check_variant(variant)
     try:
-        return MAPPERS[variant](params, n_layer, options)
+        return MAPPERS[variant](params, n_layer, options, calibration)
     except KeyError as exc:
         raise MappingError(str(exc.args[0])) from None
+    except ValueError as exc:
+        raise MappingError(str(exc)) from None
 
 
 def gate_records(variant: str, params: Params, n_layer: int) -> list[dict]:

@@ -52,8 +52,9 @@ def _arith_header(ar: Arithmetic) -> dict[str, Any]:
 
 def _group_header(g: NeuronGroup) -> dict[str, Any]:
     return {"name": g.name, "timesteps": g.timesteps, "neurons_per_gate": g.neurons_per_gate,
+            "reset_windows": g.reset_windows,
             "units": [{"layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak, "k": u.k,
-                       "tag": u.tag} for u in g.units],
+                       "tag": u.tag, "label": u.label} for u in g.units],
             "warnings": list(g.warnings), "saturated": list(g.saturated),
             "float": _arith_header(g.float_params), "fixed": _arith_header(g.fixed_params)}
 
@@ -150,13 +151,15 @@ def _arith(header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, f
 def _group(h: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuronGroup:
     name = h["name"]
     units = tuple(GateUnit(int(u["layer"]), int(u["head"]), float(u["theta"]), float(u["leak"]),
-                           float(u["k"]), str(u.get("tag", "H"))) for u in h["units"])
+                           float(u["k"]), str(u.get("tag", "H")), str(u.get("label", "")))
+                  for u in h["units"])
     return NeuronGroup(
         name=name, units=units, timesteps=int(h["timesteps"]), neurons_per_gate=int(h["neurons_per_gate"]),
         levels=arrays[f"{name}/levels"], float_params=_arith(h["float"], arrays, f"{name}/float", False),
         fixed_params=_arith(h["fixed"], arrays, f"{name}/fixed", True),
         k_effective=arrays[f"{name}/k_effective"], fixed_worst_error=arrays[f"{name}/fixed_worst_error"],
-        warnings=tuple(h["warnings"]), saturated=tuple(h["saturated"]))
+        warnings=tuple(h["warnings"]), saturated=tuple(h["saturated"]),
+        reset_windows=int(h.get("reset_windows", 1)))
 
 
 def load_mapped(path: str | os.PathLike, expect_sha256: str | None = None) -> MappedNetwork:

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ember_neuro.backends.emulator import gate_rates
+from ember_neuro.backends.emulator import emulate, gate_rates
 from ember_neuro.checkpoint import load_checkpoint
 from ember_neuro.gates import fire_curve_np
-from ember_neuro.mappers import GateUnit, MappingError, MappingOptions, NeuronGroup, map_gates
+from ember_neuro.mappers import GateUnit, MappingError, MappingOptions, NeuronGroup, gate_counts, map_gates
 from ember_neuro.mappers.registry import mappable
 from ember_neuro.mapping import map_checkpoint
 
@@ -32,13 +32,22 @@ GRID = np.linspace(0.0, 1.0, 1001)  # the mapper's own selection grid
 DENSE = np.linspace(0.0, 1.0, 4001)  # includes p between the selection grid's points
 
 
-def rate_errors(mapped: NeuronGroup, p: np.ndarray, fixed: bool) -> np.ndarray:
-    """Per unit: max |spike rate - sigmoid| over p (every unit sees every p)."""
+def rate_errors(mapped: NeuronGroup, p: np.ndarray, fixed: bool, others: dict | None = None) -> np.ndarray:
+    """Per unit: max |spike rate - trained sigmoid| over normalised inputs p (every unit sees every p).
+
+    The first input is p times the unit's payload scale; further inputs (refractory loads)
+    are 0 unless ``others`` gives their values (broadcast like p).
+    """
     u = len(mapped.units)
-    idx, x = np.tile(np.arange(u), p.size), np.repeat(p, u)
-    theta = np.array([g.theta for g in mapped.units])[idx]
-    k = np.array([g.k for g in mapped.units])[idx]
-    err = np.abs(gate_rates(mapped, idx, x, fixed) - fire_curve_np(x, theta, k))
+    idx = np.tile(np.arange(u), p.size)
+    scale = mapped.fixed_params.connection("input").scale
+    x = np.repeat(p, u) * (1.0 if scale is None else np.asarray(scale)[idx])
+    values = {src: np.repeat(np.broadcast_to((others or {}).get(src, 0.0), p.shape), u)
+              for src in mapped.fixed_params.host_sources}
+    values["input"] = x
+    array = mapped.layout(idx, fixed)
+    counts = gate_counts(emulate(array, mapped.encode(values, fixed, idx)), mapped.neurons_per_gate)
+    err = np.abs(mapped.decode(counts) - mapped.target(values, idx))
     return err.reshape(p.size, u).max(axis=0)
 
 
@@ -72,12 +81,17 @@ def check(mapped: NeuronGroup, p: np.ndarray, bar: bool = True) -> None:
         assert fix.max() <= mapped.bound + BAR, (mapped.units[int(fix.argmax())], fix.max(), mapped.bound)
 
 
-def shipped_units(variant: str) -> list[GateUnit]:
+def shipped_groups(variant: str, t: int = 8, n: int = 1) -> dict[str, NeuronGroup]:
     ck = load_checkpoint(SHIPPED / f"{variant}-small.pt")
-    return list(map_checkpoint(ck, MappingOptions(timesteps=8)).group("attention").units)
+    net = map_checkpoint(ck, MappingOptions(timesteps=t, neurons_per_gate=n))
+    return {name: g for name, g in net.groups.items() if name != "membrane_hard"}
 
 
-@pytest.fixture(scope="module", params=mappable())
+def shipped_units(variant: str) -> list[GateUnit]:
+    return list(shipped_groups(variant)["attention"].units)
+
+
+@pytest.fixture(scope="module", params=[v for v in mappable() if v != "cfc-lif"])
 def shipped(request: pytest.FixtureRequest) -> list[GateUnit]:
     return shipped_units(request.param)
 
@@ -90,10 +104,31 @@ def test_every_shipped_head_within_the_bound(shipped: list[GateUnit], t: int, n:
     check(map_gates(shipped, MappingOptions(timesteps=t, neurons_per_gate=n)), DENSE)
 
 
-def test_unmapped_shipped_variants_are_refused_with_a_reason() -> None:
-    for variant in ("lif-refractory", "cfc-lif"):
-        with pytest.raises(MappingError, match="not mapped yet"):
-            shipped_units(variant)
+@pytest.mark.parametrize("variant", list(mappable()))
+@pytest.mark.parametrize("t", [8, 32])
+def test_every_shipped_group_within_its_exact_worst_case_and_the_bar(variant: str, t: int) -> None:
+    """Every group (scaled CfC and membrane inputs, refractory loads too): the measured error
+    never exceeds the mapper's exact worst case, which is within 1/(2NT) + 0.002."""
+    rng = np.random.default_rng(t)
+    for name, group in shipped_groups(variant, t).items():
+        exact = group.fixed_worst_error
+        assert exact.max() <= group.bound + BAR, (variant, name, exact.max(), group.bound)
+        loads = [None]
+        if len(group.fixed_params.host_sources) > 1:  # refractory: loads across their box too
+            loads += [{src: rng.uniform(0, 1, DENSE.size) for src in ("col_load", "prev_load")}
+                      for _ in range(2)]
+        for others in loads:
+            fix = rate_errors(group, DENSE, True, others)
+            assert np.all(fix <= exact + 1e-12), (variant, name, float((fix - exact).max()))
+            flt = rate_errors(group, DENSE, False, others)
+            assert flt.max() <= group.bound + 1e-9, (variant, name, flt.max())
+
+
+def test_variants_without_an_lif_gate_are_refused_with_a_reason(tiny_ckpts) -> None:
+    for variant in ("standard", "qwen-gate", "cfc"):
+        ck = load_checkpoint(tiny_ckpts[variant])
+        with pytest.raises(MappingError, match="no LIF gate to map"):
+            map_checkpoint(ck, MappingOptions(timesteps=8))
 
 
 def test_bound_shrinks_as_t_grows() -> None:

@@ -20,7 +20,7 @@ import torch
 from ember_neuro import inspect as inspect_cli
 from ember_neuro import map as map_cli
 
-from .conftest import make_ckpt
+from .conftest import VOCAB, make_ckpt
 
 SEED = 20261123
 CASES = 220
@@ -113,6 +113,15 @@ def mutations(base: dict[str, bytes], raws: dict[str, dict], n: int, seed: int):
 
 
 @pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Text in the tiny checkpoints' vocabulary, for the variants that calibrate on text."""
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("fuzz-text") / "text.txt"
+    path.write_text("".join(rng.choice(VOCAB) for _ in range(20000)))
+    return path
+
+
+@pytest.fixture(scope="module")
 def originals(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, bytes], dict[str, dict]]:
     d = tmp_path_factory.mktemp("fuzz-base")
     base, raws = {}, {}
@@ -131,7 +140,8 @@ def _one_line_or_success(code: int, err: str, what: str) -> None:
         assert len(lines) == 1 and lines[0].startswith("error: "), f"{what}:\n{err}"
 
 
-def test_mutated_checkpoints_never_raise(originals, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_mutated_checkpoints_never_raise(originals, corpus: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
     base, raws = originals
     outcomes = {"refused": 0, "accepted": 0}
     path = tmp_path / "mutant.pt"
@@ -140,7 +150,7 @@ def test_mutated_checkpoints_never_raise(originals, tmp_path: Path, capsys: pyte
         for name, main, argv in (
             ("inspect", inspect_cli.main, [str(path), "--json"]),
             ("map", map_cli.main, [str(path), "--target", "emulator", "-T", "8", "--grid-only",
-                                   "--no-bit-exact-check", "--json"]),
+                                   "--no-bit-exact-check", "--json", "--data", str(corpus)]),
         ):
             code = main(argv)
             err = capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ember_neuro.checkpoint import load_checkpoint
-from ember_neuro.hybrid import SpikingGatePath
+from ember_neuro.hybrid import AttentionGates
 from ember_neuro.inference import generate
 from ember_neuro.mappers import MappingOptions
 from ember_neuro.mapping import map_checkpoint
@@ -38,7 +38,7 @@ def _incremental_logits(model, x, fire_fn, split):
 @torch.no_grad()
 def test_float_backend_equals_plain_model(ck):
     x = torch.randint(0, len(ck.vocab), (2, 30))
-    sig = lambda layer, p, th, k: torch.sigmoid(k * (p.abs() - th))  # noqa: E731
+    sig = lambda layer, p, th, k, loads=None: torch.sigmoid(k * (p.abs() - th))  # noqa: E731
     a, _ = ck.model(x)
     b, _ = ck.model(x, fire_fn=sig)
     assert torch.equal(a, b)
@@ -57,7 +57,7 @@ def test_whole_sequence_equals_incremental(tiny_ckpts, variant):
 @torch.no_grad()
 def test_whole_sequence_equals_incremental_with_spiking_gate(ck):
     mapped = attention(ck, 16)
-    path = SpikingGatePath(mapped, "emulator")
+    path = AttentionGates(mapped, "emulator")
     x = torch.randint(0, len(ck.vocab), (1, 40))
     full, _ = ck.model(x, fire_fn=path.fire_fn)
     inc = _incremental_logits(ck.model, x, path.fire_fn, 10)
@@ -70,7 +70,7 @@ def test_whole_sequence_equals_incremental_with_spiking_gate(ck):
 @torch.no_grad()
 def test_emulator_gate_close_to_sigmoid(ck):
     mapped = attention(ck, 64)
-    path = SpikingGatePath(mapped, "emulator")
+    path = AttentionGates(mapped, "emulator")
     p = torch.softmax(torch.randn(2, 4, 6, 6) * 2, dim=-1)
     fire = path.fire_fn(1, p, torch.zeros(1, 4, 1, 1), torch.ones(1, 4, 1, 1))
     gate = ck.model.transformer.h[1].attn.gate
@@ -156,8 +156,8 @@ def test_lava_sim_gate_path_equals_emulator(ck):
     mapped = attention(ck, 16)
     p = _causal_probs()
     x = torch.randint(0, len(ck.vocab), (1, 12))
-    emu = SpikingGatePath(mapped, "emulator")
-    with SpikingGatePath(mapped, "lava-sim", slots=48) as lava:
+    emu = AttentionGates(mapped, "emulator")
+    with AttentionGates(mapped, "lava-sim", slots=48) as lava:
         f_lava = lava.fire_fn(2, p, None, None)
         logits_lava, _ = ck.model(x, fire_fn=lava.fire_fn)
         assert lava.lava_steps > 0
@@ -174,7 +174,7 @@ def test_exception_inside_hybrid_run_stops_lava(ck):
     mapped = attention(ck, 8)
     before = set(mp.active_children())
     with pytest.raises(RuntimeError, match="boom"):
-        with SpikingGatePath(mapped, "lava-sim", slots=16) as path:
+        with AttentionGates(mapped, "lava-sim", slots=16) as path:
             path.fire_fn(0, _causal_probs(t=4), None, None)
             raise RuntimeError("boom")
     assert path.runner is None

@@ -56,14 +56,14 @@ def test_fire_fn_hook_replaces_sigmoid():
     x = torch.randint(0, 65, (1, 10))
     calls = []
 
-    def sigmoid_fire(layer, p, theta, k):
+    def sigmoid_fire(layer, p, theta, k, loads=None):
         calls.append(layer)
         return torch.sigmoid(k * (p.abs() - theta))
 
     with torch.no_grad():
         a, _ = model(x)
         b, _ = model(x, fire_fn=sigmoid_fire)
-        c, _ = model(x, fire_fn=lambda layer, p, th, k: torch.ones_like(p))
+        c, _ = model(x, fire_fn=lambda layer, p, th, k, loads=None: torch.ones_like(p))
     assert calls == [0, 1]
     assert torch.allclose(a, b, atol=1e-6)
     assert (a - c).abs().max() > 1e-6

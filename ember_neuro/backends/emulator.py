@@ -72,6 +72,9 @@ def emulate(
     Fixed mode takes the integer payload of ``NeuronGroup.encode``.  ``threads``:
     torch intra-op threads for this call (restored after); None keeps torch's.
     """
+    if array.reset_windows > 1:
+        raise ValueError("the emulator runs independent windows; neurons that carry state across "
+                         "windows (reset_windows > 1) run on the numpy reference (numpy_ref.rasters)")
     single = np.asarray(x_payload).ndim == 1
     xb = array.check_payload(x_payload)
     b, m, steps = xb.shape[0], array.size, array.timesteps

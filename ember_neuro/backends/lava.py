@@ -240,7 +240,8 @@ def _build(array: NeuronArray, buffer_size: int, fused: bool, hardware: bool = F
     lif = LIFReset(
         shape=(m,), du=array.du, dv=array.dv, vth=array.vth,
         bias_mant=np.asarray(array.bias_mant).astype(dt), bias_exp=np.asarray(array.bias_exp).astype(dt),
-        reset_interval=t, reset_offset=hb.SINK_PHASE % t,  # neuron window w starts at Lava step w T + 2
+        # u, v reset when a neuron window (Lava steps w T + 2 ...) starts, every reset_windows windows
+        reset_interval=t * array.reset_windows, reset_offset=hb.SINK_PHASE % (t * array.reset_windows),
     )
     synapses = []
     for s, off in zip(array.synapses, offsets, strict=True):

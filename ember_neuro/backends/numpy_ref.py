@@ -85,6 +85,35 @@ def simulate(array: NeuronArray, payload: np.ndarray) -> tuple[np.ndarray, np.nd
     return spikes, v_pre
 
 
+def step_window(array: NeuronArray, state: tuple[np.ndarray, np.ndarray] | None,
+                payload: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """One window with state carried in and out (neurons whose u, v persist across windows).
+
+    ``state`` None starts from rest (a reset); returns ((u, v), spikes (T, M)).
+    """
+    a_in = synaptic_input(array, np.asarray(payload)[None])[0]
+    b = bias(array)
+    if state is None:
+        state = (np.zeros(array.size, a_in.dtype), np.zeros(array.size, a_in.dtype))
+    u, v = state
+    step = loihi.lif_fixed_step if array.fixed else loihi.lif_float_step
+    spikes = np.zeros(a_in.shape, dtype=bool)
+    for t in range(array.timesteps):
+        u, v, spikes[t] = step(u, v, a_in[t], b, array.du, array.dv, array.vth)
+    return (u, v), spikes
+
+
 def rasters(array: NeuronArray, payload: np.ndarray) -> np.ndarray:
-    """(B, T, M) spike rasters, one window per payload row."""
-    return simulate(array, payload)[0]
+    """(B, T, M) spike rasters, one window per payload row.
+
+    Neurons whose state carries across windows (``reset_windows`` > 1) run the rows in
+    order, from rest every ``reset_windows`` rows.
+    """
+    if array.reset_windows == 1:
+        return simulate(array, payload)[0]
+    x = array.check_payload(payload)
+    out = np.zeros((x.shape[0], array.timesteps, array.size), dtype=bool)
+    state = None
+    for w, row in enumerate(x):
+        state, out[w] = step_window(array, None if w % array.reset_windows == 0 else state, row)
+    return out

@@ -44,12 +44,16 @@ class UnknownBackend(BadInput):
 
 
 def _emulator_rasters(array: NeuronArray, payload: np.ndarray, timeout_s: float) -> np.ndarray:
+    if array.reset_windows > 1:  # state carried window to window: one row at a time (numpy steps)
+        return _numpy_rasters(array, payload, timeout_s)
     from ember_neuro.backends.emulator import emulate
 
     return np.asarray(emulate(array, np.atleast_2d(payload), record=True)[1], dtype=bool)
 
 
 def _emulator_counts(array: NeuronArray, payload: np.ndarray) -> np.ndarray:
+    if array.reset_windows > 1:
+        return _numpy_rasters(array, payload, 0.0).sum(axis=1)
     from ember_neuro.backends.emulator import emulate
 
     return np.asarray(emulate(array, np.atleast_2d(payload)))

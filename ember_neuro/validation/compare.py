@@ -17,14 +17,13 @@ from typing import Any
 import numpy as np
 
 from ember_neuro.backends import numpy_ref, registry
-from ember_neuro.gates import fire_curve_np
+from ember_neuro.fidelity import GRID_POINTS, UnitInputs
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray, NeuronGroup, gate_counts
 
 SIMULATORS = tuple(b.label for b in registry.validated())
 FLOAT_SIMS = tuple(b.label for b in registry.validated() if not b.fixed)
 FIXED_SIMS = tuple(b.label for b in registry.validated() if b.fixed)
-GRID_POINTS = 1001
 SWEEP_T = (8, 16, 32, 64)
 KEPT = 1000  # mismatches kept per pair in report.json
 BAR_AGREE, BAR_EXCESS = 0.9999, 0.002
@@ -135,18 +134,11 @@ def raster_gate_counts(raster: np.ndarray, n: int) -> np.ndarray:
     return gate_counts(raster.sum(axis=0), n)
 
 
-def build_inputs(n_units: int, observed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(unit_index, p): the grid first in NIR order (b*U + u), then each unit's observed p."""
-    grid = np.linspace(0.0, 1.0, GRID_POINTS)
-    idx = [np.tile(np.arange(n_units), GRID_POINTS)] + [np.full(len(o), u) for u, o in enumerate(observed)]
-    return np.concatenate(idx), np.concatenate([np.repeat(grid, n_units), *observed])
-
-
-def run_all(mapped: NeuronGroup, unit_index: np.ndarray, p: np.ndarray, timeout_s: float,
+def run_all(group: NeuronGroup, inputs: UnitInputs, timeout_s: float,
             step: Any) -> tuple[dict[str, np.ndarray], NeuronArray, NeuronArray]:
     """Rasters (T, M) of the same neurons and inputs on every validated simulator."""
-    arrays = {f: mapped.layout(unit_index, fixed=f) for f in (False, True)}
-    payloads = {f: mapped.encode(p, fixed=f) for f in (False, True)}
+    arrays = {f: group.layout(inputs.unit_index, fixed=f) for f in (False, True)}
+    payloads = {f: group.encode(inputs.values, f, inputs.unit_index) for f in (False, True)}
     out = {}
     for backend in registry.validated():
         step(backend.label)
@@ -216,16 +208,14 @@ def _count(items: Any) -> dict[str, int]:
     return out
 
 
-def head_errors(mapped: NeuronGroup, rasters: dict[str, np.ndarray], unit_index: np.ndarray,
-                p: np.ndarray) -> dict[str, np.ndarray]:
-    """Per simulator, per unit: max |spike rate - sigmoid(k(p - theta))| over all inputs."""
-    theta = np.array([u.theta for u in mapped.units])[unit_index]
-    k = np.array([u.k for u in mapped.units])[unit_index]
-    target = fire_curve_np(p, theta, k)
+def head_errors(mapped: NeuronGroup, rasters: dict[str, np.ndarray],
+                inputs: UnitInputs) -> dict[str, np.ndarray]:
+    """Per simulator, per unit: max |spike rate - trained fire| over all inputs."""
+    target = mapped.target(inputs.values, inputs.unit_index)
     out = {}
     for name, r in rasters.items():
         err = np.abs(mapped.decode(raster_gate_counts(r, mapped.neurons_per_gate)) - target)
-        out[name] = np.array([err[unit_index == u].max() for u in range(len(mapped.units))])
+        out[name] = np.array([err[inputs.of(u)].max(initial=0.0) for u in range(len(mapped.units))])
     return out
 
 
@@ -246,14 +236,20 @@ def is_prefix(na: NeuronArray, fa: NeuronArray) -> bool:
 
 
 def nir_roundtrip(mapped: NeuronGroup, graph: Any, fa: NeuronArray, lava_float: np.ndarray,
-                  timeout_s: float) -> dict[str, Any]:
-    """Import the graph in snnTorch and Norse, run the grid, compare with Lava float."""
+                  timeout_s: float, points: int = GRID_POINTS) -> dict[str, Any]:
+    """Import the graph in snnTorch and Norse, run the grid, compare with Lava float.
+
+    The grid is `points` values per unit over each unit's input range (the graph's
+    first host input; the others 0), input i = b U + u -- the layout of the start
+    of the main run, which is reused when the graph holds this mapping's neurons.
+    """
     from ember_neuro.export import nir_gates as G
 
     meta = G.check_gate_graph(graph)
     u = int(meta["n_units"])
-    grid = np.linspace(0.0, 1.0, GRID_POINTS)
-    na, x = G.gate_array(graph, GRID_POINTS), np.repeat(grid, u)
+    grid = G.input_grid(graph, points)  # (B, U) raw values of the "input" source
+    na = G.gate_array(graph, points)
+    x = np.concatenate([grid.ravel()] + [np.zeros(grid.size)] * (len(na.host) - 1))
     width = na.size
     same = is_prefix(na, fa)
     if same:  # the file is this checkpoint's mapping: its grid part of the main Lava run
@@ -276,19 +272,22 @@ def nir_roundtrip(mapped: NeuronGroup, graph: Any, fa: NeuronArray, lava_float: 
     return out
 
 
-def sweep_error(units: tuple, unit_index: np.ndarray, p: np.ndarray, n: int) -> list[dict[str, float]]:
-    """Max |rate - sigmoid| (emulator fixed and float) against 1/(2NT), T in SWEEP_T."""
-    from ember_neuro.backends.emulator import gate_rates
-    from ember_neuro.mappers.gate import MAX_LEVELS, map_gates
-    from ember_neuro.mappers.network import MappingOptions
+def sweep_error(remap: Any, inputs: UnitInputs, n: int) -> list[dict[str, float]]:
+    """Max |rate - trained fire| (emulator fixed and float) against 1/(2NT), T in SWEEP_T.
 
-    theta = np.array([u.theta for u in units])[unit_index]
-    k = np.array([u.k for u in units])[unit_index]
-    target = fire_curve_np(p, theta, k)
+    ``remap(t)`` maps the same units at window t (same N, same calibration).
+    """
+    from ember_neuro.backends.emulator import emulate
+    from ember_neuro.mappers.gate import MAX_LEVELS
+
     rows = []
     for t in (t for t in SWEEP_T if t * n <= MAX_LEVELS):
-        m = map_gates(units, MappingOptions(timesteps=t, neurons_per_gate=n))
-        err = {f: float(np.abs(gate_rates(m, unit_index, p, f) - target).max()) for f in (True, False)}
+        m = remap(t)
+        target = m.target(inputs.values, inputs.unit_index)
+        err = {}
+        for f in (True, False):
+            counts = emulate(m.layout(inputs.unit_index, f), m.encode(inputs.values, f, inputs.unit_index))
+            err[f] = float(np.abs(m.decode(gate_counts(counts, n)) - target).max())
         rows.append({"timesteps": t, "bound": m.bound, "emulator-fixed": err[True],
                      "emulator-float": err[False]})
     return rows

@@ -10,6 +10,7 @@ re-imports the NIR graph, sweeps the error over T and writes the report
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -18,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ember_neuro.backends import references
+from ember_neuro.backends import references, registry
 from ember_neuro.cli import package_versions
 from ember_neuro.errors import BadInput
-from ember_neuro.mappers import loihi
+from ember_neuro.fidelity import GRID_POINTS, UnitInputs, points_per_unit
+from ember_neuro.mappers import NeuronArray, NeuronGroup, loihi
 from ember_neuro.mappers.registry import check_variant
 from ember_neuro.validation.compare import (
     BAR_AGREE,
@@ -29,7 +31,6 @@ from ember_neuro.validation.compare import (
     FIXED_SIMS,
     FLOAT_SIMS,
     SIMULATORS,
-    build_inputs,
     compare,
     fixed_drive,
     float_reference,
@@ -40,8 +41,6 @@ from ember_neuro.validation.compare import (
     sweep_error,
 )
 from ember_neuro.validation.report import capped, render_markdown, write_figures
-
-OBSERVED_PER_UNIT = 2000
 
 
 class ValidateError(BadInput):
@@ -84,7 +83,7 @@ def versions() -> dict[str, str | None]:
 
 
 def bars(result: dict) -> list[str]:
-    """The acceptance bars; each missed one as a line."""
+    """The acceptance bars of one gate group; each missed one as a line."""
     fails = []
     pairs = result["pairs"]
     if pairs[pair_key("lava-fixed", "emulator-fixed")]["agreement"] != 1.0:
@@ -104,16 +103,109 @@ def bars(result: dict) -> list[str]:
     return list(dict.fromkeys(fails))
 
 
+def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: Any, nir_file: str,
+                   external: bool, folder: Path, timeout_s: float, step: Any) -> dict[str, Any]:
+    """One gate group on six simulators: pairs, per-unit errors, NIR round trip, error vs T, figures."""
+    units, t, n = group.units, group.timesteps, group.neurons_per_gate
+    rasters, fa, qa = run_all(group, inputs, timeout_s, step)
+    step(f"compare {group.name}")
+    xf = group.encode(inputs.values, False, inputs.unit_index)
+    xq = group.encode(inputs.values, True, inputs.unit_index)
+    _, v_float = float_reference(fa, xf)
+    v_fixed, v_fixed_logit = fixed_drive(group, qa, xq)
+    pairs = compare(rasters, fa, xf, v_float, v_fixed, v_fixed_logit, loihi.threshold(int(qa.vth)))
+    errors = head_errors(group, rasters, inputs)
+    fp = group.fixed_params
+    w_in, w_d = fp.connection("input").weight, fp.connection("dither").weight
+    result: dict[str, Any] = {
+        "group": group.name, "timesteps": t, "neurons_per_gate": n, "unit_names": [u.name for u in units],
+        "inputs": int(inputs.unit_index.size), "neurons": fa.size, "slots": fa.size * t,
+        "host_sources": list(fp.host_sources), "simulators": list(SIMULATORS), "pairs": pairs,
+        "agreement": {k: v["agreement"] for k, v in pairs.items()},
+        "rate_cosine": {k: v["rate_cosine"] for k, v in pairs.items()},
+        "closest_margin": float(np.abs(v_float - fa.vth).min()),
+        "float_fixed_same_slots": all(
+            np.array_equal(rasters[f] != rasters[x], rasters["lava-float"] != rasters["lava-fixed"])
+            for f in FLOAT_SIMS for x in FIXED_SIMS),
+        "heads": [{"name": u.name, "layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak,
+                   "k": u.k, "w_in": int(w_in[i]), "w_dither": int(w_d[i]),
+                   **{s: float(errors[s][i]) for s in SIMULATORS}} for i, u in enumerate(units)],
+        "max_abs_error": float(errors["lava-fixed"].max()), "bound": group.bound,
+        "max_exact_worst_case": float(group.fixed_worst_error.max()),
+        "max_abs_error_by_simulator": {s: float(e.max()) for s, e in errors.items()},
+        "warnings": list(group.warnings),
+    }
+    step(f"NIR {group.name}")
+    nir_result = nir_roundtrip(group, graph, fa, rasters["lava-float"], timeout_s,
+                               points=points_per_unit(group, GRID_POINTS))
+    nir_result.update(file=nir_file, external=external)
+    result["nir"] = nir_result
+    result["nir_roundtrip"] = dict(nir_result["agreement"])
+    step(f"error vs T {group.name}")
+    result["error_vs_T"] = sweep_error(remap, inputs, n)
+    step(f"figures {group.name}")
+    result["figures"] = write_figures(folder, group, rasters, result["error_vs_T"])
+    result["failures"] = bars(result)
+    return result
+
+
+def validate_sequence(group: NeuronGroup, sequence: np.ndarray, timeout_s: float) -> dict[str, Any]:
+    """The hard membrane (state carried across its layer steps) on the six simulators.
+
+    Its layer sequence for each token becomes one window of n_layer steps whose input
+    is a chip table (docs/architecture.md: a table presents row t at step t), so every
+    simulator runs the carried state as one ordinary window from rest.
+    """
+    seq_array = {f: as_window(group, sequence, f) for f in (False, True)}
+    rasters = {}
+    for backend in registry.validated():
+        f = bool(backend.fixed)
+        a = seq_array[f]
+        zeros = np.zeros((1, a.payload_width), np.int64 if f else np.float64)
+        rasters[backend.label] = np.asarray(backend.rasters(a, zeros, timeout_s)[0], dtype=bool)
+    pairs = {}
+    for i, a in enumerate(SIMULATORS):
+        for b in SIMULATORS[i + 1:]:
+            diff = rasters[a] != rasters[b]
+            pairs[pair_key(a, b)] = {"agreement": float(1.0 - diff.mean()), "mismatches": int(diff.sum())}
+    fails = []
+    if pairs[pair_key("lava-fixed", "emulator-fixed")]["mismatches"]:
+        fails.append("membrane_hard: lava-fixed vs emulator-fixed is not bit-exact")
+    for key, rec in pairs.items():
+        a, b = key.split("/")
+        if a in FLOAT_SIMS and b in FLOAT_SIMS and rec["agreement"] < BAR_AGREE:
+            fails.append(f"membrane_hard {key}: agreement {rec['agreement']:.6f} < {BAR_AGREE}")
+    return {"group": group.name, "tokens": int(sequence.shape[1]), "steps": int(sequence.shape[0]),
+            "pairs": pairs, "spike_fraction": {k: float(r.mean()) for k, r in rasters.items()},
+            "failures": fails, "nir": "not exported: the NIR gate format holds memoryless gate neurons; a "
+            "leaky neuron whose state resets every n_layer steps needs its own graph (not built)"}
+
+
+def as_window(group: NeuronGroup, sequence: np.ndarray, fixed: bool) -> NeuronArray:
+    """A carried-state sequence (steps, tokens) as one window whose input is a per-neuron table."""
+    from ember_neuro.mappers import Synapses
+
+    steps, tokens = sequence.shape
+    array = group.layout(np.zeros(tokens, np.int64), fixed)
+    syn = array.synapse("input")
+    payload = np.stack([group.encode(row, fixed, array.unit_index) for row in sequence])  # (steps, tokens)
+    held = Synapses("input", np.zeros_like(syn.weight), syn.weight_exp, syn.column, None)  # adds 0
+    table = Synapses("sequence", syn.weight, syn.weight_exp, np.arange(tokens), payload)
+    return dataclasses.replace(array, timesteps=steps, synapses=(held, table), reset_windows=1)
+
+
 def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_per_gate: int | None = None,
                         out: str | None = None, force: bool = False, nir: str | None = None,
                         grid_only: bool = False, data: str | None = None, timeout_s: float = 120.0,
                         mapped: str | None = None, step: Any = lambda name: None,
                         t0: float | None = None) -> dict[str, Any]:
-    """Validate a checkpoint's mapped gates; writes the report folder and returns the result."""
+    """Validate every gate group of a checkpoint's mapping; writes the report folder, returns the result."""
     from ember_neuro.atomic import atomic_dir, check_output_dir
     from ember_neuro.checkpoint import load_checkpoint
     from ember_neuro.export import nir_gates as G
-    from ember_neuro.mapping import check_window, mapping_for, observed_probs
+    from ember_neuro.fidelity import gate_groups, grid_inputs, observed_inputs
+    from ember_neuro.mappers import MappingOptions
+    from ember_neuro.mapping import check_window, map_checkpoint, mapping_for
 
     t0 = time.time() if t0 is None else t0
     check_window(32 if timesteps is None else timesteps,
@@ -128,69 +220,69 @@ def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_p
     ck = load_checkpoint(checkpoint)
     check_variant(ck.config.variant)  # refuse before the progress bar appears
     step("map")
-    net = mapping_for(ck, mapped, timesteps, neurons_per_gate)
-    group = net.group("attention")
-    units, t, n = group.units, group.timesteps, group.neurons_per_gate
-    step("observed p")
+    net = mapping_for(ck, mapped, timesteps, neurons_per_gate, data=data)
+    groups = gate_groups(net)
+    if external is not None and len(groups) > 1:
+        raise ValidateError("--nir validates one gate group; this checkpoint maps several "
+                            f"({', '.join(groups)})")
+    step("observed inputs")
     observed, source = {}, None
     if not grid_only:
         try:
-            observed, source = observed_probs(ck, data, OBSERVED_PER_UNIT)
-        except Exception as exc:  # noqa: BLE001 - observed p are optional: say so, use the grid
-            print(f"warning: no observed probabilities ({exc}); grid only", file=sys.stderr)
-    obs = [np.abs(observed.get((u.layer, u.head), np.empty(0))) for u in units]
-    unit_index, p = build_inputs(len(units), obs)
-    rasters, fa, qa = run_all(group, unit_index, p, timeout_s, step)
-    step("compare")
-    xf, xq = group.encode(p, False), group.encode(p, True)
-    _, v_float = float_reference(fa, xf)
-    v_fixed, v_fixed_logit = fixed_drive(group, qa, xq)
-    pairs = compare(rasters, fa, xf, v_float, v_fixed, v_fixed_logit, loihi.threshold(int(qa.vth)))
-    errors = head_errors(group, rasters, unit_index, p)
-    fp = group.fixed_params
-    w_in, w_d = fp.connection("input").weight, fp.connection("dither").weight
-    result: dict[str, Any] = {
-        "checkpoint": {"path": str(checkpoint), "sha256": ck.sha256, "variant": ck.config.variant},
-        "mapped": str(mapped) if mapped else None,
-        "timesteps": t, "neurons_per_gate": n, "unit_names": [u.name for u in units],
-        "inputs": int(p.size), "observed_per_unit": int(max(len(o) for o in obs)),
-        "observed_source": source, "neurons": fa.size, "slots": fa.size * t,
-        "simulators": list(SIMULATORS), "pairs": pairs,
-        "agreement": {k: v["agreement"] for k, v in pairs.items()},
-        "rate_cosine": {k: v["rate_cosine"] for k, v in pairs.items()},
-        "closest_margin": float(np.abs(v_float - fa.vth).min()),
-        "float_fixed_same_slots": all(
-            np.array_equal(rasters[f] != rasters[x], rasters["lava-float"] != rasters["lava-fixed"])
-            for f in FLOAT_SIMS for x in FIXED_SIMS),
-        "heads": [{"name": u.name, "layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak,
-                   "k": u.k, "w_in": int(w_in[i]), "w_dither": int(w_d[i]),
-                   **{s: float(errors[s][i]) for s in SIMULATORS}} for i, u in enumerate(units)],
-        "max_abs_error": float(errors["lava-fixed"].max()), "bound": group.bound,
-        "max_abs_error_by_simulator": {s: float(e.max()) for s, e in errors.items()},
-        "warnings": list(group.warnings), "versions": versions(),
-    }
+            observed, source = observed_inputs(ck, net, data)
+        except Exception as exc:  # noqa: BLE001 - observed inputs are optional: say so, use the grid
+            print(f"warning: no observed inputs ({exc}); grid only", file=sys.stderr)
+    calibration = net.options.get("calibration")
+
+    def remap_of(name: str) -> Any:
+        n = next(iter(groups.values())).neurons_per_gate
+        return lambda t: map_checkpoint(ck, MappingOptions(timesteps=t, neurons_per_gate=n),
+                                        calibration=calibration).group(name)
+
+    results: dict[str, dict] = {}
+    inputs_of: dict[str, UnitInputs] = {}
     with atomic_dir(dest, force=force) as tmp:
-        step("NIR round trip")
-        graph = external
-        if graph is None:
-            graph = G.read_gates(G.write_gates(group, tmp / "gates.nir"))
-        nir_result = nir_roundtrip(group, graph, fa, rasters["lava-float"], timeout_s)
-        nir_result.update(file=str(nir or dest / "gates.nir"), external=external is not None)
-        result["nir"] = nir_result
-        result["nir_roundtrip"] = dict(nir_result["agreement"])
-        step("error vs T")
-        result["error_vs_T"] = sweep_error(units, unit_index, p, n)
-        step("figures")
-        result["figures"] = write_figures(tmp, group, rasters, result["error_vs_T"])
+        for name, group in groups.items():
+            inputs = grid_inputs(group)
+            if name in observed:
+                inputs = inputs + observed[name]
+            nir_file = str(nir) if external is not None else str(dest / f"{_prefix(name)}gates.nir")
+            graph = external if external is not None else \
+                G.read_gates(G.write_gates(group, tmp / f"{_prefix(name)}gates.nir"))
+            folder = tmp if name == "attention" or len(groups) == 1 else tmp / name
+            folder.mkdir(exist_ok=True)
+            inputs_of[name] = inputs
+            results[name] = validate_group(group, inputs, remap_of(name), graph, nir_file,
+                                           external is not None, folder, timeout_s, step)
+            results[name]["subfolder"] = folder != tmp
+            results[name]["observed_per_unit"] = int(max(np.bincount(observed[name].unit_index,
+                                                                      minlength=len(group.units))))\
+                if name in observed else 0
+        if "membrane_hard" in net.groups and "membrane_hard" in observed:
+            step("hard membrane")
+            results["membrane_hard"] = validate_sequence(net.group("membrane_hard"),
+                                                         observed["membrane_hard"].values["input"], timeout_s)
         step("write")
-        result["failures"] = bars(result)
+        primary = results.get("attention") or next(iter(results.values()))
+        result: dict[str, Any] = {
+            **primary,
+            "checkpoint": {"path": str(checkpoint), "sha256": ck.sha256, "variant": ck.config.variant},
+            "mapped": str(mapped) if mapped else None, "observed_source": source,
+            "groups": results, "versions": versions(),
+        }
+        result["failures"] = [f if name == primary["group"] else f"{name}: {f}"
+                              for name, r in results.items() for f in r["failures"]]
         result["passed"] = not result["failures"]
         result["out"] = str(dest)
         result["seconds"] = round(time.time() - t0, 2)
         (tmp / "report.json").write_text(json.dumps(capped(result), indent=1))
-        (tmp / "report.md").write_text(render_markdown(result, unit_index, p))
+        (tmp / "report.md").write_text(render_markdown(result, inputs_of))
     result["seconds"] = round(time.time() - t0, 2)
     return result
+
+
+def _prefix(group: str) -> str:
+    return "" if group == "attention" else f"{group}_"
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:

@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from ember_neuro import plots
-from ember_neuro.gates import fire_curve_np
+from ember_neuro.fidelity import GRID_POINTS, UnitInputs, grid_inputs, points_per_unit
 from ember_neuro.mappers import NeuronGroup
 from ember_neuro.validation.compare import (
     BAR_EXCESS,
     FLOAT_SIMS,
-    GRID_POINTS,
     KEPT,
     SIMULATORS,
     pair_key,
@@ -39,10 +38,9 @@ STYLE = {"lava-float": ("tab:red", "-"), "emulator-float": ("tab:orange", "--"),
 
 def grid_rates(mapped: NeuronGroup, raster: np.ndarray) -> np.ndarray:
     """(G, U) spike rates of the grid part (inputs b*U + u come first)."""
-    u = len(mapped.units)
-    counts = raster_gate_counts(raster[:, : GRID_POINTS * u * mapped.neurons_per_gate],
-                                mapped.neurons_per_gate)
-    return mapped.decode(counts).reshape(GRID_POINTS, u)
+    u, g = len(mapped.units), points_per_unit(mapped, GRID_POINTS)
+    counts = raster_gate_counts(raster[:, : g * u * mapped.neurons_per_gate], mapped.neurons_per_gate)
+    return mapped.decode(counts).reshape(g, u)
 
 
 def plot_error_vs_t(path: Path, rows: list[dict[str, float]], n: int) -> None:
@@ -68,20 +66,22 @@ def plot_error_vs_t(path: Path, rows: list[dict[str, float]], n: int) -> None:
 
 
 def raster_head(mapped: NeuronGroup) -> int:
-    """The head whose fire curve changes most over p in [0, 1] (the most telling raster)."""
-    span = [fire_curve_np(1.0, u.theta, u.k) - fire_curve_np(0.0, u.theta, u.k) for u in mapped.units]
-    return int(np.argmax(span))
+    """The unit whose fire curve changes most over its input range (the most telling raster)."""
+    grid = grid_inputs(mapped)
+    u, g = len(mapped.units), points_per_unit(mapped, GRID_POINTS)
+    fire = mapped.target(grid.values, grid.unit_index).reshape(g, u)
+    return int(np.argmax(fire[-1] - fire[0]))
 
 
 def plot_raster(path: Path, mapped: NeuronGroup, unit: int, rasters: dict[str, np.ndarray]) -> None:
     """RASTER_P p values x T steps of one head: Lava float, Lava fixed, and where they differ."""
     plt = plots._plt()
-    u, n = len(mapped.units), mapped.neurons_per_gate
-    b = np.rint(np.linspace(0, GRID_POINTS - 1, RASTER_P)).astype(int)
+    u, n, g = len(mapped.units), mapped.neurons_per_gate, points_per_unit(mapped, GRID_POINTS)
+    b = np.rint(np.linspace(0, g - 1, RASTER_P)).astype(int)
     cols = ((b * u + unit)[:, None] * n + np.arange(n)).ravel()
     fl, fx = rasters["lava-float"][:, cols].T, rasters["lava-fixed"][:, cols].T
     fig, axes = plt.subplots(1, 3, figsize=(11, 4.6), sharey=True)
-    p = np.linspace(0.0, 1.0, GRID_POINTS)[b]
+    p = grid_inputs(mapped).values["input"].reshape(g, u)[b, unit]
     extent = (0.5, mapped.timesteps + 0.5, len(cols) - 0.5, -0.5)
     for ax, img, title in ((axes[0], fl, "lava-float"), (axes[1], fx, "lava-fixed"),
                            (axes[2], fl != fx, "float ≠ fixed")):
@@ -92,8 +92,8 @@ def plot_raster(path: Path, mapped: NeuronGroup, unit: int, rasters: dict[str, n
     ticks = np.arange(0, len(cols), max(1, len(cols) // 10))
     axes[0].set_yticks(ticks)
     axes[0].set_yticklabels([f"{p[i // n]:.2f}" for i in ticks], fontsize=7)
-    axes[0].set_ylabel("p (row per neuron)")
-    fig.suptitle(f"{mapped.units[unit].name}: spike raster, {RASTER_P} p values x T={mapped.timesteps}",
+    axes[0].set_ylabel("input (row per neuron)")
+    fig.suptitle(f"{mapped.units[unit].name}: spike raster, {RASTER_P} inputs x T={mapped.timesteps}",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -102,19 +102,23 @@ def plot_raster(path: Path, mapped: NeuronGroup, unit: int, rasters: dict[str, n
 
 def write_figures(folder: Path, mapped: NeuronGroup, rasters: dict[str, np.ndarray],
                   error_rows: list[dict[str, float]]) -> list[str]:
-    """Transfer curves per layer, the most telling head's raster and error vs T; their file names."""
+    """Transfer curves per layer, the most telling unit's raster and error vs T; their file names."""
     units = mapped.units
     rates = {s: grid_rates(mapped, r) for s, r in rasters.items()}
+    g = points_per_unit(mapped, GRID_POINTS)
+    grid = grid_inputs(mapped).values["input"].reshape(g, len(units))
     figures = []
-    grid = np.linspace(0.0, 1.0, GRID_POINTS)
     for layer in sorted({u.layer for u in units}):
         idx = [i for i, u in enumerate(units) if u.layer == layer]
+        if len(idx) > 16:  # per-neuron gates: the 8 steepest of the layer
+            idx = sorted(idx, key=lambda i: -units[i].k)[:8]
         plots.transfer_curves(
             folder / f"transfer_L{layer}.png",
-            f"Layer {layer}, T={mapped.timesteps}: six simulators over the sigmoid (error strip: "
-            "lava-float red, lava-fixed blue)", [units[i] for i in idx], grid,
+            f"{mapped.name}, layer {layer}, T={mapped.timesteps}: six simulators over the sigmoid (error "
+            "strip: lava-float red, lava-fixed blue)", [units[i] for i in idx], grid[:, idx],
             {name: rates[name][:, idx] for name in SIMULATORS}, mapped.bound,
-            errors=("lava-float", "lava-fixed"), styles=STYLE, dpi=100)
+            errors=("lava-float", "lava-fixed"), styles=STYLE, dpi=100,
+            xlabel={"attention": "attention probability p", "hidden": "|h|"}.get(mapped.name, "V"))
         figures.append(f"transfer_L{layer}.png")
     head = raster_head(mapped)
     plot_raster(folder / f"raster_{units[head].name}.png", mapped, head, rasters)
@@ -127,8 +131,8 @@ def write_figures(folder: Path, mapped: NeuronGroup, rasters: dict[str, np.ndarr
 
 def _slot_rows(listed: list[dict], names: list[str], unit_of: np.ndarray, p: np.ndarray, n: int,
                columns: str, cells: Callable[[dict], str], more: str = "") -> list[str]:
-    """Markdown rows of the first LISTED slots (input i = neuron // N has unit_of[i], p[i])."""
-    rows = [f"| t | neuron | unit | p | a | b | {columns} | cause |", "|" + "---|" * 9]
+    """Markdown rows of the first LISTED slots (input i = neuron // N has unit_of[i], input p[i])."""
+    rows = [f"| t | neuron | unit | input | a | b | {columns} | cause |", "|" + "---|" * 9]
     for m in listed[:LISTED]:
         i = m["neuron"] // n
         rows.append(f"| {m['t']} | {m['neuron']} | {names[int(unit_of[i])]} | {p[i]:.9g} | {int(m['a'])} | "
@@ -171,12 +175,12 @@ def _pair_table(pairs: dict[str, dict]) -> list[str]:
     return out
 
 
-def _nir_section(nr: dict, n: int) -> list[str]:
+def _nir_section(nr: dict, n: int, grid: UnitInputs) -> list[str]:
     how = "given with --nir" if nr["external"] else "exported from this checkpoint"
     same = ("the same neurons as this mapping, so compared with the grid part of the main Lava float run"
             if nr["matches_checkpoint"] else "not this mapping, so compared with its own Lava float run")
-    out = [f"File `{nr['file']}` ({how}) holds {same}. Grid: {GRID_POINTS} p x {nr['units']} units, "
-           f"T = {nr['timesteps']}.", "",
+    out = [f"File `{nr['file']}` ({how}) holds {same}. Grid: {grid.unit_index.size // nr['units']} inputs "
+           f"x {nr['units']} units, T = {nr['timesteps']}.", "",
            "| importer | agreement vs Lava float | rate cosine | differing slots | causes |",
            "|---|---|---|---|---|"]
     for name in ("snntorch", "norse"):
@@ -184,8 +188,7 @@ def _nir_section(nr: dict, n: int) -> list[str]:
         causes = ", ".join(f"{v} {k}" for k, v in d["causes"].items()) or "-"
         out.append(f"| {name} | {nr['agreement'][name]:.7f} | {d['rate_cosine']:.7f} | {d['mismatches']} | "
                    f"{causes} |")
-    unit_of = np.tile(np.arange(nr["units"]), GRID_POINTS)
-    p = np.repeat(np.linspace(0.0, 1.0, GRID_POINTS), nr["units"])
+    unit_of, p = grid.unit_index, grid.values["input"]
     for name in ("snntorch", "norse"):
         if nr["details"][name]["mismatches"]:
             out += ["", f"{name} mismatches:", "",
@@ -206,21 +209,23 @@ def _nir_section(nr: dict, n: int) -> list[str]:
         "(Norse's LIFCell would otherwise start at v = v_leak)."]
 
 
-def render_markdown(r: dict, unit_index: np.ndarray, p: np.ndarray) -> str:
-    """report.md: the tables, every mismatch with its cause, and the importer conventions."""
+def render_group(r: dict, inputs: UnitInputs, source: str | None, h: str = "##") -> list[str]:
+    """One gate group's sections: pairs, every mismatch with its cause, errors, NIR, error vs T."""
     names, n, pairs = r["unit_names"], r["neurons_per_gate"], r["pairs"]
-    observed = (f" + {r['observed_per_unit']} observed p per unit from {r['observed_source']}"
-                if r["observed_per_unit"] else "")
-    out = [f"# Validation of `{r['checkpoint']['path']}` at T = {r['timesteps']}, N = {n}", "",
-           f"{len(names)} gate units; {r['inputs']} inputs ({GRID_POINTS}-point p grid per unit{observed}); "
-           f"{r['neurons']} neurons x {r['timesteps']} steps = {r['slots']} slots per simulator; "
-           f"wall time {r['seconds']:.1f} s.", "",
-           "**Bars:** " + ("all met." if r["passed"] else "MISSED: " + "; ".join(r["failures"])), "",
-           "## Agreement, every pair", "",
+    unit_index, p = inputs.unit_index, inputs.values["input"]
+    observed = (f" + {r['observed_per_unit']} observed inputs per unit from {source}"
+                if r.get("observed_per_unit") else "")
+    grid = grid_inputs_of(r, inputs)
+    out = [f"{len(names)} gate units ({r['group']}; host inputs: {', '.join(r['host_sources'])}); "
+           f"{r['inputs']} inputs ({grid.unit_index.size // len(names)}-point grid per unit over its input "
+           f"range{observed}); {r['neurons']} neurons x {r['timesteps']} steps = {r['slots']} slots per "
+           "simulator.", "",
+           "**Bars:** " + ("all met." if not r["failures"] else "MISSED: " + "; ".join(r["failures"])), "",
+           f"{h} Agreement, every pair", "",
            "`agreement` = fraction of identical (step, neuron) slots; `rate cosine` = cosine of "
            "per-neuron rates. Float simulators run the float mapping in float64, fixed ones the Loihi 2 "
            "integer mapping: float and fixed differ legitimately near threshold (other arithmetic).", "",
-           *_pair_table(pairs), "", "## Mismatches between float simulators", "",
+           *_pair_table(pairs), "", f"{h} Mismatches between float simulators", "",
            f"Closest approach to threshold over all slots: |v - vth| = {r['closest_margin']:.3e} (how hard "
            "the comparison was: float32 rounding can only flip slots closer than ~1e-7).", ""]
     for key, rec in pairs.items():
@@ -231,7 +236,7 @@ def render_markdown(r: dict, unit_index: np.ndarray, p: np.ndarray) -> str:
             if rec["mismatches"]:
                 out += ["", *_mismatch_rows(rec["listed"], names, unit_index, p, n), ""]
     out += ["", "Causes: " + "; ".join(f"*{k}*: {v}" for k, v in CAUSES.items()) + ".", "",
-            "## Fixed point vs float, and Lava vs emulator", ""]
+            f"{h} Fixed point vs float, and Lava vs emulator", ""]
     fixed = pairs[pair_key("lava-fixed", "emulator-fixed")]
     out += [f"lava-fixed vs emulator-fixed: {fixed['mismatches']} differing slots (the same integer "
             "arithmetic; any difference is a bug).", ""]
@@ -246,36 +251,75 @@ def render_markdown(r: dict, unit_index: np.ndarray, p: np.ndarray) -> str:
             "checked to predict their own simulator's spike: "
             f"{fx['causes'].get('fixed-point quantisation', 0)} explained by fixed-point quantisation, "
             f"{fx['causes'].get('unexplained', 0)} unexplained. All lie within "
-            f"|v_float| <= {fx['max_abs_v_float_at_mismatch']:.2e} logits of threshold, where the 12-bit p "
-            "payload, the slope as a weight ratio a/b and the rounded bias and dither move the drive "
-            f"across it. Per gate the counts differ by at most {fx['max_count_diff']} spike(s) per window.",
+            f"|v_float| <= {fx['max_abs_v_float_at_mismatch']:.2e} logits of threshold, where the input "
+            "payload's rounding, the slope as a weight ratio a/b and the rounded bias and dither move the "
+            f"drive across it. Per gate the counts differ by at most {fx['max_count_diff']} spike(s) per "
+            "window.",
             ""]
     if fx["mismatches"]:
         out += [*_fixed_rows(fx["listed"], names, unit_index, p, n), ""]
-    out += ["## Gate error per head (spike rate vs sigmoid(k(p - theta)), all inputs)", "",
-            f"bound = 1/(2NT) = {r['bound']:.6f}; bar = bound + {BAR_EXCESS}.", "",
-            "| head | theta | k | w_in/w_dither | lava-fixed | lava-float | emulator-fixed |",
+    out += [f"{h} Gate error per unit (spike rate vs the trained fire, all inputs)", "",
+            f"bound = 1/(2NT) = {r['bound']:.6f}; bar = bound + {BAR_EXCESS}; the mapper's exact worst case "
+            f"over the whole input range is {r['max_exact_worst_case']:.6f}.", "",
+            "| unit | theta | k | w_in/w_dither | lava-fixed | lava-float | emulator-fixed |",
             "|---|---|---|---|---|---|---|"]
-    for h in r["heads"]:
-        out.append(f"| {h['name']} | {h['theta']:.4f} | {h['k']:.4f} | {h['w_in']}/{h['w_dither']} | "
-                   f"{h['lava-fixed']:.6f} | {h['lava-float']:.6f} | {h['emulator-fixed']:.6f} |")
+    for u in r["heads"]:
+        out.append(f"| {u['name']} | {u['theta']:.4f} | {u['k']:.4f} | {u['w_in']}/{u['w_dither']} | "
+                   f"{u['lava-fixed']:.6f} | {u['lava-float']:.6f} | {u['emulator-fixed']:.6f} |")
     out += ["", f"max_abs_error (lava-fixed) = {r['max_abs_error']:.6f}, bound = {r['bound']:.6f}.", "",
-            "## NIR round trip", "", *_nir_section(r["nir"], n), "",
-            "## Error vs T (emulator, fixed point and float)", "",
+            f"{h} NIR round trip", "", *_nir_section(r["nir"], n, grid), "",
+            f"{h} Error vs T (emulator, fixed point and float)", "",
             "| T | 1/(2NT) | emulator-fixed | emulator-float |", "|---|---|---|---|"]
     for s in r["error_vs_T"]:
         out.append(f"| {s['timesteps']} | {s['bound']:.6f} | {s['emulator-fixed']:.6f} | "
                    f"{s['emulator-float']:.6f} |")
-    out += ["", "## Figures", "", *[f"![{f}]({f})" for f in r["figures"]], ""]
+    folder = "" if r["group"] == "attention" or not r.get("subfolder") else f"{r['group']}/"
+    out += ["", f"{h} Figures", "", *[f"![{f}]({folder}{f})" for f in r["figures"]], ""]
+    return out
+
+
+def grid_inputs_of(r: dict, inputs: UnitInputs) -> UnitInputs:
+    """The grid part (the first points x U inputs) of a group's inputs."""
+    u = len(r["unit_names"])
+    counts = np.bincount(inputs.unit_index, minlength=u)
+    g = int(counts.min()) - int(r.get("observed_per_unit", 0))
+    keep = np.arange(g * u)
+    return UnitInputs(inputs.unit_index[keep], {s: v[keep] for s, v in inputs.values.items()})
+
+
+def render_markdown(result: dict, inputs_of: dict[str, UnitInputs]) -> str:
+    """report.md: per gate group the tables, every mismatch with its cause, the importer conventions."""
+    r = result
+    groups = {k: v for k, v in r["groups"].items() if k in inputs_of}
+    out = [f"# Validation of `{r['checkpoint']['path']}` ({r['checkpoint']['variant']}) at "
+           f"T = {r['timesteps']}, N = {r['neurons_per_gate']}", "",
+           f"Groups: {', '.join(r['groups'])}; wall time {r['seconds']:.1f} s.", "",
+           "**Bars:** " + ("all met." if r["passed"] else "MISSED: " + "; ".join(r["failures"])), ""]
+    many = len(groups) > 1
+    for name, g in groups.items():
+        if many:
+            out += [f"## Group `{name}`", ""]
+        out += render_group(g, inputs_of[name], r.get("observed_source"), "###" if many else "##")
+    hard = r["groups"].get("membrane_hard")
+    if hard:
+        out += ["## The hard membrane (one LIF neuron per token, state carried across layers)", "",
+                f"{hard['tokens']} tokens x {hard['steps']} layer steps from validation text, run as one "
+                "window per token whose input is a chip table (so every simulator carries the state "
+                "the same way).", "", "| pair | agreement | differing slots |", "|---|---|---|"]
+        out += [f"| {k} | {v['agreement']:.7f} | {v['mismatches']} |" for k, v in hard["pairs"].items()]
+        out += ["", f"NIR: {hard['nir']}.", ""]
     return "\n".join(out)
 
 
 def capped(result: dict, cap: int = KEPT) -> dict:
     """report.json keeps the first `cap` listed mismatches per pair (all are counted)."""
     out = json.loads(json.dumps(result))
-    recs = list(out["pairs"].values()) + list(out["nir"]["details"].values())
-    for rec in recs:
-        if "listed" in rec and len(rec["listed"]) > cap:
-            rec["listed_total"] = len(rec["listed"])
-            rec["listed"] = rec["listed"][:cap]
+    for r in [out, *out.get("groups", {}).values()]:
+        recs = list(r.get("pairs", {}).values())
+        if isinstance(r.get("nir"), dict):
+            recs += list(r["nir"]["details"].values())
+        for rec in recs:
+            if "listed" in rec and len(rec["listed"]) > cap:
+                rec["listed_total"] = len(rec["listed"])
+                rec["listed"] = rec["listed"][:cap]
     return out

@@ -1,0 +1,42 @@
+"""lif-refractory: the attention gate whose threshold moves with attention load.
+
+    theta_eff = theta + softplus(ref_strength) * column_load + sigmoid(cross_layer_weight) * prev_load
+    fire      = sigmoid(k (p - theta_eff))
+              = sigmoid(k (p - theta) - k s column_load - k c prev_load)
+
+The load terms are two more graded host inputs of the same dithered neuron
+(mappers/gate.py): the host computes the column load (mean attention a key
+receives over the queries of its head) and the previous layer's load (that mean,
+also over heads) -- both in [0, 1] -- and sends them next to p; the chip holds
+-k s and -k c as the weights of their own connections, each with its own weight
+exponent, and the exact worst case covers the whole box p, column load,
+previous load in [0, 1]^3.  Layer 0 has no previous layer: its prev_load weight
+is 0.  The column load averages over *all* queries, so the gate is not causal:
+decoding runs the whole window again for each new token (no KV cache).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ember_neuro.mappers.gate import GateInputs, map_gates
+from ember_neuro.mappers.network import GateUnit, MappingOptions, NeuronGroup
+from ember_neuro.mappers.params import Params, attention_records
+
+SOURCES = ("input", "col_load", "prev_load")
+
+
+def refractory_inputs(records: list[dict]) -> GateInputs:
+    """coef = [k, -k softplus(ref), -k sigmoid(cross)] per head (the last 0 in layer 0)."""
+    k = np.array([r["k"] for r in records])
+    s = np.array([r["ref_strength"] for r in records])
+    c = np.array([r["cross_layer_weight"] for r in records]) * np.array([r["layer"] > 0 for r in records])
+    coef = np.stack([k, -k * s, -k * c], axis=1)
+    return GateInputs(SOURCES, coef, np.ones_like(coef), np.array([r["theta"] for r in records]))
+
+
+def map_refractory(params: Params, n_layer: int, options: MappingOptions,
+                   calibration: dict | None = None) -> dict[str, NeuronGroup]:
+    records = attention_records(params, n_layer, refractory=True)
+    units = [GateUnit(r["layer"], r["head"], r["theta"], r["leak"], r["k"]) for r in records]
+    return {"attention": map_gates(units, options, name="attention", inputs=refractory_inputs(records))}
