@@ -40,6 +40,19 @@ def text_file(tmp_path_factory) -> Path:
     return p
 
 
+@pytest.fixture(scope="session")
+def vocab_text(tmp_path_factory) -> Path:
+    """Text in the tiny checkpoints' vocabulary (for calibration and observed inputs)."""
+    import random
+
+    rng = random.Random(0)
+    words = ["ROMEO", "JULIET", "THE", "AND", "LOVE", "NIGHT", "O", "MY", "HERE", "WHAT"]
+    text = " ".join(rng.choice(words) + rng.choice([",", ".", "!", "?", ""]) for _ in range(6000))
+    p = tmp_path_factory.mktemp("vocab-data") / "corpus.txt"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
 def make_ckpt(path: Path, variant: str, seed: int = 0, perturb: bool = True) -> Path:
     """An untrained tiny checkpoint; `perturb` spreads gate parameters like training does."""
     import torch
