@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ember_neuro.backends import registry
 from ember_neuro.cli import torch_threads
+from ember_neuro.decoding import decode, greedy
 from ember_neuro.errors import BadInput
 from ember_neuro.hybrid import Hooks, make_hooks
 
@@ -58,59 +59,66 @@ def decode_mode(model: torch.nn.Module, asked: str) -> str:
     return asked
 
 
-def _next_token(logits: torch.Tensor, temperature: float, top_k: int | None, g: torch.Generator) -> int:
-    logits = logits.float().cpu()
+class _TorchSource:
+    """Last-position logits of the PyTorch model with its hooks (decoding.LogitSource)."""
+
+    def __init__(self, model, device, kw: dict):
+        self.model, self.device, self.kw, self.caches = model, device, kw, None
+
+    def _run(self, ids: list[list[int]], caches=None):
+        logits, _ = self.model(torch.tensor(ids, device=self.device), caches=caches, **self.kw)
+        return logits[0, -1].float().cpu()
+
+    def prefill(self, ids: list[int]):
+        self.caches = [{} for _ in range(self.model.config.n_layer)]
+        return self._run([ids], self.caches)
+
+    def step(self, token: int):
+        return self._run([[token]], self.caches)
+
+    def window(self, ids: list[int]):
+        return self._run([ids])
+
+
+def _sampler(temperature: float, top_k: int | None, seed: int):
+    """greedy (temperature <= 0) or softmax sampling with a seeded torch generator."""
     if temperature <= 0:
-        return int(torch.argmax(logits))
-    logits = logits / temperature
-    if top_k:
-        kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
-        logits[logits < kth] = -math.inf
-    return int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g))
+        return greedy
+    g = torch.Generator(device="cpu").manual_seed(seed)
+
+    def sample(logits: torch.Tensor) -> int:
+        logits = logits / temperature
+        if top_k:
+            kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+            logits = logits.masked_fill(logits < kth, -math.inf)
+        return int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g))
+
+    return sample
 
 
 @torch.no_grad()
 def generate(model, vocab: str, prompt: str, tokens: int, hooks: Hooks | None, temperature: float,
              seed: int, device, stream=None, top_k: int | None = None,
-             decode: str = "auto") -> tuple[str, float]:
-    """Sample `tokens` characters after `prompt`; returns (text, seconds).
-
-    "cache" decoding feeds one new token per step (a KV cache for the transformer, rebuilt
-    from the last half block when the context reaches the block size; the recurrent state
-    for Liquid Ember); "whole" runs the last block of context again for every token.
-    """
+             decode_as: str = "auto") -> tuple[str, float]:
+    """Sample `tokens` characters after `prompt` (ember_neuro.decoding); returns (text, seconds)."""
     if not prompt:
         raise RunError("empty prompt: give at least one character with --prompt")
     stoi = {c: i for i, c in enumerate(vocab)}
     bad = sorted({c for c in prompt if c not in stoi})
     if bad:
         raise RunError(f"prompt characters not in the model's vocabulary: {''.join(bad)!r}")
-    mode = decode_mode(model, decode)
-    kw = hooks.model_kwargs() if hooks is not None else {}
-    block = model.config.block_size
-    recurrent = not model.config.is_transformer
-    ids = [stoi[c] for c in prompt]
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    caches = None
-    t0 = time.perf_counter()
-    out = []
-    for _ in range(tokens):
-        if mode == "whole":
-            logits, _ = model(torch.tensor([ids[-block:]], device=device), **kw)
-        elif caches is None or (not recurrent and caches[0]["k"].size(2) >= block):
-            # (re)build the cache from the most recent context: whole prompt, or half a block
-            ctx = ids[-block:] if caches is None else ids[-(block // 2):]
-            caches = [{} for _ in range(model.config.n_layer)]
-            logits, _ = model(torch.tensor([ctx], device=device), caches=caches, **kw)
-        nxt = _next_token(logits[0, -1], temperature, top_k, g)
-        ids.append(nxt)
-        out.append(vocab[nxt])
+    mode = decode_mode(model, decode_as)
+    source = _TorchSource(model, device, hooks.model_kwargs() if hooks is not None else {})
+
+    def emit(token: int) -> None:
         if stream is not None:
-            stream.write(vocab[nxt])
+            stream.write(vocab[token])
             stream.flush()
-        if mode == "cache" and len(out) < tokens:
-            logits, _ = model(torch.tensor([[nxt]], device=device), caches=caches, **kw)
-    return "".join(out), time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    out = decode(source, [stoi[c] for c in prompt], tokens, model.config.block_size, mode,
+                 not model.config.is_transformer, _sampler(temperature, top_k, seed), emit)
+    return "".join(vocab[i] for i in out), time.perf_counter() - t0
 
 
 def mlp_flops(config) -> dict[str, float]:
@@ -219,7 +227,7 @@ def run_hybrid(req: HybridRequest) -> dict[str, Any]:
     if not backend.spiking and not ck.config.has_lif_gate:
         raise RunError(f"no LIF gate to run: {ck.path} is a {ck.config.variant!r} checkpoint")
     model = ck.model.to(device)
-    decode = decode_mode(model, req.decode)
+    decode_as = decode_mode(model, req.decode)
     net = None
     result: dict[str, Any] = {"backend": req.backend, "variant": ck.config.variant}
     if backend.spiking:
@@ -232,7 +240,7 @@ def run_hybrid(req: HybridRequest) -> dict[str, Any]:
     if ck.config.variant == "temporal-lif":
         result["temporal"] = req.temporal
     if not req.eval:
-        result["decode"] = decode
+        result["decode"] = decode_as
     block = ck.config.block_size
     if req.eval:
         from ember_neuro.data import load_data
@@ -262,7 +270,7 @@ def run_hybrid(req: HybridRequest) -> dict[str, Any]:
                 req.stream.write(req.prompt)
                 req.stream.flush()
             text, secs = generate(model, ck.vocab, req.prompt, req.tokens, hooks, req.temperature,
-                                  req.seed, device, req.stream, req.top_k, decode)
+                                  req.seed, device, req.stream, req.top_k, decode_as)
             if req.stream is not None:
                 req.stream.write("\n")
             result.update({"prompt": req.prompt, "text": text, "tokens": req.tokens,

@@ -65,46 +65,67 @@ class CausalSelfAttention(nn.Module):
             "mask", torch.tril(torch.ones(cfg.block_size, cfg.block_size)).bool(), persistent=False
         )
 
+    def probabilities(self, x: torch.Tensor, past_k: Optional[torch.Tensor] = None,
+                      past_v: Optional[torch.Tensor] = None):
+        """QKV and the causal softmax: p (B, H, T, Tk) of the new rows of x over the past and new
+        keys, and the keys and values of all Tk positions (B, H, Tk, hd)."""
+        b, t, c = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        if past_k is not None:
+            k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+        tk = k.size(2)
+        past = tk - t
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(~self.mask[past:past + t, :tk], float("-inf"))
+        return F.softmax(att, dim=-1), k, v
+
+    def gate_loads(self, p: torch.Tensor, prev_load: Optional[torch.Tensor]) -> Optional[dict]:
+        """lif-refractory's host payloads: column load (B, H, 1, Tk), previous load (B, 1, 1, Tk)."""
+        if self.gate is None or self.gate.variant != "lif-refractory":
+            return None
+        prev = torch.zeros_like(p[:, :1, :1]) if prev_load is None else prev_load[:, None, None, :]
+        return {"col_load": gates.column_load(p), "prev_load": prev}
+
     def gate_probs(self, p: torch.Tensor, prev_load: Optional[torch.Tensor],
                    fire_fn: Optional[FireFn]) -> torch.Tensor:
         """Apply the LIF gate to post-softmax probabilities p (B, H, Tq, Tk)."""
         theta, leak, k = self.gate.transformed()
         h = self.n_head
-        loads = None
-        if self.gate.variant == "lif-refractory":
+        loads = self.gate_loads(p, prev_load)
+        if loads is not None:
             th = gates.refractory_theta(theta, self.gate.ref_strength,
                                         self.gate.cross_layer_weight, p, prev_load)
-            prev = torch.zeros_like(p[:, :1, :1]) if prev_load is None else prev_load[:, None, None, :]
-            loads = {"col_load": gates.column_load(p), "prev_load": prev}
         else:
             th = theta.view(1, h, 1, 1)
         kk, lk = k.view(1, h, 1, 1), leak.view(1, h, 1, 1)
         fire = fire_fn(self.layer, p, th, kk, loads) if fire_fn is not None else None
         return gates.lif_gate(p, th, lk, kk, fire=fire)
 
+    def gate_with_fire(self, p: torch.Tensor, fire: torch.Tensor) -> torch.Tensor:
+        """The host part of the gate once `fire` is known: the leak product and row renormalisation."""
+        _, leak, _ = self.gate.transformed()
+        return gates.lif_gate(p, None, leak.view(1, self.n_head, 1, 1), None, fire=fire)
+
+    def attend(self, p: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The (gated) probabilities times the values, through the output projection."""
+        b, t, c = x.shape
+        y = (self.attn_dropout(p) @ v).transpose(1, 2).contiguous().view(b, t, c)
+        if self.qwen_gate is not None:
+            y = y * torch.sigmoid(self.qwen_gate(x))
+        return self.resid_dropout(self.c_proj(y))
+
     def forward(self, x, prev_load=None, fire_fn=None, cache=None):
         """cache: None (whole sequence) or a dict holding this layer's keys/values so far;
         the new rows of x attend to the cached positions and to themselves (causally)."""
-        b, t, c = x.shape
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        past = (cache.get("k"), cache.get("v")) if cache is not None else (None, None)
+        p, k, v = self.probabilities(x, *past)
         if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
-        tk = k.size(2)
-        past = tk - t
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        att = att.masked_fill(~self.mask[past:past + t, :tk], float("-inf"))
-        p = F.softmax(att, dim=-1)
         load = gates.layer_load(p)
         if self.gate is not None:
             p = self.gate_probs(p, prev_load, fire_fn)
-        y = self.attn_dropout(p) @ v
-        y = y.transpose(1, 2).contiguous().view(b, t, c)
-        if self.qwen_gate is not None:
-            y = y * torch.sigmoid(self.qwen_gate(x))
-        return self.resid_dropout(self.c_proj(y)), load
+        return self.attend(p, v, x), load
 
 
 class MLP(nn.Module):

@@ -1,0 +1,56 @@
+"""The generation loop, independent of what computes the logits (PyTorch here, onnxruntime in the
+INRC bundle), so both decode exactly alike.  Numpy only.
+
+Modes:
+  cache  one new token per step (a KV cache for the transformer, rebuilt from the last half
+         block when the context reaches the block size; the recurrent state for Liquid Ember,
+         never rebuilt)
+  whole  the last block of context again for every token (lif-refractory: its column load
+         averages over all queries, so a new token changes every earlier gate)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class LogitSource(Protocol):
+    """What the loop needs from a model: last-position logits (V,) for a context or one token."""
+
+    def prefill(self, ids: list[int]) -> Any: ...  # new cache from these ids
+
+    def step(self, token: int) -> Any: ...  # one token on the cache
+
+    def window(self, ids: list[int]) -> Any: ...  # no cache
+
+
+def greedy(logits: Any) -> int:
+    """The first index of the largest logit (numpy's and torch's argmax agree on ties)."""
+    return int(np.argmax(np.asarray(logits, dtype=np.float64)))
+
+
+def decode(source: LogitSource, ids: list[int], tokens: int, block: int, mode: str, recurrent: bool,
+           pick: Callable[[Any], int], emit: Callable[[int], None] | None = None) -> list[int]:
+    """Generate `tokens` ids after `ids` (which is extended in place); returns the new ids."""
+    out: list[int] = []
+    cached = None  # positions held by the cache; None: no cache yet
+    logits = None
+    for _ in range(tokens):
+        if mode == "whole":
+            logits = source.window(ids[-block:])
+        elif cached is None or (not recurrent and cached >= block):
+            ctx = ids[-block:] if cached is None else ids[-(block // 2):]
+            logits = source.prefill(ctx)
+            cached = len(ctx)
+        nxt = pick(logits)
+        ids.append(nxt)
+        out.append(nxt)
+        if emit is not None:
+            emit(nxt)
+        if mode == "cache" and len(out) < tokens:
+            logits = source.step(nxt)
+            cached += 1
+    return out
