@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--prompt", default="ROMEO:")
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1337)
-    ap.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    ap.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0 = greedy)")
+    ap.add_argument("--greedy", action="store_true",
+                    help="always take the most likely token (same as --temperature 0); the INRC bundle's "
+                         "generate.py --greedy gives the same tokens")
     ap.add_argument("--top-k", type=int, default=None)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--eval", action="store_true", help="evaluate on fixed validation batches")
@@ -85,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     req = HybridRequest(
         checkpoint=args.checkpoint, backend=args.backend, timesteps=args.timesteps,
         neurons_per_gate=args.neurons_per_gate, mapped=args.mapped, eval=args.eval, prompt=args.prompt,
-        tokens=args.tokens, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+        tokens=args.tokens, seed=args.seed, temperature=0.0 if args.greedy else args.temperature,
+        top_k=args.top_k,
         device=args.device, batches=args.batches, batch_size=args.batch_size, data=args.data,
         timeout=args.timeout, threads=args.threads, decode=args.decode, temporal=args.temporal,
         stream=None if args.json else sys.stdout,

@@ -6,6 +6,14 @@ Presets: tiny (seconds, for tests), small (~0.8M params, minutes on 2 CPU
 cores), paper (the 10.65M configuration; use --device cuda).  AdamW, cosine
 learning-rate schedule with warm-up, gradient clipping 1.0 (as in the paper).
 The checkpoint holds the weights of the best validation loss seen.
+
+Strong gates (docs/strong_gates.md): with the defaults every parameter shares
+one AdamW group (weight decay 0.1) and the LIF gates stay near their
+identity-like init.  ``--gate-lr-mult M`` puts the LIF gate parameters (per-head
+or per-neuron theta/leak/steepness, the refractory and temporal-membrane
+parameters; not qwen-gate's dense matrix) in their own AdamW group with
+learning rate M x the schedule and weight decay ``--gate-weight-decay``
+(default 0), so the gates can travel far from pass-through in a short run.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from tqdm.auto import tqdm
 from ember_neuro.checkpoint import save_checkpoint
 from ember_neuro.config import PRESETS, VARIANTS, config_for
 from ember_neuro.data import DataError, load_data
-from ember_neuro.zoo import build_model, param_counts
+from ember_neuro.zoo import build_model, is_gate_param, param_counts
 
 
 def lr_at(it: int, lr: float, min_lr: float, warmup: int, total: int) -> float:
@@ -50,6 +58,67 @@ def estimate_loss(model, data, batch_size, block_size, eval_iters, device, seed=
     return out
 
 
+UNIT_GATE_SUFFIXES = ("gate.threshold", "gate.leak", "gate.steepness")
+GATE_GROUPS = ("unit", "all")
+
+
+def is_lif_gate_param(name: str, scope: str = "all") -> bool:
+    """LIF gate parameters.  scope "unit": the per-unit (theta, leak, steepness) of every
+    head / CfC neuron; "all": also lif-refractory's ref_strength / cross_layer_weight and
+    temporal-lif's per-layer membrane.  Never qwen-gate's dense (C, C) matrix, an
+    ordinary weight that keeps the ordinary optimiser settings."""
+    if scope == "unit":
+        return name.endswith(UNIT_GATE_SUFFIXES)
+    return is_gate_param(name) and "qwen_gate" not in name
+
+
+def make_optimizer(model, lr: float, gate_lr_mult: float = 1.0,
+                   gate_weight_decay: float | None = None,
+                   gate_group: str = "unit") -> torch.optim.AdamW:
+    """AdamW (betas 0.9/0.99, weight decay 0.1).  With the defaults: one group for every
+    parameter (bit-for-bit the original recipe).  Otherwise the LIF gate parameters
+    selected by `gate_group` (see is_lif_gate_param) get their own group: lr x
+    gate_lr_mult, weight decay gate_weight_decay (None -> 0).  Each group's "lr_mult"
+    scales the shared schedule (see train)."""
+    if gate_lr_mult == 1.0 and gate_weight_decay is None:
+        groups = [{"params": list(model.parameters()), "lr_mult": 1.0}]
+    else:
+        named = list(model.named_parameters())
+        gate = [p for n, p in named if is_lif_gate_param(n, gate_group)]
+        rest = [p for n, p in named if not is_lif_gate_param(n, gate_group)]
+        groups = [{"params": rest, "lr_mult": 1.0},
+                  {"params": gate, "lr_mult": gate_lr_mult,
+                   "weight_decay": 0.0 if gate_weight_decay is None else gate_weight_decay}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), weight_decay=0.1)
+
+
+# --gate-init spread: every unit starts as a selective gate (like the notes' trained
+# heads) instead of the identity-like init; training then moves it freely.
+SPREAD_THETA = (0.25, 0.75)   # theta ~ U(lo, hi)  (lif-fixed keeps its fixed 1.0)
+SPREAD_K = (2.0, 20.0)        # k ~ log-uniform(lo, hi)
+SPREAD_LEAK = 0.27            # leak = 0.27 (the notes' trained leak)
+
+
+@torch.no_grad()
+def spread_gate_init(model, seed: int) -> None:
+    """Re-initialise each unit's (theta, leak, steepness) raw parameters before training
+    (own generator: the data order and every other weight stay as with --gate-init identity)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    for name, p in model.named_parameters():
+        if not name.endswith(UNIT_GATE_SUFFIXES):
+            continue
+        u = torch.rand(p.shape, generator=g, dtype=torch.float64)
+        if name.endswith("threshold"):
+            lo, hi = SPREAD_THETA
+            p.copy_(lo + (hi - lo) * u)
+        elif name.endswith("steepness"):
+            lo, hi = SPREAD_K
+            k = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
+            p.copy_(k + torch.log(-torch.expm1(-k)))  # softplus^-1(k)
+        else:
+            p.fill_(math.log(SPREAD_LEAK / (1.0 - SPREAD_LEAK)))
+
+
 def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda requested but CUDA is not available on this machine")
@@ -60,6 +129,8 @@ def resolve_device(name: str) -> str:
 
 def train(args) -> dict:
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     preset = PRESETS[args.preset]
     data = load_data(args.data)
@@ -67,8 +138,10 @@ def train(args) -> dict:
     model = build_model(cfg).to(device)
     iters = args.iters if args.iters is not None else preset.max_iters
     batch = args.batch_size or preset.batch_size
-    opt = torch.optim.AdamW(model.parameters(), lr=preset.learning_rate, betas=(0.9, 0.99),
-                            weight_decay=0.1)
+    if args.gate_init == "spread":
+        spread_gate_init(model, args.seed)
+    opt = make_optimizer(model, preset.learning_rate, args.gate_lr_mult, args.gate_weight_decay,
+                         args.gate_group)
     counts = param_counts(model)
     print(f"train: {cfg.variant} preset={args.preset} params={counts['total']:,} "
           f"gate={counts['gate']:,} data={data.source} vocab={data.vocab_size} device={device}",
@@ -85,8 +158,9 @@ def train(args) -> dict:
             bar.write(f"iter {it}: train {last['train']:.4f} val {last['val']:.4f}")
         if it == iters:
             break
+        lr = lr_at(it, preset.learning_rate, preset.min_lr, preset.warmup_iters, iters)
         for group in opt.param_groups:
-            group["lr"] = lr_at(it, preset.learning_rate, preset.min_lr, preset.warmup_iters, iters)
+            group["lr"] = lr * group["lr_mult"]
         x, y = data.get_batch("train", batch, cfg.block_size, g)
         _, loss = model(x.to(device), y.to(device))
         opt.zero_grad(set_to_none=True)
@@ -103,6 +177,12 @@ def train(args) -> dict:
         "preset": args.preset,
         "iters": iters,
         "batch_size": batch,
+        "gate_lr_mult": args.gate_lr_mult,
+        "gate_group": args.gate_group,
+        "gate_init": args.gate_init,
+        "gate_weight_decay": (args.gate_weight_decay if args.gate_weight_decay is not None
+                              else (0.1 if args.gate_lr_mult == 1.0 else 0.0)),
+        "threads": torch.get_num_threads(),
         "command": "python -m ember_neuro.train " + " ".join(shlex.quote(a) for a in args.argv),
         "seconds": round(time.time() - t0, 1),
     }
@@ -126,11 +206,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--iters", type=int, default=None, help="override the preset's iterations")
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1; 0 = torch's default)")
+    ap.add_argument("--gate-lr-mult", type=float, default=1.0,
+                    help="learning-rate multiplier for the LIF gate parameters, in their own "
+                         "AdamW group (default 1: one group, the original recipe); see "
+                         "docs/strong_gates.md")
+    ap.add_argument("--gate-weight-decay", type=float, default=None,
+                    help="weight decay of the gate group (default 0 when it is separate; "
+                         "0.1 shared otherwise)")
+    ap.add_argument("--gate-group", default="unit", choices=GATE_GROUPS,
+                    help="which parameters --gate-lr-mult scales: 'unit' (theta, leak, "
+                         "steepness of every head/neuron) or 'all' (also the refractory and "
+                         "temporal-membrane parameters)")
+    ap.add_argument("--gate-init", default="identity", choices=("identity", "spread"),
+                    help="gate initialisation: identity-like (gates.py) or spread "
+                         "(selective gates, see SPREAD_* in train.py)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     args.argv = argv
     if args.iters is not None and args.iters < 0:
         ap.error("--iters must be >= 0")
+    if args.threads < 0:
+        ap.error("--threads must be >= 0")
+    if not (args.gate_lr_mult > 0 and math.isfinite(args.gate_lr_mult)):
+        ap.error("--gate-lr-mult must be a positive number")
+    if args.gate_weight_decay is not None and not args.gate_weight_decay >= 0:
+        ap.error("--gate-weight-decay must be >= 0")
     try:
         train(args)
     except DataError as exc:
