@@ -4,7 +4,7 @@ PY310 := .venv310/bin/python
 CKPT ?= ember_neuro/checkpoints/lif-learnable-small.pt
 T ?= 32
 
-.PHONY: setup setup-py310 demo test test-py310 test-slow ci lint checkpoints clean
+.PHONY: setup setup-py310 demo test test-py310 test-bundle test-slow ci lint checkpoints clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -23,11 +23,16 @@ test: setup
 test-py310: setup-py310
 	$(PY310) -m pytest -q tests/core
 
+# The INRC bundle in a fresh Python 3.10 venv with only its requirements: verify.py bit-exact,
+# generate.py --greedy equal to ember_neuro.run --greedy (CKPT=... to choose the checkpoint).
+test-bundle: setup
+	bash scripts/check_bundle.sh
+
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
-# What .ci/run runs: the 3.11 suite, then the 3.10 part.
-ci: test test-py310
+# What .ci/run runs: the 3.11 suite, the 3.10 part, the bundle on 3.10.
+ci: test test-py310 test-bundle
 
 lint: setup
 	.venv/bin/ruff check ember_neuro mappers processes export tests examples scripts

@@ -16,6 +16,24 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ember_neuro.errors import BadInput
+
+DECODE_MODES = ("auto", "cache", "whole")
+
+
+def decode_mode(variant: str, asked: str = "auto") -> str:
+    """How generation feeds the model: "cache" (KV cache or CfC state, one new token per step) or
+    "whole" (the whole window again for each token).  lif-refractory needs "whole": its column
+    load averages over all queries of the window, so a new token changes every earlier gate."""
+    if asked not in DECODE_MODES:
+        raise BadInput(f"unknown --decode {asked!r}; use auto, cache or whole")
+    if asked == "cache" and variant == "lif-refractory":
+        raise BadInput("lif-refractory cannot decode with a KV cache: its column load averages over all "
+                       "queries of the window (not causal); use --decode whole (its default)")
+    if asked == "auto":
+        return "whole" if variant == "lif-refractory" else "cache"
+    return asked
+
 
 class LogitSource(Protocol):
     """What the loop needs from a model: last-position logits (V,) for a context or one token."""
@@ -30,6 +48,23 @@ class LogitSource(Protocol):
 def greedy(logits: Any) -> int:
     """The first index of the largest logit (numpy's and torch's argmax agree on ties)."""
     return int(np.argmax(np.asarray(logits, dtype=np.float64)))
+
+
+def numpy_sampler(temperature: float, top_k: int | None, seed: int) -> Callable[[Any], int]:
+    """greedy (temperature <= 0) or softmax sampling with a seeded numpy generator (the bundle's;
+    the package samples with torch's generator, so only greedy output is comparable)."""
+    if temperature <= 0:
+        return greedy
+    rng = np.random.default_rng(seed)
+
+    def sample(logits: Any) -> int:
+        z = np.asarray(logits, np.float64) / temperature
+        if top_k:
+            z = np.where(z < np.sort(z)[-min(top_k, z.size)], -np.inf, z)
+        p = np.exp(z - z.max())
+        return int(rng.choice(z.size, p=p / p.sum()))
+
+    return sample
 
 
 def decode(source: LogitSource, ids: list[int], tokens: int, block: int, mode: str, recurrent: bool,

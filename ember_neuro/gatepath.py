@@ -18,6 +18,7 @@ reference) gets exactly the live inputs of each call.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -44,6 +45,9 @@ class GateEvaluator:
         self.saturated = 0  # host values beyond their payload scale (clipped in fixed point)
         self.values = 0
         self.stats: dict[int, dict[str, float]] = {}
+        # called with (payloads (W, width), rasters (W, T, M)) after every exchange with a
+        # persistent runner: how the INRC bundle records its golden traces (ember_neuro.golden)
+        self.tap: Callable[[np.ndarray, np.ndarray], None] | None = None
 
     def start(self) -> GateEvaluator:
         if self.backend.persistent and self.runner is None:
@@ -70,6 +74,8 @@ class GateEvaluator:
         rasters = self.runner.run_windows(payloads)
         self.lava_seconds += time.perf_counter() - t0
         self.lava_steps += payloads.shape[0] * self.group.timesteps
+        if self.tap is not None:
+            self.tap(payloads, rasters)
         return rasters
 
     def rates(self, unit_index: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:

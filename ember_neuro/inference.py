@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ember_neuro import decoding
 from ember_neuro.backends import registry
 from ember_neuro.cli import torch_threads
 from ember_neuro.decoding import decode, greedy
@@ -45,18 +46,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def decode_mode(model: torch.nn.Module, asked: str) -> str:
-    """How generation feeds the model: "cache" (KV cache or CfC state, one new token per step) or
-    "whole" (the whole window again for each token).  lif-refractory needs "whole": its column
-    load averages over all queries of the window, so a new token changes every earlier gate."""
-    variant = model.config.variant
-    if asked not in ("auto", "cache", "whole"):
-        raise RunError(f"unknown --decode {asked!r}; use auto, cache or whole")
-    if asked == "cache" and variant == "lif-refractory":
-        raise RunError("lif-refractory cannot decode with a KV cache: its column load averages over all "
-                       "queries of the window (not causal); use --decode whole (its default)")
-    if asked == "auto":
-        return "whole" if variant == "lif-refractory" else "cache"
-    return asked
+    """decoding.decode_mode for a loaded model ("cache" or "whole")."""
+    return decoding.decode_mode(model.config.variant, asked)
 
 
 class _TorchSource:

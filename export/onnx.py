@@ -239,33 +239,46 @@ def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -
             "incremental": bool(model.config.is_transformer and model.config.variant != "lif-refractory")}
 
 
+def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None,
+                 windows: int = 2) -> dict[str, Any]:
+    """Graphs of a loaded checkpoint into `folder`, with graphs.json, checked on validation text."""
+    from ember_neuro.data import load_data
+
+    text = load_data(data, vocab=ck.vocab)
+    batch = text.val_batches(1, windows, ck.config.block_size, seed=0)[0][0].numpy()
+    manifest = export_graphs(ck.model, folder)
+    manifest["membrane_decay"] = membrane_decay(ck.model)
+    manifest["checkpoint"] = {"path": ck.path, "sha256": ck.sha256}
+    (folder / "graphs.json").write_text(json.dumps(manifest, indent=1))
+    manifest["check"] = check(ck.model, folder, net, list(batch))
+    (folder / "graphs.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def load_gated(checkpoint: str) -> Any:
+    """A checkpoint with an LIF gate, or a one-line refusal naming why not."""
+    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.mappers.registry import check_variant
+
+    ck = load_checkpoint(checkpoint)
+    check_variant(ck.config.variant)
+    return ck
+
+
 def export_onnx(checkpoint: str, out: str, force: bool = False, data: str | None = None,
                 windows: int = 2) -> dict[str, Any]:
     """What ``export onnx`` does: the graphs into `out` (atomically), checked on validation text."""
     import time
 
     from ember_neuro.atomic import atomic_dir, check_output_dir
-    from ember_neuro.checkpoint import load_checkpoint
-    from ember_neuro.data import load_data
     from ember_neuro.mappers import MappingOptions
     from ember_neuro.mapping import map_checkpoint
 
     t0 = time.time()
     dest = check_output_dir(out, force)
-    ck = load_checkpoint(checkpoint)
-    if not ck.config.has_lif_gate:
-        raise ValueError(f"{ck.path} is a {ck.config.variant!r} checkpoint: no LIF gate to split the "
-                         "host graphs at")
+    ck = load_gated(checkpoint)
     net = map_checkpoint(ck, MappingOptions(timesteps=8), data=data)  # the float gates for the check
-    text = load_data(data, vocab=ck.vocab)
-    batch = text.val_batches(1, windows, ck.config.block_size, seed=0)[0][0].numpy()
     with atomic_dir(dest, force=force) as tmp:
-        manifest = export_graphs(ck.model, tmp)
-        manifest["membrane_decay"] = membrane_decay(ck.model)
-        manifest["checkpoint"] = {"path": ck.path, "sha256": ck.sha256}
-        (tmp / "graphs.json").write_text(json.dumps(manifest, indent=1))
-        result = check(ck.model, tmp, net, list(batch))
-        manifest["check"] = result
-        (tmp / "graphs.json").write_text(json.dumps(manifest, indent=1))
+        manifest = write_graphs(ck, net, tmp, data, windows)
     return {"out": str(dest), "variant": ck.config.variant, "opset": OPSET, "files": manifest["files"],
-            **result, "seconds": round(time.time() - t0, 2)}
+            **manifest["check"], "seconds": round(time.time() - t0, 2)}

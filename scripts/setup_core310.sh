@@ -3,24 +3,10 @@
 # Lava installed natively -- no torch, no patch.  Idempotent (stamp file).
 #
 #   PYTHON310=/path/to/python3.10 bash scripts/setup_core310.sh
-#
-# `command -v python3.10` is not enough on pyenv machines: the shim exists but
-# fails unless 3.10 is the active version, so each candidate is run to check it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/find_py310.sh
 VENV="${VENV310:-.venv310}"
-find_py310() {
-    local root="${PYENV_ROOT:-${HOME:-/root}/.pyenv}" c
-    command -v pyenv >/dev/null 2>&1 && root="$(pyenv root)"
-    for c in "${PYTHON310:-}" "$root"/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 \
-             /usr/bin/python3.10; do
-        [ -n "$c" ] && [ -x "$c" ] || continue
-        if "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then
-            echo "$c"; return 0
-        fi
-    done
-    return 1
-}
 PY="$(find_py310)" || { echo "setup310: no Python 3.10 found (set PYTHON310)" >&2; exit 1; }
 STAMP="$VENV/.ember-neuro-installed"
 WANT="$(cat constraints.txt pyproject.toml scripts/setup_core310.sh | sha256sum | cut -c1-16)"

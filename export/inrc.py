@@ -1,0 +1,290 @@
+"""The INRC submission bundle: everything a Loihi 2 reviewer needs, runnable with numpy, Lava
+and onnxruntime on Python 3.10 -- no torch, no ember-neuro install.
+
+    BUNDLE/
+      README.md           for the reviewer: what runs where, how to reproduce, what needs hardware
+      verify.py           gate network from the saved mapping, golden windows replayed, bit-exact check
+      generate.py         hybrid text generation: onnxruntime host graphs + Lava gates
+      requirements.txt    the bundle's own environment (Python 3.10)
+      resources.json      Loihi 2 footprint, per-token activity, energy estimate (sourced constants)
+      SHA256SUMS          every other file; verify.py checks it first
+      model/mapped.npz    the saved mapped network (docs/mapped-format.md)
+      model/onnx/         the host graphs split at the gates (export/onnx.py), graphs.json
+      model/vocab.json    the character vocabulary
+      golden/golden.npz   recorded gate windows and their Lava spikes (ember_neuro/golden.py)
+      golden/golden.json  the recording run: prompt (validation text), greedy tokens, activity
+      report/             the fidelity report of `validate` on this mapping
+      lib/ember_neuro/    the torch-free part of this package that the scripts import
+
+The golden windows come from a greedy generation whose prompt is validation text, run
+with the exported graphs in onnxruntime and the gates on Lava's bit-accurate
+simulator (lava-sim); the same run's activity gives the per-token counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ember_neuro import decoding, golden, resources
+
+BUNDLE_FORMAT = "ember-neuro/inrc-bundle"
+BUNDLE_VERSION = 1
+TEMPLATES = Path(__file__).parent / "bundle"
+
+# The torch-free modules the bundle's scripts import (a test imports them with torch blocked).
+LIB_MODULES = ("__init__.py", "atomic.py", "cli.py", "decoding.py", "errors.py", "gatepath.py", "gates.py",
+               "golden.py", "host_onnx.py", "resources.py")
+LIB_PACKAGES = {"backends": ("__init__.py", "lava.py", "numpy_ref.py", "registry.py"),
+                "mappers": None, "processes": None}  # None: every module of the folder
+
+# Python 3.10, as on INRC machines (helper-verified in a fresh venv: lava-nc 0.10.0 installs natively).
+REQUIREMENTS = """\
+# The bundle's own environment: Python 3.10 (INRC machines), no torch, no ember-neuro.
+#   python3.10 -m venv .venv && .venv/bin/pip install -r requirements.txt
+lava-nc==0.10.0
+numpy==1.26.4
+scipy==1.14.1
+networkx==2.8.7
+asteval==0.9.33
+scikit-learn==1.6.1
+joblib==1.6.0
+threadpoolctl==3.8.0
+cloudpickle==3.1.2
+onnxruntime==1.23.2
+coloredlogs==15.0.1
+humanfriendly==10.0
+flatbuffers==25.12.19
+mpmath==1.3.0
+packaging==26.3
+protobuf==7.36.2
+sympy==1.14.0
+"""
+
+GOLDEN_PROMPT_CHARS = 24
+GOLDEN_TOKENS = 16
+GOLDEN_MAX_WINDOWS = 64
+
+
+def copy_lib(dest: Path) -> list[str]:
+    """The torch-free modules into dest/ember_neuro (sources only, no caches)."""
+    import importlib
+
+    import ember_neuro
+
+    package = Path(ember_neuro.__file__).parent
+    out = dest / "ember_neuro"
+    out.mkdir(parents=True)
+    copied = []
+    for name in LIB_MODULES:
+        shutil.copy2(package / name, out / name)
+        copied.append(name)
+    for pkg, names in LIB_PACKAGES.items():
+        src = Path(importlib.import_module(f"ember_neuro.{pkg}").__file__).parent  # mappers/ is package-dir'd
+        (out / pkg).mkdir()
+        for f in sorted(src.glob("*.py")) if names is None else (src / n for n in names):
+            shutil.copy2(f, out / pkg / f.name)
+            copied.append(f"{pkg}/{f.name}")
+    return copied
+
+
+class _PhaseSource:
+    """A LogitSource passing through to `inner`, counting calls and gated values per phase
+    (prefill, step, window) so per-token figures can leave the prompt's prefill out."""
+
+    def __init__(self, inner: Any, evaluators: list[Any]):
+        self.inner, self.evaluators = inner, evaluators
+        self.phase = "prefill"
+        self.calls: dict[str, int] = {}
+        self.values: dict[str, int] = {}
+
+    def _call(self, phase: str, fn: Any, arg: Any) -> Any:
+        self.phase = phase
+        before = sum(e.values for e in self.evaluators)
+        out = fn(arg)
+        self.calls[phase] = self.calls.get(phase, 0) + 1
+        self.values[phase] = self.values.get(phase, 0) + sum(e.values for e in self.evaluators) - before
+        return out
+
+    def prefill(self, ids: list[int]) -> Any:
+        return self._call("prefill", self.inner.prefill, ids)
+
+    def step(self, token: int) -> Any:
+        return self._call("step", self.inner.step, token)
+
+    def window(self, ids: list[int]) -> Any:
+        return self._call("window", self.inner.window, ids)
+
+
+def validation_prompt(ck: Any, data: str | None, chars: int) -> list[int]:
+    """The first `chars` tokens of a fixed validation window (seed 0): real held-out text."""
+    from ember_neuro.data import load_data
+
+    text = load_data(data, vocab=ck.vocab)
+    x, _ = text.val_batches(1, 1, ck.config.block_size, seed=0)[0]
+    return [int(i) for i in x[0, :chars]]
+
+
+def record_golden(net: Any, onnx_dir: Path, variant: str, block: int, prompt: list[int], tokens: int,
+                  temporal: str, timeout_s: float, max_windows: int = GOLDEN_MAX_WINDOWS) -> dict[str, Any]:
+    """Greedy generation with the exported graphs and the gates on lava-sim, every window tapped."""
+    from ember_neuro.host_onnx import OnnxHost, SpikingGates
+
+    recorder = golden.Recorder(max_windows)
+    phases: dict[str, dict[str, golden.Activity]] = {}
+    with SpikingGates(net, "lava-sim", slots=block, timeout_s=timeout_s, membrane=temporal) as gates:
+        source = _PhaseSource(OnnxHost(onnx_dir, gates), list(gates.paths.values()))
+        for name, path in gates.paths.items():
+            key = "membrane_hard" if name == "membrane" and temporal == "hard" else name
+            recorder.attach(key, path)
+            path.tap = _phased(path.tap, key, path.layout(), phases, source)
+        mode = decoding.decode_mode(variant)
+        t0 = time.perf_counter()
+        ids = list(prompt)
+        out = decoding.decode(source, ids, tokens, block, mode, variant == "cfc-lif", decoding.greedy)
+        seconds = time.perf_counter() - t0
+        arrays = {key: gates.paths["membrane" if key == "membrane_hard" else key].layout()
+                  for key in recorder.traces}
+        lava_steps = sum(p.lava_steps for p in gates.paths.values())
+    return {"recorder": recorder, "phases": phases, "calls": source.calls, "values": source.values,
+            "tokens": out, "mode": mode, "seconds": seconds, "arrays": arrays, "lava_steps": lava_steps}
+
+
+def _phased(tap: Any, key: str, array: Any, phases: dict, source: _PhaseSource) -> Any:
+    """A tap that also adds each exchange's activity to the current phase's count."""
+
+    def run(payloads: Any, rasters: Any) -> None:
+        tap(payloads, rasters)
+        act = phases.setdefault(source.phase, {}).setdefault(key, golden.Activity())
+        act.add(golden.window_activity(array, payloads, rasters))
+
+    return run
+
+
+def per_token_phase(rec: dict[str, Any]) -> str:
+    """Per-token figures in steady state: the decode steps (KV cache / CfC state), or every
+    window for whole-sequence decoding (lif-refractory)."""
+    return "window" if rec["mode"] == "whole" else "step"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_checksums(root: Path) -> int:
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    lines = [f"{sha256_file(p)}  {p.relative_to(root).as_posix()}" for p in files]
+    (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    return len(files)
+
+
+def build_bundle(checkpoint: str, out: str, timesteps: int = 32, neurons_per_gate: int = 1,
+                 force: bool = False, data: str | None = None, temporal: str = "rate",
+                 timeout_s: float = 120.0, report: bool = True, tokens: int = GOLDEN_TOKENS,
+                 step: Any = lambda name: None) -> dict[str, Any]:
+    """What ``export inrc`` does; returns the summary printed by ``--json``."""
+    from ember_neuro.atomic import atomic_dir, check_output_dir
+    from ember_neuro.inference import TEMPORAL_MODES, RunError
+    from ember_neuro.mappers import save_mapped
+    from ember_neuro.mapping import check_window, mapping_for
+
+    from .onnx import OPSET, load_gated, write_graphs
+
+    t0 = time.time()
+    dest = check_output_dir(out, force)
+    check_window(timesteps, neurons_per_gate)
+    if temporal not in TEMPORAL_MODES:
+        raise RunError(f"unknown --temporal mode {temporal!r}; use {' or '.join(TEMPORAL_MODES)}")
+    ck = load_gated(checkpoint)
+    cfg = ck.config
+    step("map")
+    net = mapping_for(ck, None, timesteps, neurons_per_gate, data=data)
+    summary: dict[str, Any] = {"out": str(dest), "variant": cfg.variant, "timesteps": timesteps,
+                               "neurons_per_gate": neurons_per_gate, "checkpoint": ck.path,
+                               "checkpoint_sha256": ck.sha256}
+    with atomic_dir(dest, force=force) as tmp:
+        model = tmp / "model"
+        model.mkdir()
+        save_mapped(net, model / "mapped.npz")
+        step("onnx")
+        manifest = write_graphs(ck, net, model / "onnx", data)
+        (model / "vocab.json").write_text(json.dumps({"chars": ck.vocab, "block_size": cfg.block_size,
+                                                      "variant": cfg.variant}, indent=1))
+        step("golden")
+        prompt = validation_prompt(ck, data, min(GOLDEN_PROMPT_CHARS, cfg.block_size // 2))
+        rec = record_golden(net, model / "onnx", cfg.variant, cfg.block_size, prompt, tokens, temporal,
+                            timeout_s)
+        (tmp / "golden").mkdir()
+        text = "".join(ck.vocab[i] for i in rec["tokens"])
+        meta = {"backend": "lava-sim", "timesteps": timesteps, "neurons_per_gate": neurons_per_gate,
+                "temporal": temporal, "prompt_ids": prompt, "prompt": "".join(ck.vocab[i] for i in prompt),
+                "greedy_ids": rec["tokens"], "greedy_text": text, "decode": rec["mode"]}
+        golden.save_golden(rec["recorder"].traces, tmp / "golden" / "golden.npz", meta)
+        phase = per_token_phase(rec)
+        n_tok = max(1, rec["calls"].get(phase, 0))
+        res = resources.estimate(rec["arrays"], rec["phases"].get(phase, {}), n_tok,
+                                 resources.HOST_GATE_FLOPS_PER_VALUE * rec["values"].get(phase, 0) / n_tok)
+        res["measured_on"] = {"backend": "lava-sim", "prompt_chars": len(prompt),
+                              "generated": len(rec["tokens"]), "decode": rec["mode"],
+                              "per_token_phase": phase, "per_token_calls": n_tok,
+                              "lava_steps": rec["lava_steps"]}
+        (tmp / "resources.json").write_text(json.dumps(res, indent=1))
+        (tmp / "golden" / "golden.json").write_text(json.dumps({**meta, "windows": {
+            k: t.windows for k, t in rec["recorder"].traces.items()}, "generation_seconds": rec["seconds"]},
+            indent=1))
+        if report:
+            step("validate")
+            from ember_neuro.validation.pipeline import validate_checkpoint
+
+            v = validate_checkpoint(checkpoint, out=str(tmp / "report"), mapped=str(model / "mapped.npz"),
+                                    data=data, timeout_s=timeout_s)
+            summary["validate_passed"] = v["passed"]
+        step("scripts")
+        copy_lib(tmp / "lib")
+        for name in ("verify.py", "generate.py"):
+            shutil.copy2(TEMPLATES / name, tmp / name)
+        (tmp / "requirements.txt").write_text(REQUIREMENTS)
+        info = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "variant": cfg.variant,
+                "timesteps": timesteps, "neurons_per_gate": neurons_per_gate, "temporal": temporal,
+                "opset": OPSET, "checkpoint": {"path": ck.path, "sha256": ck.sha256},
+                "onnx_check": manifest["check"],
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
+        (tmp / "README.md").write_text(readme(info, res, meta, rec))
+        files = write_checksums(tmp)
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+    summary.update(files=files, bytes=size, greedy_text=text, prompt=meta["prompt"],
+                   max_abs_logit_diff=manifest["check"]["max_abs_logit_diff"],
+                   golden_windows={k: t.windows for k, t in rec["recorder"].traces.items()},
+                   resources={"neurons": res["footprint"]["neurons"],
+                              "synapses": res["footprint"]["synapses"],
+                              "cores": res["footprint"]["cores"], "per_token": res["per_token"],
+                              "energy_per_token": {k: v for k, v in res["energy_per_token"].items()
+                                                   if k.endswith("_J")}},
+                   seconds=round(time.time() - t0, 1))
+    return summary
+
+
+def readme(info: dict[str, Any], res: dict[str, Any], meta: dict[str, Any], rec: dict[str, Any]) -> str:
+    """The reviewer-facing README, with this bundle's numbers filled in."""
+    text = (TEMPLATES / "README.md").read_text()
+    fields = {
+        "variant": info["variant"], "timesteps": info["timesteps"],
+        "neurons_per_gate": info["neurons_per_gate"],
+        "temporal_note": f", temporal-lif membrane in {info['temporal']} mode"
+        if info["variant"] == "temporal-lif" else "", "sha256": info["checkpoint"]["sha256"],
+        "opset": info["opset"], "max_abs_logit_diff": f"{info['onnx_check']['max_abs_logit_diff']:.2e}",
+        "prompt": json.dumps(meta["prompt"]), "greedy_text": json.dumps(meta["greedy_text"]),
+        "tokens": len(meta["greedy_ids"]), "decode": meta["decode"],
+        "windows": ", ".join(f"{k}: {t.windows} windows" for k, t in rec["recorder"].traces.items()),
+        "resources": resources.markdown(res),
+    }
+    return text.format(**fields)
