@@ -4,6 +4,11 @@
     python -m ember_neuro.inspect --preset paper --variant lif-refractory
 
 Heads are named the way the research notes do: "L0H3 theta=1.14, k=2.82".
+
+Every gate unit also gets its attenuation ``swing`` = (1 - leak)(fire(hi) - fire(lo))
+over its input range (ember_neuro/swing.py): p in [0, 1] for attention heads, the
+observed |h| range on validation text for Liquid Ember's neurons (``--data``).  A
+pass-through gate has swing ~ 0; "strong" means swing >= 0.25.
 """
 
 from __future__ import annotations
@@ -44,6 +49,33 @@ def describe(model, cfg, val_loss: float, source: str, iter_num: int | None) -> 
     }
 
 
+def add_swings(d: dict, model, vocab: str | None, data_path: str | None) -> None:
+    """Per-unit ``swing`` in d["gates"] and a ``swing`` summary (swing.py).  Liquid Ember needs
+    text in the checkpoint's vocabulary for its |h| range; without it the swing is None."""
+    from ember_neuro import swing
+
+    if not d["gates"]:
+        return
+    data = None
+    if not model.config.is_transformer:
+        if vocab is None:
+            d["swing"] = {"units": len(d["gates"]), "note": "cfc-lif swing needs a checkpoint's vocabulary"}
+            for g in d["gates"]:
+                g["swing"] = None
+            return
+        from ember_neuro.data import load_data
+
+        data = load_data(data_path, vocab=vocab)
+    units = swing.unit_swings(model, data)
+    by_unit = {(u["layer"], u["head"]): u for u in units}
+    for g in d["gates"]:
+        u = by_unit[(g["layer"], g["head"])]
+        g["swing"] = u["swing"]
+        if data is not None:
+            g["swing_range"] = [u["lo"], u["hi"]]
+    d["swing"] = swing.summarise(units)
+
+
 def format_text(d: dict, show_all: bool = False) -> str:
     lines = [
         f"{d['source']}",
@@ -59,11 +91,12 @@ def format_text(d: dict, show_all: bool = False) -> str:
     per_neuron = d["variant"] == "cfc-lif"
     if gates and (not per_neuron or show_all):
         extra = "ref_strength" in gates[0]
-        lines.append(f"{'unit':>8} {'theta':>8} {'leak':>7} {'k':>7}"
+        lines.append(f"{'unit':>8} {'theta':>8} {'leak':>7} {'k':>7} {'swing':>6}"
                      + (f" {'ref':>7} {'cross':>7}" if extra else ""))
         for g in gates:
             name = f"L{g['layer']}{'N' if per_neuron else 'H'}{g['head']}"
-            row = f"{name:>8} {g['theta']:8.3f} {g['leak']:7.3f} {g['k']:7.3f}"
+            sw = "--" if g.get("swing") is None else f"{g['swing']:.3f}"
+            row = f"{name:>8} {g['theta']:8.3f} {g['leak']:7.3f} {g['k']:7.3f} {sw:>6}"
             if extra:
                 row += f" {g['ref_strength']:7.3f} {g['cross_layer_weight']:7.3f}"
             lines.append(row)
@@ -76,6 +109,11 @@ def format_text(d: dict, show_all: bool = False) -> str:
                 vals = [g[key] for g in gl]
                 stats.append(f"{key} {min(vals):.3f}/{sum(vals) / len(vals):.3f}/{max(vals):.3f}")
             lines.append(f"  L{layer} ({len(gl)} neurons): " + "  ".join(stats))
+    sw = d.get("swing", {})
+    if "strong" in sw:
+        lines.append(f"swing (1 - leak)(fire(hi) - fire(lo)) >= {sw['bar']}: {sw['strong']} of "
+                     f"{sw['units']} units ({sw['strong_fraction']:.0%}); "
+                     f"median {sw['swing_quantiles'][2]:.3f}, max {sw['swing_quantiles'][4]:.3f}")
     if gates and not per_neuron:
         notable = [g for g in gates if abs(g["theta"]) > NOTABLE_THETA]
         if notable:
@@ -96,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", choices=VARIANTS, help="with --preset")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--all", action="store_true", help="list every per-neuron gate (Liquid Ember)")
+    ap.add_argument("--data", default=None,
+                    help="text for Liquid Ember's observed |h| range (default: the Shakespeare corpus)")
     args = ap.parse_args(argv)
     if bool(args.checkpoint) == bool(args.preset):
         ap.error("give either a checkpoint or --preset P --variant V")
@@ -105,9 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     def describe_source(a: argparse.Namespace) -> dict:
         if a.checkpoint:
             ck = load_checkpoint(a.checkpoint)
-            return describe(ck.model, ck.config, ck.best_val_loss, ck.path, ck.iter_num)
+            d = describe(ck.model, ck.config, ck.best_val_loss, ck.path, ck.iter_num)
+            add_swings(d, ck.model, ck.vocab, a.data)
+            return d
         cfg = config_for(a.variant, a.preset)
-        return describe(build_model(cfg), cfg, math.nan, f"untrained {a.variant} ({a.preset} preset)", None)
+        model = build_model(cfg)
+        d = describe(model, cfg, math.nan, f"untrained {a.variant} ({a.preset} preset)", None)
+        add_swings(d, model, None, None)
+        return d
 
     code, d = run_guarded(describe_source, args, "interrupted")
     if code:

@@ -121,3 +121,16 @@ def test_spread_init_starts_selective(variant):
         else:
             assert SPREAD_THETA[0] <= u["theta"] <= SPREAD_THETA[1]
             assert u["swing"] >= 0.25
+
+
+@pytest.mark.parametrize("variant", ["lif-learnable", "cfc-lif"])
+def test_inspect_json_reports_per_unit_swing(tiny_ckpts, vocab_text, variant):
+    r = run_cli("-m", "ember_neuro.inspect", str(tiny_ckpts[variant]), "--json", "--data", str(vocab_text))
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["gates"] and all(0.0 <= g["swing"] <= 1.0 for g in d["gates"])
+    g = d["gates"][0]
+    lo, hi = g.get("swing_range", (0.0, 1.0))
+    assert g["swing"] == pytest.approx(swing.swing_of(g["theta"], g["leak"], g["k"], lo, hi))
+    assert d["swing"]["units"] == len(d["gates"])
+    assert d["swing"]["strong"] == sum(x["swing"] >= 0.25 for x in d["gates"])
