@@ -174,6 +174,7 @@ class HybridRequest:
     backend: str = "lava-sim"
     timesteps: int | None = None  # None: 32, or the saved mapping's
     neurons_per_gate: int | None = None  # None: 1, or the saved mapping's
+    levels: str | None = None  # the dither's level set (None: uniform, or the saved mapping's)
     mapped: str | None = None  # a folder or file written by `map --out`
     eval: bool = False
     prompt: str = "ROMEO:"
@@ -222,9 +223,11 @@ def run_hybrid(req: HybridRequest) -> dict[str, Any]:
     net = None
     result: dict[str, Any] = {"backend": req.backend, "variant": ck.config.variant}
     if backend.spiking:
-        net = mapping_for(ck, req.mapped, req.timesteps, req.neurons_per_gate, data=req.data)
+        net = mapping_for(ck, req.mapped, req.timesteps, req.neurons_per_gate, data=req.data,
+                          levels=req.levels)
         group = next(iter(net.groups.values()))
         result.update(timesteps=group.timesteps, neurons_per_gate=group.neurons_per_gate,
+                      levels=net.options.get("levels", "uniform"),
                       mapped=str(req.mapped) if req.mapped else None)
     else:
         result.update(timesteps=req.timesteps or 32)

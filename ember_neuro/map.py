@@ -28,7 +28,7 @@ import math
 import sys
 
 from ember_neuro.backends import registry
-from ember_neuro.cli import run_guarded, torch_threads
+from ember_neuro.cli import add_levels_option, run_guarded, torch_threads
 from ember_neuro.mapping import format_table, map_and_measure
 
 
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--timesteps", "-T", type=int, default=32, help="window length T (default 32)")
     ap.add_argument("--neurons-per-gate", "-N", type=int, default=1,
                     help="neurons per gate; the bound is 1/(2NT) (default 1)")
+    add_levels_option(ap, "uniform")
     ap.add_argument("--out", help="write mapped.npz, manifest.json and plots to this folder")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     code, summary = run_guarded(
         lambda a: torch_threads(a.threads) or map_and_measure(
             a.checkpoint, a.target, a.timesteps, a.neurons_per_gate, a.out, a.force, a.data, a.grid_only,
-            a.timeout, not a.no_bit_exact_check),
+            a.timeout, not a.no_bit_exact_check, a.levels),
         args, "interrupted: nothing was written")
     if code:
         return code

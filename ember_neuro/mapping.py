@@ -122,6 +122,7 @@ def map_checkpoint(ck: Checkpoint, options: MappingOptions, calibration: dict | 
         variant=ck.config.variant, groups=groups,
         options={"timesteps": options.timesteps, "neurons_per_gate": options.neurons_per_gate,
                  "input_bits": options.input_bits, "dither_bits": options.dither_bits,
+                 "levels": options.levels, "level_floor": options.level_floor,
                  "calibration": calibration},
         checkpoint={"path": ck.path, "sha256": ck.sha256, "iter_num": ck.iter_num,
                     "val_loss": ck.best_val_loss},
@@ -129,17 +130,20 @@ def map_checkpoint(ck: Checkpoint, options: MappingOptions, calibration: dict | 
 
 
 def mapping_for(ck: Checkpoint, mapped: str | Path | None, timesteps: int | None,
-                neurons_per_gate: int | None, data: str | None = None) -> MappedNetwork:
+                neurons_per_gate: int | None, data: str | None = None,
+                levels: str | None = None) -> MappedNetwork:
     """The saved mapping at `mapped` (refused if made from another checkpoint, or for other
-    T/N than asked), or a fresh mapping of `ck` (defaults: T = 32, N = 1)."""
+    T/N/levels than asked), or a fresh mapping of `ck` (defaults: T = 32, N = 1, uniform)."""
     if mapped is None:
         return map_checkpoint(ck, MappingOptions(timesteps=32 if timesteps is None else timesteps,
                                                  neurons_per_gate=1 if neurons_per_gate is None
-                                                 else neurons_per_gate), data=data)
+                                                 else neurons_per_gate,
+                                                 levels=levels or "uniform"), data=data)
     net = load_mapped(mapped, expect_sha256=ck.sha256)
-    for name, asked in (("timesteps", timesteps), ("neurons_per_gate", neurons_per_gate)):
-        if asked is not None and net.options.get(name) != asked:
-            raise MappingError(f"{mapped} was mapped with {name} = {net.options.get(name)}, not {asked}; "
+    saved = {**net.options, "levels": net.options.get("levels", "uniform")}
+    for name, asked in (("timesteps", timesteps), ("neurons_per_gate", neurons_per_gate), ("levels", levels)):
+        if asked is not None and saved.get(name) != asked:
+            raise MappingError(f"{mapped} was mapped with {name} = {saved.get(name)}, not {asked}; "
                                "drop the option or map again")
     return net
 
@@ -164,9 +168,9 @@ def format_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             f"{r['fixed_worst_case_error']:9.5f} {r['bound']:8.5f}  {'yes' if r['within'] else 'NO'}")
     be = summary["emulator_bit_exact"]
     lines.append(
-        f"target {summary['target']}, T={summary['timesteps']}, N={summary['neurons_per_gate']}: "
-        f"max error {summary['max_abs_error']:.5f} vs bound {summary['bound']:.5f} "
-        f"(+{summary['max_abs_error'] - summary['bound']:.5f}); twin bit-exact: "
+        f"target {summary['target']}, T={summary['timesteps']}, N={summary['neurons_per_gate']}, "
+        f"{summary.get('levels', 'uniform')} levels: max error {summary['max_abs_error']:.5f} vs bound "
+        f"{summary['bound']:.5f} ({summary['max_abs_error'] - summary['bound']:+.5f}); twin bit-exact: "
         f"{'n/a' if be is None else be}; {summary['seconds']:.1f} s")
     return "\n".join(lines)
 
@@ -213,7 +217,7 @@ def write_map_outputs(dest: Path, force: bool, net: MappedNetwork, summary: dict
 def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 32,
                     neurons_per_gate: int = 1, out: str | None = None, force: bool = False,
                     data: str | None = None, grid_only: bool = False, timeout_s: float = 120.0,
-                    bit_exact_check: bool = True) -> dict[str, Any]:
+                    bit_exact_check: bool = True, levels: str = "uniform") -> dict[str, Any]:
     """What ``map`` does: map (calibrating on `data` where needed), run every gate unit over its
     input grid (+ observed inputs) on `target` and its twin, measure, and write the mapped network
     (with manifest and plots) to `out`.  Returns the summary."""
@@ -234,8 +238,8 @@ def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 
     if dest is not None:
         check_output_dir(dest, force)
     ck = load_checkpoint(checkpoint)
-    net = map_checkpoint(ck, MappingOptions(timesteps=timesteps, neurons_per_gate=neurons_per_gate),
-                         data=data)
+    net = map_checkpoint(ck, MappingOptions(timesteps=timesteps, neurons_per_gate=neurons_per_gate,
+                                            levels=levels), data=data)
     for w in net.warnings:
         print(f"warning: {w}", file=sys.stderr)
     observed, data_source = None, None
@@ -250,7 +254,7 @@ def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 
     first = next(iter(measured["groups"].values()))
     summary: dict[str, Any] = {
         "target": target, "variant": net.variant, "timesteps": timesteps,
-        "neurons_per_gate": neurons_per_gate,
+        "neurons_per_gate": neurons_per_gate, "levels": levels,
         "heads": [r for r in rows if r["group"] == "attention"] or rows, "units": rows,
         "max_abs_error": max(r["max_abs_error"] for r in rows),
         "max_exact_worst_case": max(r["fixed_worst_case_error"] for r in rows),

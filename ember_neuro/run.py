@@ -34,7 +34,7 @@ import sys
 import numpy as np
 
 from ember_neuro.backends import registry
-from ember_neuro.cli import run_guarded
+from ember_neuro.cli import add_levels_option, run_guarded
 from ember_neuro.inference import HybridRequest, run_hybrid
 
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="generation: cache (KV cache / CfC state: one new token per step), whole "
                          "(the whole window again per token), or auto (default: whole for "
                          "lif-refractory, whose column load is not causal; cache otherwise)")
+    add_levels_option(ap)
     ap.add_argument("--prompt", default="ROMEO:")
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1337)
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     req = HybridRequest(
         checkpoint=args.checkpoint, backend=args.backend, timesteps=args.timesteps,
-        neurons_per_gate=args.neurons_per_gate, mapped=args.mapped, eval=args.eval, prompt=args.prompt,
+        neurons_per_gate=args.neurons_per_gate, levels=args.levels, mapped=args.mapped, eval=args.eval,
+        prompt=args.prompt,
         tokens=args.tokens, seed=args.seed, temperature=0.0 if args.greedy else args.temperature,
         top_k=args.top_k,
         device=args.device, batches=args.batches, batch_size=args.batch_size, data=args.data,
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
     elif args.eval:
-        print(f"{args.backend} T={result['timesteps']}: val loss float {result['val_loss_float']:.5f} "
+        print(f"{args.backend} T={result['timesteps']} N={result.get('neurons_per_gate', 1)} "
+              f"{result.get('levels', 'uniform')} levels: val loss float {result['val_loss_float']:.5f} "
               f"hybrid {result['val_loss_hybrid']:.5f} (rel {result['rel_delta']:+.2e}), "
               f"top-1 agreement {result['top1_agreement']:.4%}, KL {result['kl_float_hybrid']:.2e}")
     else:

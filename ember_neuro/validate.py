@@ -30,7 +30,7 @@ import json
 import sys
 import time
 
-from ember_neuro.cli import run_guarded, torch_threads
+from ember_neuro.cli import add_levels_option, run_guarded, torch_threads
 from ember_neuro.validation.compare import pair_key
 from ember_neuro.validation.pipeline import Progress, summary, validate_checkpoint
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="window length T (default 32, or the --mapped mapping's)")
     ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
                     help="neurons per gate (default 1, or the --mapped mapping's)")
+    add_levels_option(ap)
     ap.add_argument("--mapped", metavar="MAPDIR", help="validate the mapping saved by `map --out MAPDIR`")
     ap.add_argument("--out", help="report folder (default runs/validate-<ckpt stem>-T<T>)")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             torch_threads(a.threads)
             return validate_checkpoint(a.checkpoint, a.timesteps, a.neurons_per_gate, a.out, a.force,
-                                       a.nir, a.grid_only, a.data, a.timeout, a.mapped, progress, t0)
+                                       a.nir, a.grid_only, a.data, a.timeout, a.mapped, progress, t0,
+                                       levels=a.levels)
         finally:  # the bar is gone before an error line is printed
             progress.close()
 

@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 
-from ember_neuro.cli import run_guarded, torch_threads
+from ember_neuro.cli import add_levels_option, run_guarded, torch_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     inrc.add_argument("-T", "--timesteps", type=int, default=32, help="window length per gate (default 32)")
     inrc.add_argument("-N", "--neurons-per-gate", type=int, default=1,
                       help="neurons per gate, each with its own dither phase (default 1)")
+    add_levels_option(inrc, "uniform")
     inrc.add_argument("--temporal", default="rate", help="temporal-lif's membrane: rate (default) or hard")
     inrc.add_argument("--tokens", type=int, default=16, help="greedy tokens of the golden recording (16)")
     inrc.add_argument("--no-report", action="store_true", help="skip the validate report (faster)")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.tokens < 1:
             raise ValueError(f"--tokens must be >= 1, got {a.tokens}")
         return build_bundle(a.checkpoint, a.out, a.timesteps, a.neurons_per_gate, a.force, a.data,
-                            a.temporal, a.timeout, not a.no_report, a.tokens, step)
+                            a.temporal, a.timeout, not a.no_report, a.tokens, step, a.levels)
 
     code, result = run_guarded(export, args, "\ninterrupted: nothing was written")
     if code:

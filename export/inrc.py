@@ -189,7 +189,7 @@ def write_checksums(root: Path) -> int:
 def build_bundle(checkpoint: str, out: str, timesteps: int = 32, neurons_per_gate: int = 1,
                  force: bool = False, data: str | None = None, temporal: str = "rate",
                  timeout_s: float = 120.0, report: bool = True, tokens: int = GOLDEN_TOKENS,
-                 step: Any = lambda name: None) -> dict[str, Any]:
+                 step: Any = lambda name: None, levels: str = "uniform") -> dict[str, Any]:
     """What ``export inrc`` does; returns the summary printed by ``--json``."""
     from ember_neuro.atomic import atomic_dir, check_output_dir
     from ember_neuro.inference import TEMPORAL_MODES, RunError
@@ -206,9 +206,9 @@ def build_bundle(checkpoint: str, out: str, timesteps: int = 32, neurons_per_gat
     ck = load_gated(checkpoint)
     cfg = ck.config
     step("map")
-    net = mapping_for(ck, None, timesteps, neurons_per_gate, data=data)
+    net = mapping_for(ck, None, timesteps, neurons_per_gate, data=data, levels=levels)
     summary: dict[str, Any] = {"out": str(dest), "variant": cfg.variant, "timesteps": timesteps,
-                               "neurons_per_gate": neurons_per_gate, "checkpoint": ck.path,
+                               "neurons_per_gate": neurons_per_gate, "levels": levels, "checkpoint": ck.path,
                                "checkpoint_sha256": ck.sha256}
     with atomic_dir(dest, force=force) as tmp:
         model = tmp / "model"
@@ -253,8 +253,8 @@ def build_bundle(checkpoint: str, out: str, timesteps: int = 32, neurons_per_gat
             shutil.copy2(TEMPLATES / name, tmp / name)
         (tmp / "requirements.txt").write_text(REQUIREMENTS)
         info = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "variant": cfg.variant,
-                "timesteps": timesteps, "neurons_per_gate": neurons_per_gate, "temporal": temporal,
-                "opset": OPSET, "checkpoint": {"path": ck.path, "sha256": ck.sha256},
+                "timesteps": timesteps, "neurons_per_gate": neurons_per_gate, "levels": levels,
+                "temporal": temporal, "opset": OPSET, "checkpoint": {"path": ck.path, "sha256": ck.sha256},
                 "onnx_check": manifest["check"],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=1))

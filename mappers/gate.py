@@ -60,6 +60,7 @@ targets are a min-plus / max-plus convolution of per-connection bin edges.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -90,12 +91,45 @@ def check_options(options: MappingOptions) -> None:
         )
     if options.input_bits != options.dither_bits or not 8 <= options.input_bits <= 12:
         raise ValueError("input_bits and dither_bits must be equal and within 8..12")
+    if options.levels not in LEVEL_SETS:
+        raise ValueError(f"unknown level set {options.levels!r}; use {' or '.join(LEVEL_SETS)}")
+    if not (isinstance(options.level_floor, (float, int)) and 1e-6 <= options.level_floor <= 1.0):
+        raise ValueError(f"level floor must be within 1e-6..1, got {options.level_floor!r}")
 
 
-def logit_levels(timesteps: int, neurons_per_gate: int) -> np.ndarray:
-    """The N*T ascending levels l_m = logit((m + 1/2) / (N T))."""
-    nt = timesteps * neurons_per_gate
-    q = (np.arange(nt, dtype=np.float64) + 0.5) / nt
+LEVEL_SETS = ("uniform", "log")
+
+
+def level_points(nt: int, levels: str = "uniform", floor: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """The N*T fire thresholds q_m and the N*T + 1 decode values d_n of a level set.
+
+    A gate whose N neurons spike n times over the window read fire = d_n; it spikes
+    n times iff q_{n-1} < fire <= q_n.  "uniform": q_m = (m + 1/2)/(NT), d_n = n/(NT),
+    the best absolute error any NT binary spikes give (1/(2NT)).  "log": uniform in
+    w = log(fire + floor), i.e. fine steps where a gate is nearly closed and coarse
+    ones near 1.  Why: with leak ~ 0 a gate's output *is* its fire, and a query row
+    is renormalised afterwards, so what counts is the relative error of small fires
+    -- uniform levels round every fire below 1/(2NT) to 0 and wipe out rows whose
+    keys all lie below threshold.  The per-gate worst case grows (``NeuronGroup.bound``).
+    """
+    if levels == "uniform":
+        return (np.arange(nt, dtype=np.float64) + 0.5) / nt, np.arange(nt + 1, dtype=np.float64) / nt
+    if levels != "log":
+        raise ValueError(f"unknown level set {levels!r}; use {' or '.join(LEVEL_SETS)}")
+    lo, hi = math.log(floor), math.log(1.0 + floor)
+
+    def fire(w: np.ndarray) -> np.ndarray:
+        return np.exp(lo + w * (hi - lo)) - floor
+
+    d = fire(np.arange(nt + 1, dtype=np.float64) / nt)
+    d[0], d[-1] = 0.0, 1.0
+    return fire((np.arange(nt, dtype=np.float64) + 0.5) / nt), d
+
+
+def logit_levels(timesteps: int, neurons_per_gate: int, levels: str = "uniform",
+                 floor: float = 0.01) -> np.ndarray:
+    """The N*T ascending levels l_m = logit(q_m) (uniform: logit((m + 1/2) / (N T)))."""
+    q = level_points(timesteps * neurons_per_gate, levels, floor)[0]
     return np.log(q / (1.0 - q))
 
 
@@ -241,7 +275,7 @@ def _combine(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.n
 
 
 def exact_worst_case(weights: np.ndarray, coef: np.ndarray, cfg: _Config, bias: int, offset: float,
-                     dither_terms: np.ndarray) -> float:
+                     dither_terms: np.ndarray, decode_values: np.ndarray | None = None) -> float:
     """Exact sup over the input box [0, 1]^S of |rate - sigma(sum_j coef_j v_j + offset)|.
 
     Every host input j contributes the floored term (w_j x_j) >> -e_j for its
@@ -258,7 +292,8 @@ def exact_worst_case(weights: np.ndarray, coef: np.ndarray, cfg: _Config, bias: 
         term = _by_term(loihi.weight_shift(int(w) * x, cfg.exps[j]), lo, hi)
         combined = term if combined is None else _combine(combined, term)
     drive, lo, hi = combined
-    rate = counts_for_drive(drive, dither_terms, bias) / dither_terms.size
+    counts = counts_for_drive(drive, dither_terms, bias)
+    rate = counts / dither_terms.size if decode_values is None else decode_values[counts]
     return float(max(np.abs(rate - sigmoid(lo + offset)).max(), np.abs(rate - sigmoid(hi + offset)).max()))
 
 
@@ -286,7 +321,7 @@ def gate_bias(a: int, center: float, cfg: _Config, n_inputs: int) -> float:
 
 
 def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int, lmax: float,
-                 dither: np.ndarray, whole_box: bool = True):
+                 dither: np.ndarray, whole_box: bool = True, decode_values: np.ndarray | None = None):
     """Pick the weights of one unit: the candidate with the smallest *measured* error.
 
     The first input's weight a and the dither weight b form the best rational
@@ -318,14 +353,15 @@ def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int
     first_only = _Config(cfg.bits[:1], cfg.exps[:1], cfg.dither_exp)
     for clipped, _, a, b, others, mant, exp in scored[:SELECTION_CANDIDATES]:
         dither_terms = loihi.weight_shift(b * dither, cfg.dither_exp)
-        worst = exact_worst_case(np.array([a]), coef[:1], first_only, mant * 2**exp, offset, dither_terms)
+        worst = exact_worst_case(np.array([a]), coef[:1], first_only, mant * 2**exp, offset, dither_terms,
+                                 decode_values)
         if best is None or (clipped, worst) < (best[4], best[5]):
             best = (np.array([a, *others], dtype=np.int64), b, mant, exp, clipped, worst)
     if best is not None and len(coef) > 1 and whole_box:  # the chosen weights, over the whole box
         weights, b, mant, exp, clipped, _ = best
         dither_terms = loihi.weight_shift(b * dither, cfg.dither_exp)
         best = (weights, b, mant, exp, clipped,
-                exact_worst_case(weights, coef, cfg, mant * 2**exp, offset, dither_terms))
+                exact_worst_case(weights, coef, cfg, mant * 2**exp, offset, dither_terms, decode_values))
     return best
 
 
@@ -384,7 +420,9 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     if not finite or not np.all(spec.scale > 0):
         raise ValueError(f"{name}: input coefficients must be finite and scales positive")
     t, n = int(options.timesteps), int(options.neurons_per_gate)
-    levels = logit_levels(t, n)
+    levels = logit_levels(t, n, options.levels, options.level_floor)
+    decode_values = None if options.levels == "uniform" else \
+        level_points(t * n, options.levels, options.level_floor)[1]
     lmax = float(np.abs(levels).max())
     bits = options.dither_bits
     dither_fixed = fixed_dither_table(levels, t, n, bits)
@@ -393,13 +431,13 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     # Measure every configuration on the first input; keep the one whose worst unit is best.
     for cfg in _configs(spec.coef, s_count, bits, lmax):
         choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
-                               whole_box=False) for i in range(len(units))]
+                               whole_box=False, decode_values=decode_values) for i in range(len(units))]
         if any(c is None for c in choice):
             continue
         if s_count > 1:  # finest exponents for the further inputs, then choose again with them
             cfg = _finest_exponents(cfg, spec.coef, np.array([c[1] for c in choice]), bits)
             choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
-                                   whole_box=False) for i in range(len(units))]
+                                   whole_box=False, decode_values=decode_values) for i in range(len(units))]
             if any(c is None for c in choice):
                 continue
         worst = max(c[-1] for c in choice)
@@ -409,11 +447,14 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
         raise ValueError(f"no weight pair fits Loihi's 16-bit synaptic input at N*T = {n * t}")
     cfg, _, choice = best
     if s_count > 1:  # the chosen configuration's exact worst case over the whole input box
-        choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed)
-                  for i in range(len(units))]
+        choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
+                               decode_values=decode_values) for i in range(len(units))]
     weights = np.stack([c[0] for c in choice])  # (U, S)
     w_d = np.array([c[1] for c in choice], dtype=np.int64)
-    warnings, saturated = _report(units, spec, choice, cfg, bits, 1.0 / (2 * n * t) + FIDELITY_MARGIN)
+    group = NeuronGroup(name=name, units=units, timesteps=t, neurons_per_gate=n, levels=levels,
+                        float_params=None, fixed_params=None, k_effective=None,  # type: ignore[arg-type]
+                        fixed_worst_error=None, decode_values=decode_values)  # type: ignore[arg-type]
+    warnings, saturated = _report(units, spec, choice, cfg, bits, group.bound + FIDELITY_MARGIN)
     fixed = Arithmetic(
         fixed=True,
         connections=(*(Connection(src, weights[:, j], cfg.exps[j], bits=cfg.bits[j], scale=spec.scale[:, j])
@@ -429,13 +470,10 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
                      Connection("dither", np.ones(len(units)), table=dither_table(levels, t, n))),
         bias_mant=spec.offset.copy(), bias_exp=np.zeros(len(units)), du=1.0, dv=1.0, vth=0.0)
     ratio = weights[:, 0] / np.maximum(w_d, 1) * 2.0 ** cfg.shift(0, bits)
-    return NeuronGroup(
-        name=name, units=units, timesteps=t, neurons_per_gate=n, levels=levels,
-        float_params=float_params, fixed_params=fixed,
-        k_effective=ratio / spec.scale[:, 0],
+    return dataclasses.replace(
+        group, float_params=float_params, fixed_params=fixed, k_effective=ratio / spec.scale[:, 0],
         fixed_worst_error=np.array([c[5] for c in choice]),
-        warnings=tuple(warnings), saturated=tuple(dict.fromkeys(saturated)),
-    )
+        warnings=tuple(warnings), saturated=tuple(dict.fromkeys(saturated)))
 
 
 def _report(units: tuple[GateUnit, ...], spec: GateInputs, choice: list, cfg: _Config, bits: int,
@@ -448,7 +486,7 @@ def _report(units: tuple[GateUnit, ...], spec: GateInputs, choice: list, cfg: _C
         if worst > bar and not clipped:
             warnings.append(
                 f"{u.name}: k = {u.k:.3g} is too steep for the {cfg.bits[0]}-bit input payload: worst-case "
-                f"fixed-point error {worst:.4f} exceeds 1/(2NT) + {FIDELITY_MARGIN} = {bar:.4f}")
+                f"fixed-point error {worst:.4f} exceeds the level bound + {FIDELITY_MARGIN} = {bar:.4f}")
         if clipped:
             saturated.append(u.name)
             warnings.append(

@@ -40,6 +40,8 @@ class MappingOptions:
     neurons_per_gate: int = 1
     input_bits: int = 12
     dither_bits: int = 12
+    levels: str = "uniform"  # the dither's level set: "uniform" in fire, or "log" (mappers/gate.py)
+    level_floor: float = 0.01  # "log": levels uniform in log(fire + level_floor)
 
 
 @dataclass(frozen=True)
@@ -224,11 +226,18 @@ class NeuronGroup:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     saturated: tuple[str, ...] = field(default_factory=tuple)
     reset_windows: int = 1  # windows between resets: > 1 carries the neurons' state across windows
+    decode_values: np.ndarray | None = None  # (N*T + 1,) fire of each spike count; None: n / (N T)
 
     @property
     def bound(self) -> float:
-        """Physical limit of the rate code: 1 / (2 N T)."""
-        return 1.0 / (2 * self.neurons_per_gate * self.timesteps)
+        """Worst-case rounding of the level set: 1 / (2 N T) for uniform levels (the physical limit
+        of N binary neurons over T steps); for other level sets the widest half-step between a
+        level and the decode values on either side of it."""
+        if self.decode_values is None or not len(self.levels):
+            return 1.0 / (2 * self.neurons_per_gate * self.timesteps)
+        q = sigmoid(np.asarray(self.levels, np.float64))
+        d = np.asarray(self.decode_values, np.float64)
+        return float(max((q - d[:-1]).max(), (d[1:] - q).max()))
 
     @property
     def input_bits(self) -> int:
@@ -289,8 +298,11 @@ class NeuronGroup:
         return sigmoid(z)
 
     def decode(self, counts: np.ndarray) -> np.ndarray:
-        """Spike counts of a gate's N neurons (summed) -> fire rate in [0, 1]."""
-        return np.asarray(counts, dtype=np.float64) / (self.neurons_per_gate * self.timesteps)
+        """Spike counts of a gate's N neurons (summed) -> fire in [0, 1]: n / (N T) for uniform
+        levels, else the level set's decode value of each count."""
+        if self.decode_values is None:
+            return np.asarray(counts, dtype=np.float64) / (self.neurons_per_gate * self.timesteps)
+        return np.asarray(self.decode_values, np.float64)[np.asarray(counts).astype(np.int64)]
 
     def layout(self, unit_index: np.ndarray, fixed: bool) -> NeuronArray:
         """Neuron array for a batch of inputs: input slot i belongs to unit ``unit_index[i]``."""

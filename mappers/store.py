@@ -9,6 +9,8 @@ read with ``allow_pickle=False`` (nothing in it can execute code), holding
     {group}/levels              (N*T,) float64 logit levels
     {group}/k_effective         (U,)   float64
     {group}/fixed_worst_error   (U,)   float64
+    {group}/decode_values       (N*T+1,) float64 fire of each spike count (v2; only for
+                                non-uniform level sets -- absent means n / (N T))
     {group}/{float|fixed}/bias_mant, bias_exp             (U,)
     {group}/{float|fixed}/{source}/weight                 (U,)
     {group}/{float|fixed}/{source}/table                  (T, C) chip-generated payloads
@@ -36,7 +38,7 @@ from ember_neuro.errors import BadInput
 from ember_neuro.mappers.network import Arithmetic, Connection, GateUnit, MappedNetwork, NeuronGroup
 
 FORMAT = "ember-neuro/mapped-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional {group}/decode_values (non-uniform level sets); v1 files still load
 FILENAME = "mapped.npz"
 
 
@@ -65,6 +67,8 @@ def _arrays(net: MappedNetwork) -> dict[str, np.ndarray]:
         out[f"{name}/levels"] = np.asarray(g.levels, np.float64)
         out[f"{name}/k_effective"] = np.asarray(g.k_effective, np.float64)
         out[f"{name}/fixed_worst_error"] = np.asarray(g.fixed_worst_error, np.float64)
+        if g.decode_values is not None:
+            out[f"{name}/decode_values"] = np.asarray(g.decode_values, np.float64)
         for kind, ar in (("float", g.float_params), ("fixed", g.fixed_params)):
             dtype = np.int64 if ar.fixed else np.float64
             out[f"{name}/{kind}/bias_mant"] = np.asarray(ar.bias_mant, dtype)
@@ -96,7 +100,9 @@ def save_mapped(net: MappedNetwork, path: str | os.PathLike) -> Path:
     if path.is_dir():
         path = path / FILENAME
     arrays = _arrays(net)
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "variant": net.variant,
+    # a file only a v2 reader decodes correctly says so; uniform-level files stay readable by v1
+    version = FORMAT_VERSION if any(g.decode_values is not None for g in net.groups.values()) else 1
+    header = {"format": FORMAT, "format_version": version, "variant": net.variant,
               "checkpoint": dict(net.checkpoint), "options": dict(net.options),
               "versions": dict(net.versions),
               "groups": [_group_header(g) for g in net.groups.values()]}
@@ -159,7 +165,7 @@ def _group(h: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuronGroup:
         fixed_params=_arith(h["fixed"], arrays, f"{name}/fixed", True),
         k_effective=arrays[f"{name}/k_effective"], fixed_worst_error=arrays[f"{name}/fixed_worst_error"],
         warnings=tuple(h["warnings"]), saturated=tuple(h["saturated"]),
-        reset_windows=int(h.get("reset_windows", 1)))
+        reset_windows=int(h.get("reset_windows", 1)), decode_values=arrays.get(f"{name}/decode_values"))
 
 
 def load_mapped(path: str | os.PathLike, expect_sha256: str | None = None) -> MappedNetwork:

@@ -198,7 +198,7 @@ def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_p
                         out: str | None = None, force: bool = False, nir: str | None = None,
                         grid_only: bool = False, data: str | None = None, timeout_s: float = 120.0,
                         mapped: str | None = None, step: Any = lambda name: None,
-                        t0: float | None = None) -> dict[str, Any]:
+                        t0: float | None = None, levels: str | None = None) -> dict[str, Any]:
     """Validate every gate group of a checkpoint's mapping; writes the report folder, returns the result."""
     from ember_neuro.atomic import atomic_dir, check_output_dir
     from ember_neuro.checkpoint import load_checkpoint
@@ -220,7 +220,7 @@ def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_p
     ck = load_checkpoint(checkpoint)
     check_variant(ck.config.variant)  # refuse before the progress bar appears
     step("map")
-    net = mapping_for(ck, mapped, timesteps, neurons_per_gate, data=data)
+    net = mapping_for(ck, mapped, timesteps, neurons_per_gate, data=data, levels=levels)
     groups = gate_groups(net)
     if external is not None and len(groups) > 1:
         raise ValidateError("--nir validates one gate group; this checkpoint maps several "
@@ -236,7 +236,8 @@ def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_p
 
     def remap_of(name: str) -> Any:
         n = next(iter(groups.values())).neurons_per_gate
-        return lambda t: map_checkpoint(ck, MappingOptions(timesteps=t, neurons_per_gate=n),
+        lv = net.options.get("levels", "uniform")
+        return lambda t: map_checkpoint(ck, MappingOptions(timesteps=t, neurons_per_gate=n, levels=lv),
                                         calibration=calibration).group(name)
 
     results: dict[str, dict] = {}

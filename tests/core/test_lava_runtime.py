@@ -71,6 +71,19 @@ def test_runner_equals_numpy_reference(fixed: bool, fused: bool) -> None:
     assert raster.any() and not raster.all()
 
 
+def test_log_levels_on_lava_equal_numpy_reference() -> None:
+    """The log level set's dither table (wider logit range, same neuron) through the real runtime."""
+    rng = np.random.default_rng(11)
+    group = map_gates(random_units(rng, 4, k_max=9.0),
+                      MappingOptions(timesteps=16, neurons_per_gate=2, levels="log"))
+    unit_index = rng.integers(0, 4, 32)
+    x = group.encode(rng.uniform(0, 1, (3, 32)) ** 3, True)  # mostly small p: the fine levels
+    with LavaGateRunner.for_group(group, 32, True, unit_index=unit_index, timeout_s=30) as runner:
+        out = runner.run_windows(x)
+    np.testing.assert_array_equal(out, numpy_ref.rasters(group.layout(unit_index, True), x))
+    assert out.any() and not out.all()
+
+
 @pytest.mark.parametrize("fixed", [True, False])
 def test_many_connections_and_wraps_equal_numpy_reference(fixed: bool) -> None:
     """Three host payloads, two chip tables with phase blocks, Lava's int32 / 24-bit wraps,

@@ -164,5 +164,5 @@ def test_header_is_plain_json_inside_a_plain_zip(tmp_path: Path) -> None:
         names = set(z.namelist())
         header = json.loads(str(np.load(io.BytesIO(z.read("header.npy")), allow_pickle=False)[()]))
     assert "attention/fixed/dither/table.npy" in names
-    assert header["format"] == S.FORMAT and header["format_version"] == S.FORMAT_VERSION
+    assert header["format"] == S.FORMAT and header["format_version"] == 1  # uniform levels: a v1 file
     assert [c["source"] for c in header["groups"][0]["fixed"]["connections"]] == ["input", "dither"]
