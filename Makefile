@@ -1,7 +1,7 @@
 # ember-neuro: `make demo` (set-up + main job) and `make test` (set-up + tests).
 PY := .venv/bin/python
 PY310 := .venv310/bin/python
-CKPT ?= ember_neuro/checkpoints/lif-learnable-small.pt
+CKPT ?= ember_neuro/checkpoints/lif-learnable-strong.pt
 T ?= 32
 
 .PHONY: setup setup-py310 demo test test-py310 test-bundle test-slow ci lint checkpoints clean
@@ -37,11 +37,17 @@ ci: test test-py310 test-bundle
 lint: setup
 	.venv/bin/ruff check ember_neuro mappers processes export tests examples scripts
 
-# Re-create the shipped reference checkpoints (minutes each on 2 CPU cores).
+# Re-create the shipped strong-gate checkpoints (6-10 minutes each on 2 CPU cores; docs/strong_gates.md).
+# Transformers: the gate parameters in their own AdamW group at 30x the learning rate, no weight decay.
+# Liquid Ember: the same, from selective initial gates (spread init; from the identity init every
+# CfC gate drifted to pass-through, 0 of 128 strong, docs/strong_gates.md).
+STRONG_ARGS_cfc-lif := --gate-init spread --gate-lr-mult 30
 checkpoints: setup
-	for v in lif-learnable lif-fixed lif-refractory temporal-lif cfc-lif; do \
-	  $(PY) -m ember_neuro.train --variant $$v --preset small --seed 1337 \
-	    --out ember_neuro/checkpoints/$$v-small.pt || exit 1; done
+	for v in lif-learnable lif-fixed lif-refractory temporal-lif; do \
+	  $(PY) -m ember_neuro.train --variant $$v --preset small --seed 1337 --gate-lr-mult 30 \
+	    --out ember_neuro/checkpoints/$$v-strong.pt || exit 1; done
+	$(PY) -m ember_neuro.train --variant cfc-lif --preset small --seed 1337 $(STRONG_ARGS_cfc-lif) \
+	  --out ember_neuro/checkpoints/cfc-lif-strong.pt
 
 clean:
 	rm -rf .venv .venv310 build *.egg-info .pytest_cache .ruff_cache

@@ -72,14 +72,15 @@ def run_guarded(fn: Callable[[Any], Any], args: Any, interrupted: str) -> tuple[
 
 
 LEVELS_HELP = ("the dither's level set: uniform (default; per-gate error 1/(2NT), the rate code's "
-               "limit) or log (levels uniform in log(fire + 0.01): a nearly closed gate keeps its "
-               "relative precision, so a model whose gates close (leak ~ 0) needs about 4x fewer "
-               "neurons for the same fidelity; the per-gate worst case grows; docs/mapping.md)")
+               "limit), log (levels uniform in log(fire + 0.01): a nearly closed gate keeps its "
+               "relative precision; the per-gate worst case grows) or auto (log for attention groups "
+               "whose gates can close, leak < 0.1, uniform elsewhere: the best measured at the model "
+               "level, about 4x fewer neurons on strong gates; docs/mapping.md)")
 
 
 def add_levels_option(ap: Any, default: str | None = None) -> None:
-    """``--levels uniform|log``, shared by map, run, validate and export."""
-    ap.add_argument("--levels", choices=("uniform", "log"), default=default, help=LEVELS_HELP)
+    """``--levels uniform|log|auto``, shared by map, run, validate and export."""
+    ap.add_argument("--levels", choices=("uniform", "log", "auto"), default=default, help=LEVELS_HELP)
 
 
 def torch_threads(n: int) -> None:

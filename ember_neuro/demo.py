@@ -2,8 +2,9 @@
 
 1. describe the shipped checkpoint (its trained gate table);
 2. map every gate onto spiking neurons on --target (default lava-sim, Lava's
-   bit-accurate Loihi 2 simulation), print the fidelity table and save the
-   mapped network to --out;
+   bit-accurate Loihi 2 simulation) -- T = 32 steps, N = 8 neurons per gate, auto
+   levels: the setting that keeps the strong-gate checkpoints within the model bars
+   (README) -- print the fidelity table and save the mapped network to --out;
 3. generate a short text with the spiking gate in the loop (hybrid inference),
    from the saved mapping.
 """
@@ -16,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEFAULT_CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-small.pt"
+DEFAULT_CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-strong.pt"
 
 
 def _step(title: str, args: list[str]) -> int:
@@ -30,14 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=str(DEFAULT_CKPT))
     ap.add_argument("--target", default="lava-sim")
     ap.add_argument("--timesteps", "-T", type=int, default=32)
+    ap.add_argument("--neurons-per-gate", "-N", type=int, default=8)
+    ap.add_argument("--levels", default="auto", choices=("uniform", "log", "auto"))
     ap.add_argument("--out", default="runs/demo-map", help="mapped network folder (replaced)")
     ap.add_argument("--tokens", type=int, default=60)
     args = ap.parse_args(argv)
     steps = [
         ("1. checkpoint", ["-m", "ember_neuro.inspect", args.checkpoint]),
-        (f"2. map to {args.target} (T={args.timesteps})",
+        (f"2. map to {args.target} (T={args.timesteps}, N={args.neurons_per_gate}, {args.levels} levels)",
          ["-m", "ember_neuro.map", args.checkpoint, "--target", args.target, "--timesteps",
-          str(args.timesteps), "--out", args.out, "--force"]),
+          str(args.timesteps), "--neurons-per-gate", str(args.neurons_per_gate), "--levels", args.levels,
+          "--out", args.out, "--force"]),
         (f"3. hybrid generation, gate on {args.target}",
          ["-m", "ember_neuro.run", args.checkpoint, "--mapped", args.out, "--backend", args.target,
           "--prompt", "ROMEO:", "--tokens", str(args.tokens)]),

@@ -14,7 +14,7 @@ from pathlib import Path
 from ember_neuro.inference import HybridRequest, run_hybrid
 from ember_neuro.plots import _plt
 
-CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-small.pt"
+CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-strong.pt"
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

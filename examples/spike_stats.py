@@ -16,7 +16,7 @@ from ember_neuro.hybrid import make_fire_fn
 from ember_neuro.mappers import MappingOptions
 from ember_neuro.mapping import map_checkpoint
 
-CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-small.pt"
+CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-strong.pt"
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

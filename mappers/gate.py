@@ -74,6 +74,8 @@ SELECTION_CANDIDATES = 6  # weight pairs measured exactly per unit and configura
 FIDELITY_MARGIN = 0.002  # the quality bar: worst-case error <= 1/(2NT) + this
 MAX_LEVELS = 65536  # N*T; keeps l_max <= ln(2^17) < 12
 STEEP_INPUT = 12.0  # coef_0 above this also tries wider input payloads
+STEEP_WITH_LOADS = 3.0  # ... and with further inputs (their weights follow the dither weight b, which a
+#                         wider first payload lets grow: finer load weights)
 WIDE_INPUT_BITS = (14, 16)
 
 
@@ -97,7 +99,20 @@ def check_options(options: MappingOptions) -> None:
         raise ValueError(f"level floor must be within 1e-6..1, got {options.level_floor!r}")
 
 
-LEVEL_SETS = ("uniform", "log")
+LEVEL_SETS = ("uniform", "log", "auto")
+CLOSING_LEAK = 0.1  # "auto": attention groups with a unit whose leak is below this get log levels
+
+
+def resolve_levels(levels: str, units: tuple[GateUnit, ...], name: str) -> str:
+    """The level set of one group.  "auto": log for an attention group where some gate can close
+    (leak < CLOSING_LEAK: its output is then its fire, and rows are renormalised, so the relative
+    error of small fires decides the model), uniform elsewhere -- Liquid Ember's gates keep
+    leak + (1 - leak) fire >= leak, and temporal-lif's membrane fire scales a whole MLP output,
+    so their absolute error is what counts (measured: docs/mapping.md)."""
+    if levels != "auto":
+        return levels
+    closing = name == "attention" and min(u.leak for u in units) < CLOSING_LEAK
+    return "log" if closing else "uniform"
 
 
 def level_points(nt: int, levels: str = "uniform", floor: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +130,7 @@ def level_points(nt: int, levels: str = "uniform", floor: float = 0.01) -> tuple
     if levels == "uniform":
         return (np.arange(nt, dtype=np.float64) + 0.5) / nt, np.arange(nt + 1, dtype=np.float64) / nt
     if levels != "log":
-        raise ValueError(f"unknown level set {levels!r}; use {' or '.join(LEVEL_SETS)}")
+        raise ValueError(f"unknown level set {levels!r}; use uniform or log")
     lo, hi = math.log(floor), math.log(1.0 + floor)
 
     def fire(w: np.ndarray) -> np.ndarray:
@@ -354,7 +369,7 @@ def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int
     for clipped, _, a, b, others, mant, exp in scored[:SELECTION_CANDIDATES]:
         dither_terms = loihi.weight_shift(b * dither, cfg.dither_exp)
         worst = exact_worst_case(np.array([a]), coef[:1], first_only, mant * 2**exp, offset, dither_terms,
-                                 decode_values)
+                                 decode_values) + load_rounding(coef, others, b, cfg, dither_bits)
         if best is None or (clipped, worst) < (best[4], best[5]):
             best = (np.array([a, *others], dtype=np.int64), b, mant, exp, clipped, worst)
     if best is not None and len(coef) > 1 and whole_box:  # the chosen weights, over the whole box
@@ -365,6 +380,15 @@ def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int
     return best
 
 
+def load_rounding(coef: np.ndarray, others: list[int], b: int, cfg: _Config, dither_bits: int) -> float:
+    """What rounding the further inputs' weights costs at most: 0.25 (sigmoid's largest slope) x the
+    summed logit error |coef_j - realised_j| at v_j = 1.  The further weights follow the dither
+    weight b (w_j = coef_j b 2^-Delta_j), so a small b -- a steep first input -- makes them coarse;
+    ranking candidates by the first input alone would miss that (measured on lif-refractory)."""
+    realised = [w * 2.0 ** cfg.shift(j, dither_bits) / b for j, w in enumerate(others, start=1)]
+    return 0.25 * sum(abs(float(c) - r) for c, r in zip(coef[1:], realised, strict=True))
+
+
 def _configs(coef: np.ndarray, n_inputs: int, dither_bits: int, lmax: float) -> list[_Config]:
     """Group-level choices to measure: dither exponents e_all .. e_all + 2 (e_all: every pair fits),
     12-bit payloads sharing the dither's exponent, and for steep first inputs 14- and 16-bit payloads
@@ -373,8 +397,10 @@ def _configs(coef: np.ndarray, n_inputs: int, dither_bits: int, lmax: float) -> 
     out = []
     for e_d in (e_all, e_all + 1, e_all + 2):
         widths = [dither_bits]
-        if float(np.max(coef[:, 0])) > STEEP_INPUT:
+        if n_inputs == 1 and float(np.max(coef[:, 0])) > STEEP_INPUT:
             widths += list(WIDE_INPUT_BITS)
+        elif n_inputs > 1 and float(np.max(coef[:, 0])) > STEEP_WITH_LOADS:
+            widths += list(WIDE_INPUT_BITS[:1])  # 14 bits: the exact box check of 16 costs ~0.5 s a unit
         for bits in widths:
             e_in = max(loihi.WEIGHT_EXP_MIN, e_d - (bits - dither_bits))
             out.append(_Config((bits,) + (dither_bits,) * (n_inputs - 1), (e_in,) + (e_d,) * (n_inputs - 1),
@@ -420,15 +446,16 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     if not finite or not np.all(spec.scale > 0):
         raise ValueError(f"{name}: input coefficients must be finite and scales positive")
     t, n = int(options.timesteps), int(options.neurons_per_gate)
-    levels = logit_levels(t, n, options.levels, options.level_floor)
-    decode_values = None if options.levels == "uniform" else \
-        level_points(t * n, options.levels, options.level_floor)[1]
+    level_set = resolve_levels(options.levels, units, name)
+    levels = logit_levels(t, n, level_set, options.level_floor)
+    decode_values = None if level_set == "uniform" else level_points(t * n, level_set, options.level_floor)[1]
     lmax = float(np.abs(levels).max())
     bits = options.dither_bits
     dither_fixed = fixed_dither_table(levels, t, n, bits)
     s_count = len(spec.sources)
     best = None
-    # Measure every configuration on the first input; keep the one whose worst unit is best.
+    # Measure every configuration on the first input (plus, with several inputs, what rounding their
+    # weights costs); keep the one whose worst unit is best.
     for cfg in _configs(spec.coef, s_count, bits, lmax):
         choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
                                whole_box=False, decode_values=decode_values) for i in range(len(units))]
@@ -452,6 +479,7 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     weights = np.stack([c[0] for c in choice])  # (U, S)
     w_d = np.array([c[1] for c in choice], dtype=np.int64)
     group = NeuronGroup(name=name, units=units, timesteps=t, neurons_per_gate=n, levels=levels,
+                        level_set=level_set,
                         float_params=None, fixed_params=None, k_effective=None,  # type: ignore[arg-type]
                         fixed_worst_error=None, decode_values=decode_values)  # type: ignore[arg-type]
     warnings, saturated = _report(units, spec, choice, cfg, bits, group.bound + FIDELITY_MARGIN)

@@ -40,7 +40,7 @@ class MappingOptions:
     neurons_per_gate: int = 1
     input_bits: int = 12
     dither_bits: int = 12
-    levels: str = "uniform"  # the dither's level set: "uniform" in fire, or "log" (mappers/gate.py)
+    levels: str = "uniform"  # the dither's level set: "uniform", "log" or "auto" per group (mappers/gate.py)
     level_floor: float = 0.01  # "log": levels uniform in log(fire + level_floor)
 
 
@@ -227,6 +227,7 @@ class NeuronGroup:
     saturated: tuple[str, ...] = field(default_factory=tuple)
     reset_windows: int = 1  # windows between resets: > 1 carries the neurons' state across windows
     decode_values: np.ndarray | None = None  # (N*T + 1,) fire of each spike count; None: n / (N T)
+    level_set: str = "uniform"  # the dither's level set (mappers/gate.py: level_points)
 
     @property
     def bound(self) -> float:

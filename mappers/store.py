@@ -54,7 +54,7 @@ def _arith_header(ar: Arithmetic) -> dict[str, Any]:
 
 def _group_header(g: NeuronGroup) -> dict[str, Any]:
     return {"name": g.name, "timesteps": g.timesteps, "neurons_per_gate": g.neurons_per_gate,
-            "reset_windows": g.reset_windows,
+            "reset_windows": g.reset_windows, "level_set": g.level_set,
             "units": [{"layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak, "k": u.k,
                        "tag": u.tag, "label": u.label} for u in g.units],
             "warnings": list(g.warnings), "saturated": list(g.saturated),
@@ -165,7 +165,8 @@ def _group(h: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuronGroup:
         fixed_params=_arith(h["fixed"], arrays, f"{name}/fixed", True),
         k_effective=arrays[f"{name}/k_effective"], fixed_worst_error=arrays[f"{name}/fixed_worst_error"],
         warnings=tuple(h["warnings"]), saturated=tuple(h["saturated"]),
-        reset_windows=int(h.get("reset_windows", 1)), decode_values=arrays.get(f"{name}/decode_values"))
+        reset_windows=int(h.get("reset_windows", 1)), decode_values=arrays.get(f"{name}/decode_values"),
+        level_set=str(h.get("level_set", "uniform")))
 
 
 def load_mapped(path: str | os.PathLike, expect_sha256: str | None = None) -> MappedNetwork:

@@ -64,8 +64,8 @@ def measure(variant: str, configs: list[tuple[int, str]], validate: bool) -> dic
                                                "val_loss_float", "val_loss_hybrid")}
         out["model"][key]["passes"] = abs(d["rel_delta"]) <= 1e-3 and d["top1_agreement"] >= 0.995
     if variant == "temporal-lif":
-        d, _, cmd = cli("ember_neuro.run", ck, "--backend", "emulator", "-T", "32", "--neurons-per-gate", "4",
-                        "--levels", "log", "--temporal", "hard", "--eval", "--json")
+        d, _, cmd = cli("ember_neuro.run", ck, "--backend", "emulator", "-T", "32", "--neurons-per-gate", "8",
+                        "--levels", "auto", "--temporal", "hard", "--eval", "--json")
         out["commands"].append(cmd)
         out["hard"] = {k: d.get(k) for k in ("rel_delta", "top1_agreement", "mlp_skip_fraction",
                                              "flops_saved_fraction", "mlp_flops_saved_per_token")}
@@ -85,7 +85,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/strong-bars.json")
     ap.add_argument("--only", nargs="*", default=list(VARIANTS), choices=VARIANTS)
-    ap.add_argument("--configs", nargs="*", default=["1:uniform", "4:uniform", "16:uniform", "4:log"],
+    ap.add_argument("--configs", nargs="*", default=["1:uniform", "8:uniform", "4:auto", "8:auto"],
                     help="N:levels pairs evaluated at T = 32")
     ap.add_argument("--skip-validate", action="store_true")
     args = ap.parse_args()

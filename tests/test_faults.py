@@ -22,7 +22,7 @@ import pytest
 from .conftest import run_cli
 from .helpers import ROOT, SHIPPED, running
 
-CKPT = SHIPPED / "lif-learnable-small.pt"
+CKPT = SHIPPED / "lif-learnable-strong.pt"
 pytest.importorskip("lava")
 
 

@@ -82,7 +82,7 @@ def check(mapped: NeuronGroup, p: np.ndarray, bar: bool = True) -> None:
 
 
 def shipped_groups(variant: str, t: int = 8, n: int = 1) -> dict[str, NeuronGroup]:
-    ck = load_checkpoint(SHIPPED / f"{variant}-small.pt")
+    ck = load_checkpoint(SHIPPED / f"{variant}-strong.pt")
     net = map_checkpoint(ck, MappingOptions(timesteps=t, neurons_per_gate=n))
     return {name: g for name, g in net.groups.items() if name != "membrane_hard"}
 

@@ -15,7 +15,7 @@ from ember_neuro.mapping import map_checkpoint
 from .conftest import run_cli
 from .helpers import SHIPPED
 
-CKPT = SHIPPED / "lif-learnable-small.pt"
+CKPT = SHIPPED / "lif-learnable-strong.pt"
 
 
 def attention(ck, t: int):
@@ -107,13 +107,14 @@ def test_run_cli_generation_json():
 
 
 def test_run_cli_eval_json_emulator(text_file):
-    r = run_cli("-m", "ember_neuro.run", str(CKPT), "--backend", "emulator", "-T", "32", "--eval",
-                "--batches", "1", "--batch-size", "2", "--json")
+    r = run_cli("-m", "ember_neuro.run", str(CKPT), "--backend", "emulator", "-T", "32", "-N", "4",
+                "--levels", "log", "--eval", "--batches", "1", "--batch-size", "2", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     for key in ("backend", "timesteps", "val_loss_float", "val_loss_hybrid", "rel_delta",
                 "kl_float_hybrid", "top1_agreement", "tokens_per_s", "seconds"):
         assert key in d
+    assert d["neurons_per_gate"] == 4 and d["levels"] == "log"
     assert abs(d["rel_delta"]) < 0.002 and d["top1_agreement"] > 0.98
     assert np.isclose(d["rel_delta"], (d["val_loss_hybrid"] - d["val_loss_float"]) / d["val_loss_float"])
 

@@ -9,7 +9,7 @@ import pytest
 from .conftest import run_cli
 from .helpers import SHIPPED
 
-CKPT = SHIPPED / "lif-learnable-small.pt"
+CKPT = SHIPPED / "lif-learnable-strong.pt"
 
 
 def test_map_emulator_json_and_outputs(tmp_path):

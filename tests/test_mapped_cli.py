@@ -13,8 +13,8 @@ from ember_neuro.mappers import load_mapped
 from .conftest import run_cli
 from .helpers import SHIPPED
 
-CKPT = SHIPPED / "lif-learnable-small.pt"
-OTHER = SHIPPED / "lif-fixed-small.pt"
+CKPT = SHIPPED / "lif-learnable-strong.pt"
+OTHER = SHIPPED / "lif-fixed-strong.pt"
 
 
 @pytest.fixture(scope="module")

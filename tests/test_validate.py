@@ -22,7 +22,7 @@ from ember_neuro.validation import pipeline as P
 from .conftest import run_cli
 from .helpers import SHIPPED
 
-CKPT = SHIPPED / "lif-learnable-small.pt"
+CKPT = SHIPPED / "lif-learnable-strong.pt"
 HAVE_REF = all(importlib.util.find_spec(m) is not None for m in ("snntorch", "norse", "nir"))
 HAVE_LAVA = importlib.util.find_spec("lava") is not None
 needs_ref = pytest.mark.skipif(not HAVE_REF, reason=R.INSTALL_HINT)
