@@ -36,13 +36,14 @@ def decode_mode(variant: str, asked: str = "auto") -> str:
 
 
 class LogitSource(Protocol):
-    """What the loop needs from a model: last-position logits (V,) for a context or one token."""
+    """What the loop needs from a model: last-position logits (B, V), one row per sequence, for a
+    batch of contexts of equal length or one token per sequence."""
 
-    def prefill(self, ids: list[int]) -> Any: ...  # new cache from these ids
+    def prefill(self, ids: list[list[int]]) -> Any: ...  # a new cache from these contexts
 
-    def step(self, token: int) -> Any: ...  # one token on the cache
+    def step(self, tokens: list[int]) -> Any: ...  # one token per sequence on the cache
 
-    def window(self, ids: list[int]) -> Any: ...  # no cache
+    def window(self, ids: list[list[int]]) -> Any: ...  # no cache
 
 
 def greedy(logits: Any) -> int:
@@ -67,25 +68,33 @@ def numpy_sampler(temperature: float, top_k: int | None, seed: int) -> Callable[
     return sample
 
 
-def decode(source: LogitSource, ids: list[int], tokens: int, block: int, mode: str, recurrent: bool,
-           pick: Callable[[Any], int], emit: Callable[[int], None] | None = None) -> list[int]:
-    """Generate `tokens` ids after `ids` (which is extended in place); returns the new ids."""
-    out: list[int] = []
+def decode(source: LogitSource, seqs: list[list[int]], tokens: int, block: int, mode: str, recurrent: bool,
+           pick: Callable[[Any], int], emit: Callable[[list[int]], None] | None = None) -> list[list[int]]:
+    """Generate `tokens` ids after each sequence of `seqs` (extended in place), all in one batch:
+    every model call serves every sequence, so the gate windows on the neurons do too.  Sequences
+    must have equal length (one cache length for all).  Rows are picked in order, so a seeded
+    sampler gives a batch of one exactly what it gives alone.  Returns the new ids per sequence.
+    """
+    if not seqs or len({len(s) for s in seqs}) != 1:
+        raise BadInput("batched generation needs prompts of equal length; got lengths "
+                       f"{sorted({len(s) for s in seqs})}")
+    out: list[list[int]] = [[] for _ in seqs]
     cached = None  # positions held by the cache; None: no cache yet
     logits = None
-    for _ in range(tokens):
+    for n in range(tokens):
         if mode == "whole":
-            logits = source.window(ids[-block:])
+            logits = source.window([s[-block:] for s in seqs])
         elif cached is None or (not recurrent and cached >= block):
-            ctx = ids[-block:] if cached is None else ids[-(block // 2):]
+            ctx = [s[-block:] if cached is None else s[-(block // 2):] for s in seqs]
             logits = source.prefill(ctx)
-            cached = len(ctx)
-        nxt = pick(logits)
-        ids.append(nxt)
-        out.append(nxt)
+            cached = len(ctx[0])
+        nxt = [pick(row) for row in logits]
+        for s, o, t in zip(seqs, out, nxt, strict=True):
+            s.append(t)
+            o.append(t)
         if emit is not None:
             emit(nxt)
-        if mode == "cache" and len(out) < tokens:
+        if mode == "cache" and n + 1 < tokens:
             logits = source.step(nxt)
             cached += 1
     return out

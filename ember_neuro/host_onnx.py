@@ -106,7 +106,7 @@ class SpikingGates(Gates):
 
 
 class OnnxHost:
-    """The host graphs of one model in onnxruntime; a decoding.LogitSource for one sequence."""
+    """The host graphs of one model in onnxruntime; a decoding.LogitSource (a batch of sequences)."""
 
     def __init__(self, folder: str | Path, gates: Gates):
         try:
@@ -184,13 +184,13 @@ class OnnxHost:
         return np.concatenate(logits, axis=1), state
 
     # -- decoding.LogitSource -----------------------------------------------------------------
-    def prefill(self, ids: list[int]) -> np.ndarray:
-        logits, self.cache = self.forward(np.array([ids]), None)
-        return logits[0, -1]
+    def prefill(self, ids: list[list[int]]) -> np.ndarray:
+        logits, self.cache = self.forward(np.array(ids), None)
+        return logits[:, -1]
 
-    def step(self, token: int) -> np.ndarray:
-        logits, self.cache = self.forward(np.array([[token]]), self.cache)
-        return logits[0, -1]
+    def step(self, tokens: list[int]) -> np.ndarray:
+        logits, self.cache = self.forward(np.array(tokens)[:, None], self.cache)
+        return logits[:, -1]
 
-    def window(self, ids: list[int]) -> np.ndarray:
-        return self.forward(np.array([ids]), None)[0][0, -1]
+    def window(self, ids: list[list[int]]) -> np.ndarray:
+        return self.forward(np.array(ids), None)[0][:, -1]

@@ -58,17 +58,17 @@ class _TorchSource:
 
     def _run(self, ids: list[list[int]], caches=None):
         logits, _ = self.model(torch.tensor(ids, device=self.device), caches=caches, **self.kw)
-        return logits[0, -1].float().cpu()
+        return logits[:, -1].float().cpu()
 
-    def prefill(self, ids: list[int]):
+    def prefill(self, ids: list[list[int]]):
         self.caches = [{} for _ in range(self.model.config.n_layer)]
-        return self._run([ids], self.caches)
+        return self._run(ids, self.caches)
 
-    def step(self, token: int):
-        return self._run([[token]], self.caches)
+    def step(self, tokens: list[int]):
+        return self._run([[t] for t in tokens], self.caches)
 
-    def window(self, ids: list[int]):
-        return self._run([ids])
+    def window(self, ids: list[list[int]]):
+        return self._run(ids)
 
 
 def _sampler(temperature: float, top_k: int | None, seed: int):
@@ -87,29 +87,40 @@ def _sampler(temperature: float, top_k: int | None, seed: int):
     return sample
 
 
-@torch.no_grad()
-def generate(model, vocab: str, prompt: str, tokens: int, hooks: Hooks | None, temperature: float,
-             seed: int, device, stream=None, top_k: int | None = None,
-             decode_as: str = "auto") -> tuple[str, float]:
-    """Sample `tokens` characters after `prompt` (ember_neuro.decoding); returns (text, seconds)."""
-    if not prompt:
-        raise RunError("empty prompt: give at least one character with --prompt")
+def encode_prompts(vocab: str, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each prompt; one-line refusals for empty, foreign or unequal prompts."""
     stoi = {c: i for i, c in enumerate(vocab)}
-    bad = sorted({c for c in prompt if c not in stoi})
+    if not prompts or any(not p for p in prompts):
+        raise RunError("empty prompt: give at least one character with --prompt")
+    bad = sorted({c for p in prompts for c in p if c not in stoi})
     if bad:
         raise RunError(f"prompt characters not in the model's vocabulary: {''.join(bad)!r}")
+    if len({len(p) for p in prompts}) != 1:
+        raise RunError("several prompts run as one batch and must have equal length; got "
+                       + ", ".join(str(len(p)) for p in prompts) + " characters")
+    return [[stoi[c] for c in p] for p in prompts]
+
+
+@torch.no_grad()
+def generate(model, vocab: str, prompts: str | list[str], tokens: int, hooks: Hooks | None,
+             temperature: float, seed: int, device, stream=None, top_k: int | None = None,
+             decode_as: str = "auto") -> tuple[list[str], float]:
+    """Sample `tokens` characters after each prompt, all prompts in one batch (ember_neuro.decoding);
+    returns (texts, seconds).  A stream gets the text of a single prompt as it is generated."""
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    seqs = encode_prompts(vocab, prompts)
     mode = decode_mode(model, decode_as)
     source = _TorchSource(model, device, hooks.model_kwargs() if hooks is not None else {})
 
-    def emit(token: int) -> None:
-        if stream is not None:
-            stream.write(vocab[token])
+    def emit(new: list[int]) -> None:
+        if stream is not None and len(new) == 1:
+            stream.write(vocab[new[0]])
             stream.flush()
 
     t0 = time.perf_counter()
-    out = decode(source, [stoi[c] for c in prompt], tokens, model.config.block_size, mode,
-                 not model.config.is_transformer, _sampler(temperature, top_k, seed), emit)
-    return "".join(vocab[i] for i in out), time.perf_counter() - t0
+    out = decode(source, seqs, tokens, model.config.block_size, mode, not model.config.is_transformer,
+                 _sampler(temperature, top_k, seed), emit)
+    return ["".join(vocab[i] for i in o) for o in out], time.perf_counter() - t0
 
 
 def mlp_flops(config) -> dict[str, float]:
@@ -177,7 +188,7 @@ class HybridRequest:
     levels: str | None = None  # the dither's level set (None: uniform, or the saved mapping's)
     mapped: str | None = None  # a folder or file written by `map --out`
     eval: bool = False
-    prompt: str = "ROMEO:"
+    prompt: str | list[str] = "ROMEO:"  # several: one batch (equal lengths), one gate window per layer
     tokens: int = 200
     seed: int = 1337
     temperature: float = 0.8
@@ -246,7 +257,9 @@ def run_hybrid(req: HybridRequest) -> dict[str, Any]:
             batches = data.val_batches(req.batches, req.batch_size, block, seed=EVAL_SEED)
         slots, token_slots = eval_slots(req.batch_size, block), req.batch_size * block
     else:
-        slots, token_slots = block, block
+        prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+        encode_prompts(ck.vocab, prompts)  # refuse before Lava starts
+        slots = token_slots = len(prompts) * block  # every prompt's row of a layer in one window
     if net is not None and "hidden" in net.groups:
         slots = token_slots  # one CfC value per neuron per token
     hooks = make_hooks(net, req.backend, slots=slots, timeout_s=req.timeout, membrane=req.temporal,
@@ -260,15 +273,22 @@ def run_hybrid(req: HybridRequest) -> dict[str, Any]:
             result["batches"] = len(batches)
             result["batch_size"] = req.batch_size
         else:
-            if req.stream is not None:
-                req.stream.write(req.prompt)
-                req.stream.flush()
-            text, secs = generate(model, ck.vocab, req.prompt, req.tokens, hooks, req.temperature,
-                                  req.seed, device, req.stream, req.top_k, decode_as)
-            if req.stream is not None:
-                req.stream.write("\n")
-            result.update({"prompt": req.prompt, "text": text, "tokens": req.tokens,
-                           "tokens_per_s": req.tokens / secs if secs else None})
+            stream = req.stream if len(prompts) == 1 else None
+            if stream is not None:
+                stream.write(prompts[0])
+                stream.flush()
+            texts, secs = generate(model, ck.vocab, prompts, req.tokens, hooks, req.temperature,
+                                   req.seed, device, stream, req.top_k, decode_as)
+            if stream is not None:
+                stream.write("\n")
+            elif req.stream is not None:
+                for p, t in zip(prompts, texts, strict=True):
+                    req.stream.write(f"{p}{t}\n---\n")
+            result.update({"prompt": prompts[0] if len(prompts) == 1 else prompts, "text": texts[0],
+                           "tokens": req.tokens, "batch": len(prompts),
+                           "tokens_per_s": len(prompts) * req.tokens / secs if secs else None})
+            if len(prompts) > 1:
+                result["texts"] = texts
         if hooks.persistent:
             result["lava_steps"] = hooks.lava_steps
             result["lava_steps_per_s"] = hooks.lava_steps / hooks.lava_seconds if hooks.lava_seconds else None

@@ -63,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "(the whole window again per token), or auto (default: whole for "
                          "lif-refractory, whose column load is not causal; cache otherwise)")
     add_levels_option(ap)
-    ap.add_argument("--prompt", default="ROMEO:")
+    ap.add_argument("--prompt", action="append", default=None,
+                    help="prompt text (default ROMEO:); give it several times to generate for all of them "
+                         "in one batch -- one Lava network, one gate window per layer serving every "
+                         "prompt (equal lengths)")
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0 = greedy)")
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     req = HybridRequest(
         checkpoint=args.checkpoint, backend=args.backend, timesteps=args.timesteps,
         neurons_per_gate=args.neurons_per_gate, levels=args.levels, mapped=args.mapped, eval=args.eval,
-        prompt=args.prompt,
+        prompt=args.prompt or ["ROMEO:"],
         tokens=args.tokens, seed=args.seed, temperature=0.0 if args.greedy else args.temperature,
         top_k=args.top_k,
         device=args.device, batches=args.batches, batch_size=args.batch_size, data=args.data,

@@ -110,13 +110,13 @@ class _PhaseSource:
         self.values[phase] = self.values.get(phase, 0) + sum(e.values for e in self.evaluators) - before
         return out
 
-    def prefill(self, ids: list[int]) -> Any:
+    def prefill(self, ids: list[list[int]]) -> Any:
         return self._call("prefill", self.inner.prefill, ids)
 
-    def step(self, token: int) -> Any:
-        return self._call("step", self.inner.step, token)
+    def step(self, tokens: list[int]) -> Any:
+        return self._call("step", self.inner.step, tokens)
 
-    def window(self, ids: list[int]) -> Any:
+    def window(self, ids: list[list[int]]) -> Any:
         return self._call("window", self.inner.window, ids)
 
 
@@ -144,8 +144,8 @@ def record_golden(net: Any, onnx_dir: Path, variant: str, block: int, prompt: li
             path.tap = _phased(path.tap, key, path.layout(), phases, source)
         mode = decoding.decode_mode(variant)
         t0 = time.perf_counter()
-        ids = list(prompt)
-        out = decoding.decode(source, ids, tokens, block, mode, variant == "cfc-lif", decoding.greedy)
+        out = decoding.decode(source, [list(prompt)], tokens, block, mode, variant == "cfc-lif",
+                              decoding.greedy)[0]
         seconds = time.perf_counter() - t0
         arrays = {key: gates.paths["membrane" if key == "membrane_hard" else key].layout()
                   for key in recorder.traces}

@@ -87,7 +87,7 @@ def test_refractory_incremental_refused(tiny_ckpts):
 
 
 def test_generate_slides_past_block_size(ck):
-    text, _ = generate(ck.model, ck.vocab, "ROMEO:", ck.config.block_size + 40, None, 0.8, 1, "cpu")
+    (text,), _ = generate(ck.model, ck.vocab, "ROMEO:", ck.config.block_size + 40, None, 0.8, 1, "cpu")
     assert len(text) == ck.config.block_size + 40
 
 
@@ -95,6 +95,40 @@ def test_generate_is_deterministic_per_seed(ck):
     a, _ = generate(ck.model, ck.vocab, "To be", 30, None, 0.8, 7, "cpu")
     b, _ = generate(ck.model, ck.vocab, "To be", 30, None, 0.8, 7, "cpu")
     assert a == b
+
+
+def test_a_batch_generates_what_each_prompt_generates_alone(ck):
+    """Greedy, the float gates and the spiking gates of the emulator: batching changes no token
+    (the gate of an entry does not depend on its neighbours in the window)."""
+    from ember_neuro.hybrid import make_hooks
+    from ember_neuro.mappers import MappingOptions
+    from ember_neuro.mapping import map_checkpoint
+
+    prompts = ["ROMEO:", "JULIET", "To be,"]
+    net = map_checkpoint(ck, MappingOptions(timesteps=8, neurons_per_gate=2, levels="auto"))
+    for hooks in (None, make_hooks(net, "emulator")):
+        batch, _ = generate(ck.model, ck.vocab, prompts, 70, hooks, 0.0, 1, "cpu")  # past block_size
+        alone = [generate(ck.model, ck.vocab, p, 70, hooks, 0.0, 1, "cpu")[0][0] for p in prompts]
+        assert batch == alone
+
+
+def test_batched_prompts_must_have_equal_length():
+    r = run_cli("-m", "ember_neuro.run", str(CKPT), "--backend", "emulator", "--prompt", "ROMEO:",
+                "--prompt", "JULIET:", "--tokens", "3")
+    assert r.returncode == 2 and "equal length" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.lava
+def test_batched_generation_on_lava_uses_one_window_per_layer():
+    pytest.importorskip("lava")
+    args = ("--backend", "lava-sim", "-T", "8", "--tokens", "6", "--greedy", "--json")
+    one = json.loads(run_cli("-m", "ember_neuro.run", str(CKPT), *args).stdout)
+    r = run_cli("-m", "ember_neuro.run", str(CKPT), *args, *sum((["--prompt", p] for p in
+                                                                  ("ROMEO:", "JULIET", "To be,")), []))
+    assert r.returncode == 0, r.stderr
+    three = json.loads(r.stdout)
+    assert three["batch"] == 3 and len(three["texts"]) == 3 and three["texts"][0] == one["text"]
+    assert three["lava_steps"] == one["lava_steps"]  # three prompts, the same windows
 
 
 def test_run_cli_generation_json():

@@ -72,15 +72,15 @@ def main(argv: list[str] | None = None) -> int:
             raise BadInput(f"prompt characters not in the model's vocabulary: {''.join(bad)!r}")
         net = load_mapped(HERE / "model" / "mapped.npz")
         temporal = a.temporal or info.get("temporal", "rate")
-        emit = None if a.json else (lambda t: (sys.stdout.write(chars[t]), sys.stdout.flush()))
+        emit = None if a.json else (lambda new: (sys.stdout.write(chars[new[0]]), sys.stdout.flush()))
         if not a.json:
             sys.stdout.write(a.prompt)
         pick = decoding.greedy if a.greedy else decoding.numpy_sampler(a.temperature, a.top_k, a.seed)
         with SpikingGates(net, a.backend, slots=block, timeout_s=a.timeout, membrane=temporal) as gates:
             host = OnnxHost(HERE / "model" / "onnx", gates)
             t0 = time.perf_counter()
-            out = decoding.decode(host, [stoi[c] for c in a.prompt], a.tokens, block,
-                                  decoding.decode_mode(variant), variant == "cfc-lif", pick, emit)
+            out = decoding.decode(host, [[stoi[c] for c in a.prompt]], a.tokens, block,
+                                  decoding.decode_mode(variant), variant == "cfc-lif", pick, emit)[0]
             secs = time.perf_counter() - t0
         if not a.json:
             sys.stdout.write("\n")
