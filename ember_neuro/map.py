@@ -9,6 +9,15 @@ head's max |spike rate - sigmoid(k(p - theta))| against the physical bound
 implementation of the same arithmetic (lava-sim <-> emulator) -- and the two
 rasters are compared spike for spike.
 
+Choosing the window for a budget: --max-error E picks the fewest timesteps T (then the
+fewest neurons per gate N) whose exact worst-case error is <= E within --neuron-budget
+neurons of the generation layout (default one Loihi 2 chip, 1,048,576); with -T too it
+picks the fewest N at that T; -T with --neuron-budget alone takes the most N the budget
+holds.  It prints the choice and its Loihi 2 neuron count, then maps with it:
+
+    python -m ember_neuro.map ckpt.pt --max-error 0.005 --levels auto
+    python -m ember_neuro.map ckpt.pt -T 8 --neuron-budget 100000
+
 DIR receives mapped.npz (the saved, versioned mapped network that
 `run --mapped DIR`, `validate --mapped DIR` and the INRC bundle read; schema in
 docs/mapped-format.md), manifest.json (options, fidelity, provenance) and one
@@ -43,9 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("checkpoint", help="Ember checkpoint (.pt)")
     ap.add_argument("--target", default="lava-sim", metavar="NAME",
                     help="where the neurons run (default lava-sim; list above)")
-    ap.add_argument("--timesteps", "-T", type=int, default=32, help="window length T (default 32)")
-    ap.add_argument("--neurons-per-gate", "-N", type=int, default=1,
-                    help="neurons per gate; the bound is 1/(2NT) (default 1)")
+    ap.add_argument("--timesteps", "-T", type=int, default=None,
+                    help="window length T (default 32, or chosen by --max-error)")
+    ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
+                    help="neurons per gate; the bound is 1/(2NT) (default 1, or chosen)")
+    ap.add_argument("--max-error", type=float, default=None, metavar="E",
+                    help="choose T (fewest) and N for an exact per-gate worst case <= E")
+    ap.add_argument("--neuron-budget", type=int, default=None, metavar="B",
+                    help="neurons the choice may use (default 1,048,576: one Loihi 2 chip)")
     add_levels_option(ap, "uniform")
     ap.add_argument("--out", help="write mapped.npz, manifest.json and plots to this folder")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -59,13 +73,37 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def choose_and_map(a: argparse.Namespace) -> dict:
+    """Map at the window asked for, or at the one --max-error / --neuron-budget choose."""
+    torch_threads(a.threads)
+    t, n, choice = a.timesteps, a.neurons_per_gate, None
+    if a.max_error is not None or a.neuron_budget is not None:
+        from ember_neuro.checkpoint import load_checkpoint
+        from ember_neuro.errors import BadInput
+        from ember_neuro.mapping import choose_window
+
+        if n is not None:
+            raise BadInput("--neurons-per-gate is what --max-error / --neuron-budget choose; drop one")
+        if a.max_error is None and t is None:
+            raise BadInput("--neuron-budget needs a target: --max-error E, or -T T (the most N it holds)")
+        if a.neuron_budget is not None and a.neuron_budget < 1:
+            raise BadInput(f"--neuron-budget must be >= 1, got {a.neuron_budget}")
+        choice = choose_window(load_checkpoint(a.checkpoint), a.max_error, t, a.neuron_budget or 1_048_576,
+                               a.levels, a.data)
+        t, n = choice.timesteps, choice.neurons_per_gate
+        print(f"chose T={t}, N={n}: exact worst case {choice.worst_error:.5f}, {choice.neurons:,} Loihi 2 "
+              f"neurons ({choice.cores} cores) in the generation layout; {len(choice.tried)} mappings tried",
+              file=sys.stderr)
+    summary = map_and_measure(a.checkpoint, a.target, 32 if t is None else t, 1 if n is None else n, a.out,
+                              a.force, a.data, a.grid_only, a.timeout, not a.no_bit_exact_check, a.levels)
+    if choice is not None:
+        summary["choice"] = choice.as_dict()
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code, summary = run_guarded(
-        lambda a: torch_threads(a.threads) or map_and_measure(
-            a.checkpoint, a.target, a.timesteps, a.neurons_per_gate, a.out, a.force, a.data, a.grid_only,
-            a.timeout, not a.no_bit_exact_check, a.levels),
-        args, "interrupted: nothing was written")
+    code, summary = run_guarded(choose_and_map, args, "interrupted: nothing was written")
     if code:
         return code
     if args.json:

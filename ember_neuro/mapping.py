@@ -129,6 +129,26 @@ def map_checkpoint(ck: Checkpoint, options: MappingOptions, calibration: dict | 
         versions=versions())
 
 
+def choose_window(ck: Checkpoint, max_error: float | None = None, timesteps: int | None = None,
+                  budget: int = 1_048_576, levels: str = "uniform", data: str | None = None) -> Any:
+    """budget.choose for a checkpoint: the (T, N) with the fewest timesteps meeting `max_error`
+    (or the most N at `timesteps`) within `budget` neurons of the generation layout (every unit
+    owns block_size input slots).  Calibrated once; one mapping per (T, N) tried."""
+    from ember_neuro import budget as B
+
+    check_variant(ck.config.variant)
+    calibration = calibrate(ck, data)
+    params, n_layer = gate_params(ck.model), ck.config.n_layer
+
+    def map_at(t: int, n: int) -> dict[str, Any]:
+        return map_variant(ck.config.variant, params, n_layer,
+                           MappingOptions(timesteps=t, neurons_per_gate=n, levels=levels), calibration)
+
+    shape = map_at(1, 1)
+    return B.choose(map_at, lambda n: B.deployed_neurons(shape, ck.config.block_size, n), max_error,
+                    timesteps, budget)
+
+
 def mapping_for(ck: Checkpoint, mapped: str | Path | None, timesteps: int | None,
                 neurons_per_gate: int | None, data: str | None = None,
                 levels: str | None = None) -> MappedNetwork:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -104,3 +105,28 @@ def test_extreme_trained_values_are_mapped(tmp_path, tiny_ckpts):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert all(h["max_abs_error"] <= h["bound"] + 0.002 for h in d["heads"])
+
+
+def test_map_chooses_the_window_for_an_error_target(tmp_path):
+    r = run_cli("-m", "ember_neuro.map", str(CKPT), "--target", "emulator", "--grid-only", "--max-error",
+                "0.02", "--neuron-budget", "4096", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    c = d["choice"]
+    assert c["worst_error"] <= 0.02 and c["loihi2_neurons"] <= 4096
+    assert (d["timesteps"], d["neurons_per_gate"]) == (c["timesteps"], c["neurons_per_gate"])
+    assert d["max_exact_worst_case"] <= 0.02
+    assert c["loihi2_neurons"] == 16 * 64 * c["neurons_per_gate"]  # 16 heads x 64 slots x N
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--max-error", "1e-5", "--neuron-budget", "2048"], "out of reach .*best reachable"),
+    (["--max-error", "0.01", "--neuron-budget", "100"], "below one neuron per gate"),
+    (["--max-error", "0.01", "-N", "4"], "drop one"),
+    (["--neuron-budget", "5000"], "needs a target"),
+    (["-T", "4096", "-N", "64"], "out of range"),
+])
+def test_map_budget_refusals(args, match):
+    r = run_cli("-m", "ember_neuro.map", str(CKPT), "--target", "emulator", "--grid-only", *args)
+    assert r.returncode == 2, r.stderr
+    assert re.search(match, r.stderr) and len(r.stderr.strip().splitlines()) == 1
