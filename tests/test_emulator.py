@@ -113,3 +113,39 @@ def test_payload_validation() -> None:
         emulate(array, np.array([0.5, 1.0]))
     with pytest.raises(ValueError, match=r"\(2,\) or \(B, 2\)"):
         emulate(array, np.array([1, 2, 3]))
+
+
+@pytest.mark.parametrize("levels", ["uniform", "log"])
+def test_counts_by_search_equal_the_full_dynamics(levels: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count shortcut (no stepping) against the numpy reference's full dynamics, several
+    blocks, N > 1, refractory-style extra inputs; and it is the path the mapping takes."""
+    from ember_neuro.mappers.gate import GateInputs
+
+    rng = np.random.default_rng(12)
+    units = random_units(rng, 6, k_max=9.0)
+    spec = GateInputs(("input", "col_load"), np.array([[u.k, -u.k * 0.4] for u in units]),
+                      np.ones((6, 2)), np.array([u.theta for u in units]))
+    group = map_gates(units, MappingOptions(timesteps=12, neurons_per_gate=3, levels=levels), inputs=spec)
+    idx = rng.integers(0, 6, 500)
+    x = group.encode({"input": rng.uniform(0, 1, (3, 500)) ** 2, "col_load": rng.uniform(0, 1, (3, 500))},
+                     True, idx)
+    array = group.layout(idx, True)
+
+    def no_stepping(*a, **k):
+        raise AssertionError("the mapping's arrays must take the count shortcut")
+
+    monkeypatch.setattr(emu, "_steps_fixed_fast", no_stepping)
+    counts = emulate(array, x, block=700)  # blocks split neurons mid-group
+    np.testing.assert_array_equal(counts, numpy_ref.rasters(array, x).sum(axis=1))
+
+
+def test_counts_without_a_raster_equal_the_reference_on_arbitrary_arrays() -> None:
+    """Arrays outside the shortcut's conditions (rising tables, thresholds, wraps) fall back."""
+    rng = np.random.default_rng(21)
+    for trial in range(20):
+        t, n, i = int(rng.integers(1, 9)), int(rng.integers(1, 3)), int(rng.integers(1, 12))
+        array = nasty_array(rng, True, t, n, i, n_host=int(rng.integers(1, 3)),
+                            n_tables=int(rng.integers(1, 3)))
+        x = np.stack([nasty_payload(rng, array) for _ in range(2)])
+        np.testing.assert_array_equal(emulate(array, x), numpy_ref.rasters(array, x).sum(axis=1),
+                                      err_msg=f"trial {trial}")

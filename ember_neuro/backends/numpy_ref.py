@@ -21,11 +21,13 @@ from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray
 
 
-def synapse_weights(array: NeuronArray) -> list[np.ndarray]:
-    """Per synapse, the weights as the backend applies them (fixed: Lava's 8-bit clip/truncate)."""
+def synapse_weights(array: NeuronArray, synapses: tuple | None = None) -> list[np.ndarray]:
+    """Per synapse (default: all), the weights as the backend applies them (fixed: Lava's 8-bit
+    clip/truncate)."""
+    synapses = array.synapses if synapses is None else synapses
     if not array.fixed:
-        return [np.asarray(s.weight, np.float64) for s in array.synapses]
-    return [loihi.lava_weights(s.weight, array.source_width) for s in array.synapses]
+        return [np.asarray(s.weight, np.float64) for s in synapses]
+    return [loihi.lava_weights(s.weight, array.source_width) for s in synapses]
 
 
 def bias(array: NeuronArray) -> np.ndarray:
@@ -41,14 +43,14 @@ def _term(fixed: bool, w: np.ndarray, s: np.ndarray, exp: int) -> np.ndarray:
 
 def host_terms(array: NeuronArray, payload: np.ndarray) -> list[np.ndarray]:
     """(B, M) term of each host synapse for payloads (B, payload_width)."""
-    ws = synapse_weights(array)[: len(array.host)]
+    ws = synapse_weights(array, array.host)
     return [_term(array.fixed, w, payload[:, col], s.weight_exp)
             for w, s, col in zip(ws, array.host, array.host_columns(), strict=True)]
 
 
 def table_terms(array: NeuronArray) -> list[np.ndarray]:
     """(T, M) term of each chip-table synapse."""
-    ws = synapse_weights(array)[len(array.host):]
+    ws = synapse_weights(array, array.tables)
     dtype = np.int64 if array.fixed else np.float64
     return [_term(array.fixed, w, np.asarray(s.table, dtype)[:, s.column], s.weight_exp)
             for w, s in zip(ws, array.tables, strict=True)]

@@ -1,0 +1,328 @@
+"""Benchmarks: where the time goes, as ratios measured in one run (these CPUs are shared and noisy,
+so absolute numbers are for context; the ratios are the results).
+
+    python -m ember_neuro.bench [--quick] [--json] [--out DIR] [--checkpoint CKPT]
+
+Measures, on the shipped strong-gate checkpoint (default lif-learnable):
+
+  generation   tokens/s of float, emulator and lava-sim at (T, N) = (32, 1) and (8, 4), batch 1
+               and batch 8 (eight validation prompts in one batch, one gate window per layer)
+  evaluation   tokens/s of the emulator against float on the same validation batches
+  lava         hybrid Lava steps/s against a bare Lava network of the same layout driven
+               back to back (the runtime's own ceiling)
+  neurons      neuron-steps/s of the emulator, the numpy reference, snnTorch, Norse and Lava
+               (float and fixed) on the same neuron array; Lava and the emulator from 10^3 to
+               10^5 neurons (width scaling)
+  walls        seconds for map, validate and the INRC bundle (not with --quick)
+  counts       NeuroBench-style: synaptic operations and activation sparsity of the gate path
+               per token, footprint of the host (parameters) and chip (neurons, synapses) parts
+               -- neurobench's own package is not installed here (it pins other torch
+               versions), so its metric definitions are implemented directly
+
+--json prints one object whose ``ratios`` hold emulator_gen_vs_float, emulator_eval_vs_float,
+lava_steps_vs_ceiling and lava_batch8_vs_batch1 (and more).  --out DIR (refused if it exists)
+receives results.json, results.md and plots.  --quick runs tiny sizes (a smoke test, seconds).
+No result here is asserted by the test suite: timing belongs to this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ember_neuro.cli import run_guarded, torch_threads
+
+CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-strong.pt"
+WINDOWS = ((32, 1), (8, 4))
+GOALS = {"emulator_gen_vs_float": 1 / 3, "emulator_eval_vs_float": 0.5, "lava_steps_vs_ceiling": 0.8,
+         "lava_batch8_vs_batch1": 5.0}
+
+
+def _prompts(vocab: str, data: Any, batch: int, length: int) -> list[str]:
+    """`batch` validation snippets of `length` characters (equal lengths: one batch)."""
+    x, _ = data.val_batches(1, batch, length, seed=7)[0]
+    return ["".join(vocab[int(i)] for i in row) for row in x]
+
+
+def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple[str, ...]) -> list[dict]:
+    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.data import load_data
+    from ember_neuro.inference import HybridRequest, run_hybrid
+
+    ck = load_checkpoint(ckpt)
+    data = load_data(None, vocab=ck.vocab)
+    rows = []
+    for b in batches:
+        prompts = _prompts(ck.vocab, data, b, 16)
+        for backend in backends:
+            for t, n in (((32, 1),) if backend == "float" else WINDOWS):
+                r = run_hybrid(HybridRequest(ckpt, backend=backend, timesteps=t, neurons_per_gate=n,
+                                             prompt=prompts, tokens=tokens, temperature=0.0, progress=False))
+                rows.append({"backend": backend, "T": t, "N": n, "batch": b,
+                             "tokens_per_s": r["tokens_per_s"], "lava_steps_per_s": r.get("lava_steps_per_s"),
+                             "lava_steps": r.get("lava_steps"), "spike_stats": r.get("spike_stats"),
+                             "startup_s": r.get("startup_seconds")})
+                print(f"  gen {backend:9s} T={t:2d} N={n} B={b}: {r['tokens_per_s']:.1f} tokens/s",
+                      file=sys.stderr)
+    return rows
+
+
+def evaluation(ckpt: str, batches: int, batch_size: int) -> dict:
+    from ember_neuro.inference import HybridRequest, run_hybrid
+
+    out = {}
+    for backend in ("float", "emulator"):
+        r = run_hybrid(HybridRequest(ckpt, backend=backend, timesteps=32, eval=True, batches=batches,
+                                     batch_size=batch_size, progress=False))
+        out[backend] = {"tokens_per_s": r["tokens_per_s"], "tokens": r["tokens"]}
+        print(f"  eval {backend}: {r['tokens_per_s']:.0f} tokens/s", file=sys.stderr)
+    return out
+
+
+def lava_ceiling(ckpt: str, windows: int, timesteps: int = 32, slots: int | None = None) -> dict:
+    """Bare Lava: the hybrid's attention layout, windows sent back to back, no host model."""
+    from ember_neuro.backends.lava import LavaGateRunner
+    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.mappers import MappingOptions
+    from ember_neuro.mapping import map_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    g = map_checkpoint(ck, MappingOptions(timesteps=timesteps)).group("attention")
+    slots = slots or ck.config.block_size
+    unit_index = np.repeat(np.arange(len(g.units)), slots)
+    rng = np.random.default_rng(0)
+    payload = g.encode(rng.uniform(0, 1, (windows, unit_index.size)) ** 3, True, unit_index)
+    with LavaGateRunner(g.layout(unit_index, True), timeout_s=120) as runner:
+        runner.run_windows(payload[:1])  # warm
+        t0 = time.perf_counter()
+        runner.run_windows(payload)
+        secs = time.perf_counter() - t0
+    return {"neurons": int(unit_index.size), "windows": windows, "steps_per_s": windows * timesteps / secs}
+
+
+def neuron_rates(width: int, timesteps: int, windows: int, backends: tuple[str, ...]) -> dict:
+    """Neuron-steps/s of each backend on one random array of `width` gates (N = 1)."""
+    from ember_neuro.backends import registry
+    from ember_neuro.backends.lava import LavaGateRunner
+    from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
+
+    rng = np.random.default_rng(1)
+    units = [GateUnit(0, h, float(rng.uniform(0, 1)), 0.1, float(rng.uniform(1, 8))) for h in range(16)]
+    out = {}
+    for name in backends:
+        be = registry.get(name)
+        fixed = bool(be.fixed)
+        g = map_gates(units, MappingOptions(timesteps=timesteps))
+        idx = np.arange(width) % len(units)
+        x = g.encode(rng.uniform(0, 1, (windows, width)), fixed, idx)
+        array = g.layout(idx, fixed)
+        t0 = time.perf_counter()
+        if be.open is not None:
+            with LavaGateRunner(array, timeout_s=300) as runner:
+                t0 = time.perf_counter()  # without compile and start-up
+                runner.run_windows(x)
+        else:
+            be.rasters(array, x, 300.0)
+        secs = time.perf_counter() - t0
+        out[name] = width * timesteps * windows / secs
+        print(f"  neurons {name:14s} width {width}: {out[name]:.3g} neuron-steps/s", file=sys.stderr)
+    return out
+
+
+def walls(ckpt: str, tmp: Path) -> dict:
+    from ember_neuro.export.inrc import build_bundle
+    from ember_neuro.mapping import map_and_measure
+    from ember_neuro.validation.pipeline import validate_checkpoint
+
+    out = {}
+    t0 = time.perf_counter()
+    map_and_measure(ckpt, "lava-sim", 32, 1, str(tmp / "map"), True)
+    out["map_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    validate_checkpoint(ckpt, 32, 1, str(tmp / "validate"), True)
+    out["validate_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    build_bundle(ckpt, str(tmp / "bundle"), 32, 1, True)
+    out["bundle_s"] = time.perf_counter() - t0
+    for k, v in out.items():
+        print(f"  wall {k}: {v:.1f}", file=sys.stderr)
+    return out
+
+
+def counts(ckpt: str, gen_rows: list[dict], tokens: int) -> dict:
+    """NeuroBench-style counts for the lava-sim batch-1 run at (32, 1)."""
+    from ember_neuro.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    row = next(r for r in gen_rows if r["backend"] == "lava-sim" and r["batch"] == 1 and r["N"] == 1)
+    stats = row["spike_stats"] or {}
+    gates = sum(s["gates"] for s in stats.values())
+    spikes = sum(s["spikes"] for s in stats.values())
+    t, n = row["T"], row["N"]
+    host_bytes = sum(p.numel() * p.element_size() for p in ck.model.parameters())
+    return {
+        "gate_values_per_token": gates / tokens,
+        # every live gate value drives N neurons for T steps through its payload and dither synapses
+        "synops_per_token": gates * n * t * 2 / tokens,
+        "spikes_per_token": spikes / tokens,
+        "activation_sparsity": 1.0 - spikes / (gates * n * t) if gates else None,
+        "host_footprint_bytes": host_bytes,
+        "chip_neurons_generation_layout": ck.config.n_head * ck.config.n_layer * ck.config.block_size * n,
+        "definitions": "synops: graded spikes delivered to synapses (payload and dither, per live gate "
+                       "value, N neurons, T steps); sparsity: 1 - spikes / (neurons x steps) over live "
+                       "gates; footprint: parameter bytes (NeuroBench Footprint)",
+    }
+
+
+def ratios(res: dict) -> dict:
+    gen = {(r["backend"], r["T"], r["N"], r["batch"]): r["tokens_per_s"] for r in res["generation"]}
+    out = {
+        "emulator_gen_vs_float": gen[("emulator", 32, 1, 1)] / gen[("float", 32, 1, 1)],
+        "emulator_gen_vs_float_T8_N4": gen[("emulator", 8, 4, 1)] / gen[("float", 32, 1, 1)],
+        "lava_gen_vs_float": gen[("lava-sim", 32, 1, 1)] / gen[("float", 32, 1, 1)],
+        "lava_gen_T8_N4_vs_T32_N1": gen[("lava-sim", 8, 4, 1)] / gen[("lava-sim", 32, 1, 1)],
+        "emulator_eval_vs_float": res["evaluation"]["emulator"]["tokens_per_s"]
+        / res["evaluation"]["float"]["tokens_per_s"],
+    }
+    batches = sorted({r["batch"] for r in res["generation"]})
+    if len(batches) > 1:
+        b = batches[-1]
+        out[f"lava_batch{b}_vs_batch1"] = gen[("lava-sim", 32, 1, b)] / gen[("lava-sim", 32, 1, 1)]
+        out[f"emulator_batch{b}_vs_batch1"] = gen[("emulator", 32, 1, b)] / gen[("emulator", 32, 1, 1)]
+    hybrid = next(r for r in res["generation"] if r["backend"] == "lava-sim" and r["batch"] == 1
+                  and r["T"] == 32)
+    out["lava_steps_vs_ceiling"] = hybrid["lava_steps_per_s"] / res["lava_ceiling"]["steps_per_s"]
+    return out
+
+
+def markdown(res: dict) -> str:
+    m = res["machine"]
+    lines = [f"Measured with `{res['command']}` on {m['cpus']} CPU cores ({m['platform']}, Python "
+             f"{m['python']}), checkpoint `{res['checkpoint']}`, {res['seconds']:.0f} s in all.", "",
+             "| ratio | measured | goal | met |", "|---|---|---|---|"]
+    for k, v in res["ratios"].items():
+        goal = GOALS.get(k if not k.startswith("lava_batch") else "lava_batch8_vs_batch1")
+        met = "" if goal is None else ("yes" if v >= goal else "**no**")
+        lines.append(f"| {k} | {v:.3g} | {'' if goal is None else f'>= {goal:.3g}'} | {met} |")
+    lines += ["", "| generation | T | N | batch | tokens/s |", "|---|---|---|---|---|"]
+    lines += [f"| {r['backend']} | {r['T']} | {r['N']} | {r['batch']} | {r['tokens_per_s']:.1f} |"
+              for r in res["generation"]]
+    lines += ["", "| neuron-steps/s (width " + str(res["neuron_width"]) + ") | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.3g} |" for k, v in res["neurons"].items()]
+    lines += ["", "| width scaling: neurons | " + " | ".join(res["scaling"]["backends"]) + " |",
+              "|---|" + "---|" * len(res["scaling"]["backends"])]
+    for w, row in zip(res["scaling"]["widths"], res["scaling"]["rates"], strict=True):
+        lines.append(f"| {w:,} | " + " | ".join(f"{row[b]:.3g}" for b in res["scaling"]["backends"]) + " |")
+    if res.get("walls"):
+        lines += ["", "| wall time | seconds |", "|---|---|"]
+        lines += [f"| {k[:-2]} | {v:.1f} |" for k, v in res["walls"].items()]
+    c = res["counts"]
+    lines += ["", f"NeuroBench-style (lava-sim, T = 32, N = 1, per token): {c['synops_per_token']:,.0f} "
+              f"synaptic operations, {c['spikes_per_token']:,.0f} spikes, activation sparsity "
+              f"{c['activation_sparsity']:.3f}; host footprint {c['host_footprint_bytes'] / 1e6:.2f} MB of "
+              f"parameters, chip {c['chip_neurons_generation_layout']:,} neurons. {c['definitions']}."]
+    return "\n".join(lines) + "\n"
+
+
+def plots(res: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    sc = res["scaling"]
+    for b in sc["backends"]:
+        ax.loglog(sc["widths"], [r[b] for r in sc["rates"]], "o-", label=b)
+    ax.set_xlabel("neurons")
+    ax.set_ylabel("neuron-steps / s")
+    ax.set_title("width scaling")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "width_scaling.png", dpi=120)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    rows = res["generation"]
+    labels = [f"{r['backend']}\nT{r['T']} N{r['N']} B{r['batch']}" for r in rows]
+    ax.bar(range(len(rows)), [r["tokens_per_s"] for r in rows])
+    ax.set_xticks(range(len(rows)), labels, fontsize=6)
+    ax.set_ylabel("tokens / s")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(out / "generation.png", dpi=120)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from ember_neuro.atomic import atomic_dir, check_output_dir
+
+    torch_threads(1)
+    dest = check_output_dir(args.out, False) if args.out else None  # refuse before measuring
+    if not Path(args.checkpoint).is_file():
+        raise ValueError(f"checkpoint not found: {args.checkpoint}")
+    quick = args.quick
+    t0 = time.time()
+    res: dict[str, Any] = {"command": "python -m ember_neuro.bench" + (" --quick" if quick else ""),
+                           "checkpoint": str(args.checkpoint), "quick": quick,
+                           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                       "python": platform.python_version()}}
+    tokens = 4 if quick else 40
+    res["generation"] = generation(args.checkpoint, tokens, (1, 8) if not quick else (1, 2),
+                                   ("float", "emulator", "lava-sim"))
+    res["evaluation"] = evaluation(args.checkpoint, 1 if quick else 8, 2 if quick else 8)
+    res["lava_ceiling"] = lava_ceiling(args.checkpoint, 4 if quick else 64)
+    width = 1024 if quick else 4096
+    res["neuron_width"] = width
+    refs = ("emulator", "numpy", "lava-sim", "lava-sim-float", "snntorch", "norse")
+    res["neurons"] = neuron_rates(width, 32, 2 if quick else 8, refs)
+    widths = (1000, 4000) if quick else (1000, 10_000, 100_000)
+    res["scaling"] = {"widths": list(widths), "backends": ["emulator", "lava-sim"],
+                      "rates": [neuron_rates(w, 32, 2 if quick else 4, ("emulator", "lava-sim"))
+                                for w in widths]}
+    if not quick:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            res["walls"] = walls(args.checkpoint, Path(tmp))
+    res["counts"] = counts(args.checkpoint, res["generation"], tokens)
+    res["ratios"] = ratios(res)
+    res["goals"] = {k: {"goal": v, "met": res["ratios"].get(k, 0) >= v} for k, v in GOALS.items()
+                    if k in res["ratios"]}
+    res["seconds"] = time.time() - t0
+    if dest is not None:
+        with atomic_dir(dest) as tmp:
+            (tmp / "results.json").write_text(json.dumps(res, indent=1, default=float))
+            (tmp / "results.md").write_text(markdown(res))
+            plots(res, tmp)
+        res["out"] = str(dest)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m ember_neuro.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds")
+    ap.add_argument("--json", action="store_true", help="print one JSON object (with `ratios`)")
+    ap.add_argument("--out", help="folder for results.json, results.md and plots (refused if it exists)")
+    ap.add_argument("--checkpoint", default=str(CKPT), help="default: the shipped lif-learnable-strong.pt")
+    args = ap.parse_args(argv)
+    code, res = run_guarded(run, args, "\ninterrupted: nothing was written")
+    if code:
+        return code
+    if args.json:
+        print(json.dumps(res, default=float))
+    else:
+        print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
