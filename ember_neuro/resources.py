@@ -143,9 +143,9 @@ def markdown(res: dict[str, Any]) -> str:
         f"| synaptic operations per token | {_fmt(t['synops'])} | measured (lava-sim) |",
         f"| neuron updates per token | {_fmt(t['neuron_updates'])} | measured (lava-sim) |",
         f"| spikes per token | {_fmt(t['spikes'])} | measured (lava-sim) |",
-        f"| dynamic energy per token | <= {e['dynamic_upper_bound_J'] * 1e6:.3g} uJ | upper bound, "
+        f"| dynamic energy per token | <= {_fmt(e['dynamic_upper_bound_J'] * 1e6)} uJ | upper bound, "
         "Loihi 1 per-op energies (Davies 2018) |",
-        f"| static energy per token | {e['static_J'] * 1e6:.3g} uJ | 0.232 W (Loihi 2, measured) x 153 "
+        f"| static energy per token | {_fmt(e['static_J'] * 1e6)} uJ | 0.232 W (Loihi 2, measured) x 153 "
         "us/step (PilotNet) x steps: illustration |",
         f"| host FLOPs of the same gates per token | {_fmt(res['host_gate_flops_per_token'])} | "
         f"{res['host_gate_flops_definition']} |",

@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 source scripts/find_py310.sh
 CKPT="${CKPT:-ember_neuro/checkpoints/lif-learnable-strong.pt}"
 T="${T:-32}"
-N="${N:-1}"
+N="${N:-8}"
+LEVELS="${LEVELS:-auto}"  # T = 32, N = 8, auto levels: the setting within the model bars (README)
 TOKENS="${TOKENS:-60}"
 PROMPT="${PROMPT:-ROMEO:}"
 WORK="${WORK:-build/inrc-check}"
@@ -18,7 +19,7 @@ PY310="$(find_py310)" || { echo "check_bundle: no Python 3.10 found (set PYTHON3
 rm -rf "$WORK" && mkdir -p "$WORK"
 now() { date +%s.%N; }
 t0=$(now)
-.venv/bin/python -m ember_neuro.export inrc "$CKPT" --out "$WORK/bundle" -T "$T" -N "$N"
+.venv/bin/python -m ember_neuro.export inrc "$CKPT" --out "$WORK/bundle" -T "$T" -N "$N" --levels "$LEVELS"
 t1=$(now)
 "$PY310" -m venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install --disable-pip-version-check -q -r "$WORK/bundle/requirements.txt" 2>&1 \
@@ -34,7 +35,7 @@ t3=$(now)
 (cd "$WORK/bundle" && ../venv/bin/python generate.py --greedy --tokens "$TOKENS" --prompt "$PROMPT" --json) \
     > "$WORK/bundle-generate.json"
 t4=$(now)
-.venv/bin/python -m ember_neuro.run "$CKPT" --backend lava-sim -T "$T" --neurons-per-gate "$N" --greedy \
+.venv/bin/python -m ember_neuro.run "$CKPT" --backend lava-sim -T "$T" --neurons-per-gate "$N" --levels "$LEVELS" --greedy \
     --tokens "$TOKENS" --prompt "$PROMPT" --json > "$WORK/package-run.json"
 .venv/bin/python - "$WORK" "$t0" "$t1" "$t2" "$t3" "$t4" <<'PY'
 import json, pathlib, sys
