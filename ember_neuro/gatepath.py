@@ -85,10 +85,8 @@ class GateEvaluator:
         self.values += unit_index.size
         self.saturated += g.saturated_count(values, unit_index)
         if self.runner is None:  # stateless backend: exactly these inputs, one vectorised call
-            array = g.layout(unit_index, fixed=self.fixed)
             payload = g.encode(values, self.fixed, unit_index)[None]
-            counts = self.backend.counts(array, payload, self.timeout_s)
-            return g.decode(gate_counts(counts[0], n))
+            return g.decode(self.backend.gate_counts(g, unit_index, payload, self.timeout_s)[0])
         s, n_units = self.slots, len(g.units)
         order = np.argsort(unit_index, kind="stable")
         rank = np.empty_like(order)  # position of each input among its unit's inputs

@@ -149,3 +149,34 @@ def test_counts_without_a_raster_equal_the_reference_on_arbitrary_arrays() -> No
         x = np.stack([nasty_payload(rng, array) for _ in range(2)])
         np.testing.assert_array_equal(emulate(array, x), numpy_ref.rasters(array, x).sum(axis=1),
                                       err_msg=f"trial {trial}")
+
+
+@pytest.mark.parametrize(("n", "levels", "extra"),
+                         [(1, "uniform", False), (5, "log", False), (3, "uniform", True)])
+def test_gate_counts_without_a_layout_equal_the_neurons(n: int, levels: str, extra: bool) -> None:
+    """group_gate_counts (per gate, no neuron layout) against the numpy reference's neurons."""
+    from ember_neuro.backends import registry
+    from ember_neuro.mappers.gate import GateInputs
+
+    rng = np.random.default_rng(31 + n)
+    units = random_units(rng, 7, k_max=9.0)
+    spec = None
+    if extra:
+        spec = GateInputs(("input", "col_load", "prev_load"),
+                          np.array([[u.k, -u.k * 0.4, -u.k * 0.1] for u in units]), np.ones((7, 3)),
+                          np.array([u.theta for u in units]))
+    group = map_gates(units, MappingOptions(timesteps=9, neurons_per_gate=n, levels=levels), inputs=spec)
+    idx = rng.integers(0, 7, 400)
+    values = {s: rng.uniform(0, 1, (2, 400)) ** 2 for s in group.fixed_params.host_sources}
+    x = group.encode(values if extra else values["input"], True, idx)
+    fast = emu.group_gate_counts(group, idx, x)
+    assert fast is not None
+    expected = gate_counts(numpy_ref.rasters(group.layout(idx, True), x).sum(axis=1), n)
+    np.testing.assert_array_equal(fast, expected)
+    np.testing.assert_array_equal(registry.get("emulator").gate_counts(group, idx, x), expected)
+    sub = idx[idx < 3]  # a subset of units present changes no weight Lava applies here
+    sources = group.fixed_params.host_sources
+    xs = group.encode(rng.uniform(0, 1, (1, sub.size)) if not extra else
+                      {s: rng.uniform(0, 1, (1, sub.size)) for s in sources}, True, sub)
+    np.testing.assert_array_equal(emu.group_gate_counts(group, sub, xs),
+                                  gate_counts(numpy_ref.rasters(group.layout(sub, True), xs).sum(axis=1), n))

@@ -161,6 +161,58 @@ def counts_by_search(a: NeuronArray, x: np.ndarray) -> np.ndarray | None:
     return np.searchsorted(asc.ravel(), group * offset + base, side="left") - group * seqs.shape[0]
 
 
+def group_gate_counts(group: NeuronGroup, unit_index: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """(B, I) spike counts per input, summed over its N neurons, without building the neuron layout.
+
+    The same shortcut as :func:`counts_by_search`, one level up: the N neurons of a gate share
+    its host drive and bias and differ only in their dither column, so the gate's count is how
+    many of its N*T table terms exceed -(drive + bias) -- one search per input over the unit's
+    merged terms.  N times less work than counting neuron by neuron, and no (I*N)-long arrays:
+    what makes many neurons per gate cheap to evaluate.  None where the shortcut is not exact.
+    """
+    ar = group.fixed_params
+    tables = [c for c in ar.connections if not c.from_host]
+    if not (len(tables) == 1 and int(ar.vth) == 0 and ar.du == loihi.DECAY_MAX
+            and ar.dv in (loihi.DECAY_MAX, loihi.DECAY_UNITY) and group.reset_windows == 1):
+        return None
+    unit_index = np.asarray(unit_index, np.int64).ravel()
+    x = np.atleast_2d(np.asarray(x, np.int64))
+    n, i_count = group.neurons_per_gate, unit_index.size
+    present = np.unique(unit_index)
+    table = np.asarray(tables[0].table, np.int64)
+    phases = table.shape[1] // n
+
+    def applied(weight: np.ndarray) -> np.ndarray:
+        """Per unit, the weight as Lava applies it (its sign mode is decided by the units present)."""
+        w = np.zeros(len(group.units), np.int64)
+        w[present] = loihi.lava_weights(np.asarray(weight)[present], i_count * (1 + phases))
+        return w
+
+    w_d = applied(tables[0].weight)
+    keys = (np.arange(i_count) % phases) * len(group.units) + unit_index  # (phase, unit) per input
+    used = np.unique(keys)
+    u_of, p_of = used % len(group.units), used // len(group.units)
+    cols = p_of[:, None] * n + np.arange(n)[None]  # (G, N)
+    seqs = loihi.act_shift(loihi.wrap_int32(loihi.weight_shift(
+        w_d[u_of][:, None, None] * table[:, cols].transpose(1, 0, 2), tables[0].weight_exp)))  # (G, T, N)
+    if ar.dv == loihi.DECAY_MAX and np.any(np.diff(seqs, axis=1) > 0):
+        return None
+    host = [c for c in ar.connections if c.from_host]
+    terms = [loihi.weight_shift(applied(c.weight)[unit_index] * x[:, j * i_count:(j + 1) * i_count],
+                                c.weight_exp) for j, c in enumerate(host)]
+    term_h = _sum_in_order(terms, True)
+    bias = loihi.bias_value(np.asarray(ar.bias_mant)[unit_index], np.asarray(ar.bias_exp)[unit_index])
+    drive = int(np.abs(term_h).max(initial=0)) + int(np.abs(seqs).max(initial=0)) // 2**loihi.ACT_SHIFT
+    if drive >= FAST_DRIVE_LIMIT or int(np.abs(bias).max(initial=0)) >= 2**24:
+        return None
+    offset = np.int64(1) << 40
+    flat = np.sort(-seqs.reshape(len(used), -1), axis=1)
+    asc = (flat + (np.arange(len(used), dtype=np.int64) * offset)[:, None]).ravel()
+    group_of = np.searchsorted(used, keys)
+    base = loihi.act_shift(term_h) + bias
+    return np.searchsorted(asc, group_of * offset + base, side="left") - group_of * flat.shape[1]
+
+
 def _steps_fixed_fast(a, term_h, term_t, bias, record, dev):
     """u memoryless, |a_in| < 2^17: no wrap can occur, so int32 without wraps is exact."""
     i32 = dict(dtype=torch.int32, device=dev)

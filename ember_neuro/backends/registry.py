@@ -32,7 +32,7 @@ import numpy as np
 
 from ember_neuro.backends.lava import LOIHI2_MISSING, loihi2_available
 from ember_neuro.errors import BadInput, Unavailable
-from ember_neuro.mappers.network import NeuronArray
+from ember_neuro.mappers.network import NeuronArray, NeuronGroup, gate_counts
 
 
 class BackendUnavailable(Unavailable):
@@ -57,6 +57,13 @@ def _emulator_counts(array: NeuronArray, payload: np.ndarray) -> np.ndarray:
     from ember_neuro.backends.emulator import emulate
 
     return np.asarray(emulate(array, np.atleast_2d(payload)))
+
+
+def _emulator_gate_counts(group: NeuronGroup, unit_index: np.ndarray,
+                          payload: np.ndarray) -> np.ndarray | None:
+    from ember_neuro.backends.emulator import group_gate_counts
+
+    return group_gate_counts(group, unit_index, payload)
 
 
 def _numpy_rasters(array: NeuronArray, payload: np.ndarray, timeout_s: float) -> np.ndarray:
@@ -119,6 +126,7 @@ class Backend:
     label: str = ""
     rasters: Callable[[NeuronArray, np.ndarray, float], np.ndarray] | None = None
     fast_counts: Callable[[NeuronArray, np.ndarray], np.ndarray] | None = None
+    fast_gate_counts: Callable[[NeuronGroup, np.ndarray, np.ndarray], np.ndarray | None] | None = None
     open: Callable[..., Any] | None = None
     twin: str | None = None
     needs: tuple[str, ...] = ()
@@ -151,13 +159,24 @@ class Backend:
         assert self.rasters is not None, f"{self.name} does not spike"
         return self.rasters(array, payload, timeout_s).sum(axis=1)
 
+    def gate_counts(self, group: NeuronGroup, unit_index: np.ndarray, payload: np.ndarray,
+                    timeout_s: float = 120.0) -> np.ndarray:
+        """(B, I) spike counts per gate input (its N neurons summed), one window per payload row:
+        the backend's per-gate shortcut where it has one, else the neuron layout's counts."""
+        if self.fast_gate_counts is not None:
+            counts = self.fast_gate_counts(group, unit_index, payload)
+            if counts is not None:
+                return counts
+        array = group.layout(unit_index, fixed=bool(self.fixed))
+        return gate_counts(self.counts(array, payload, timeout_s), group.neurons_per_gate)
+
 
 _LAVA = ("lava",)
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("float", None, "the trained sigmoid (no spikes): the reference for hybrid runs"),
     Backend("emulator", True, "vectorised torch emulator of Lava's bit-accurate Loihi 2 arithmetic",
-            "emulator-fixed", _emulator_rasters, _emulator_counts, twin="lava-sim", needs=("torch",),
-            validated=True),
+            "emulator-fixed", _emulator_rasters, _emulator_counts, fast_gate_counts=_emulator_gate_counts,
+            twin="lava-sim", needs=("torch",), validated=True),
     Backend("emulator-float", False, "vectorised torch emulator of Lava's floating-point LIF",
             "emulator-float", _emulator_rasters, _emulator_counts, twin="lava-sim-float",
             needs=("torch",), validated=True),
