@@ -271,10 +271,10 @@ def run(args: argparse.Namespace) -> dict:
     quick = args.quick
     t0 = time.time()
     res: dict[str, Any] = {"command": "python -m ember_neuro.bench" + (" --quick" if quick else ""),
-                           "checkpoint": str(args.checkpoint), "quick": quick,
+                           "checkpoint": os.path.relpath(args.checkpoint), "quick": quick,
                            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                        "python": platform.python_version()}}
-    tokens = 4 if quick else 40
+    tokens = 4 if quick else 100
     res["generation"] = generation(args.checkpoint, tokens, (1, 8) if not quick else (1, 2),
                                    ("float", "emulator", "lava-sim"))
     res["evaluation"] = evaluation(args.checkpoint, 1 if quick else 8, 2 if quick else 8)

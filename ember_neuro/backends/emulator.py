@@ -178,7 +178,7 @@ def group_gate_counts(group: NeuronGroup, unit_index: np.ndarray, x: np.ndarray)
     unit_index = np.asarray(unit_index, np.int64).ravel()
     x = np.atleast_2d(np.asarray(x, np.int64))
     n, i_count = group.neurons_per_gate, unit_index.size
-    present = np.unique(unit_index)
+    present = np.flatnonzero(np.bincount(unit_index, minlength=len(group.units)))  # sorted, no sort
     table = np.asarray(tables[0].table, np.int64)
     phases = table.shape[1] // n
 
@@ -190,7 +190,9 @@ def group_gate_counts(group: NeuronGroup, unit_index: np.ndarray, x: np.ndarray)
 
     w_d = applied(tables[0].weight)
     keys = (np.arange(i_count) % phases) * len(group.units) + unit_index  # (phase, unit) per input
-    used = np.unique(keys)
+    lookup = np.bincount(keys, minlength=phases * len(group.units))
+    used = np.flatnonzero(lookup)
+    lookup[used] = np.arange(used.size)  # key -> its sequence
     u_of, p_of = used % len(group.units), used // len(group.units)
     cols = p_of[:, None] * n + np.arange(n)[None]  # (G, N)
     seqs = loihi.act_shift(loihi.wrap_int32(loihi.weight_shift(
@@ -208,7 +210,7 @@ def group_gate_counts(group: NeuronGroup, unit_index: np.ndarray, x: np.ndarray)
     offset = np.int64(1) << 40
     flat = np.sort(-seqs.reshape(len(used), -1), axis=1)
     asc = (flat + (np.arange(len(used), dtype=np.int64) * offset)[:, None]).ravel()
-    group_of = np.searchsorted(used, keys)
+    group_of = lookup[keys]
     base = loihi.act_shift(term_h) + bias
     return np.searchsorted(asc, group_of * offset + base, side="left") - group_of * flat.shape[1]
 
