@@ -27,6 +27,30 @@ from ember_neuro.errors import BadInput
 from ember_neuro.mappers import NeuronGroup, gate_counts
 
 
+class GatePaths:
+    """Several gate paths started and stopped together (a context manager): if one fails to
+    start, every one is closed; leaving closes them all.  Subclasses list them in `_paths`."""
+
+    def _paths(self) -> list:
+        raise NotImplementedError
+
+    def __enter__(self):  # noqa: ANN204 - returns the subclass
+        try:
+            for path in self._paths():
+                path.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for path in self._paths():
+            path.close()
+
+
 class GateEvaluator:
     """Spike-rate fire of a neuron group's units for any values, on one backend."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ember_neuro import gatepath
 from ember_neuro.errors import BadInput
 from ember_neuro.mappers import MappedNetwork
 
@@ -58,13 +59,11 @@ class SigmoidGates(Gates):
         return self._target("membrane", np.full(v.shape, layer), {"input": v})
 
 
-class SpikingGates(Gates):
+class SpikingGates(Gates, gatepath.GatePaths):
     """The gates on neurons: the gate paths of ember_neuro.gatepath on one backend."""
 
     def __init__(self, net: MappedNetwork, backend: str, slots: int, timeout_s: float = 60.0,
                  membrane: str = "rate"):
-        from ember_neuro import gatepath
-
         self.paths: dict[str, Any] = {}
         kw = {"slots": slots, "timeout_s": timeout_s}
         if "attention" in net.groups:
@@ -78,21 +77,8 @@ class SpikingGates(Gates):
             else:
                 self.paths["membrane"] = gatepath.MembraneRate(net.group("membrane"), backend, **kw)
 
-    def __enter__(self) -> SpikingGates:
-        try:
-            for p in self.paths.values():
-                p.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for p in self.paths.values():
-            p.close()
+    def _paths(self) -> list:
+        return list(self.paths.values())
 
     def attention(self, layer, p, loads):
         return self.paths["attention"].fire(layer, p, loads)

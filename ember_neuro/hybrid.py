@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ember_neuro import gatepath
 from ember_neuro.gatepath import AttentionPath, HardMembrane, HiddenPath, MembraneRate
 from ember_neuro.mappers import MappedNetwork
 
@@ -69,7 +70,7 @@ class HardMembraneGates(HardMembrane):
 
 
 @dataclass
-class Hooks:
+class Hooks(gatepath.GatePaths):
     """Everything the model needs to run its gates as spikes, and the paths to start and stop."""
 
     fire_fn: object = None
@@ -77,21 +78,8 @@ class Hooks:
     hard_membrane: bool = False
     paths: list = field(default_factory=list)
 
-    def __enter__(self) -> Hooks:
-        try:
-            for path in self.paths:
-                path.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for path in self.paths:
-            path.close()
+    def _paths(self) -> list:
+        return self.paths
 
     def model_kwargs(self, stats: dict | None = None) -> dict:
         """Keyword arguments for the model's forward (its hooks)."""
