@@ -99,24 +99,18 @@ def window_activity(array: NeuronArray, payloads: np.ndarray, rasters: np.ndarra
 
 class Recorder:
     """Taps the gate paths of a hybrid run (gatepath.GateEvaluator.tap): keeps the first
-    `max_windows` windows of each path as a golden trace and counts the activity of all."""
+    `max_windows` windows of each path as a golden trace."""
 
     def __init__(self, max_windows: int = 64):
         self.max_windows = int(max_windows)
         self.traces: dict[str, Trace] = {}
-        self.activity: dict[str, Activity] = {}
 
     def attach(self, name: str, evaluator: Any) -> None:
-        array = evaluator.layout()
-        unit_index = np.asarray(
-            np.zeros(array.size // evaluator.group.neurons_per_gate, np.int64)
-            if name == "membrane_hard" else np.repeat(np.arange(len(evaluator.group.units)), evaluator.slots))
-        trace = Trace(name, evaluator.group.name, unit_index)
+        # the persistent layout's slot -> unit map: what verify.py rebuilds the network from
+        trace = Trace(name, evaluator.group.name, np.asarray(evaluator.layout().unit_index, np.int64))
         self.traces[name] = trace
-        self.activity[name] = Activity()
 
         def tap(payloads: np.ndarray, rasters: np.ndarray) -> None:
-            self.activity[name].add(window_activity(array, payloads, rasters))
             room = self.max_windows - trace.windows
             if room > 0:
                 trace.payloads.append(np.array(payloads[:room]))
