@@ -83,6 +83,23 @@ def add_levels_option(ap: Any, default: str | None = None) -> None:
     ap.add_argument("--levels", choices=("uniform", "log", "auto"), default=default, help=LEVELS_HELP)
 
 
+def run_and_report(fn: Callable[[Any], Any], args: Any, interrupted: str, report: Callable[[Any], None],
+                   status: Callable[[Any], int] | None = None) -> int:
+    """A CLI's main after parsing: fn(args) guarded by :func:`run_guarded`, then one JSON object
+    (``args.json``) or ``report(result)``; the exit status is ``status(result)`` (default 0:
+    done; 1 where a command says a bar was missed)."""
+    import json
+
+    code, result = run_guarded(fn, args, interrupted)
+    if code:
+        return code
+    if getattr(args, "json", False):
+        print(json.dumps(result, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    else:
+        report(result)
+    return status(result) if status is not None else 0
+
+
 def torch_threads(n: int) -> None:
     """Set torch's intra-op threads (the CLIs default to 1).
 

@@ -32,12 +32,11 @@ here; 4 a runtime fault (a Lava process died, a timeout, a full disk); 130 Ctrl-
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
 from ember_neuro.backends import registry
-from ember_neuro.cli import add_levels_option, run_guarded, torch_threads
+from ember_neuro.cli import add_levels_option, run_and_report, torch_threads
 from ember_neuro.mapping import format_table, map_and_measure
 
 
@@ -103,17 +102,17 @@ def choose_and_map(a: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code, summary = run_guarded(choose_and_map, args, "interrupted: nothing was written")
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(summary))
-    else:
+
+    def report(summary: dict) -> None:
         print(format_table(summary["units"], summary))
         if "out" in summary:
             print(f"wrote {summary['out']}/ (mapped.npz, manifest.json, transfer_L*.png)")
-    ok = all(r["within"] for r in summary["units"])
-    return 0 if ok or math.isnan(summary["max_abs_error"]) else 1
+
+    def status(summary: dict) -> int:
+        ok = all(r["within"] for r in summary["units"])
+        return 0 if ok or math.isnan(summary["max_abs_error"]) else 1
+
+    return run_and_report(choose_and_map, args, "interrupted: nothing was written", report, status)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     sys.path.insert(0, str(HERE / "lib"))
     from ember_neuro import decoding
-    from ember_neuro.cli import run_guarded
+    from ember_neuro.cli import run_and_report
     from ember_neuro.errors import BadInput
     from ember_neuro.host_onnx import OnnxHost, SpikingGates
     from ember_neuro.mappers import load_mapped
@@ -91,15 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                 "temporal": temporal if variant == "temporal-lif" else None,
                 "tokens_per_s": a.tokens / secs if secs else None}
 
-    code, result = run_guarded(generate, args, "\ninterrupted: Lava stopped")
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(result))
-    else:
+    def report(result: dict) -> None:
         print(f"[{result['backend']} T={result['timesteps']} N={result['neurons_per_gate']}: {args.tokens} "
               f"tokens, {result['tokens_per_s']:.1f} tokens/s]", file=sys.stderr)
-    return 0
+
+    return run_and_report(generate, args, "\ninterrupted: Lava stopped", report)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
-import json
 import sys
 import time
 from pathlib import Path
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE / "lib"))
     from ember_neuro import golden
     from ember_neuro.backends.lava import LOIHI2_MISSING, loihi2_available
-    from ember_neuro.cli import run_guarded
+    from ember_neuro.cli import run_and_report
     from ember_neuro.mappers import load_mapped
 
     if args.hw and not loihi2_available():
@@ -117,12 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 "exact": all(r.exact for r in lava + reference), "profile": profile_summary(loggers),
                 "seconds": round(time.perf_counter() - t0, 2)}
 
-    code, result = run_guarded(verify, args, "\ninterrupted: Lava stopped")
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(result))
-    else:
+    def report(result: dict) -> None:
         print(f"checksums ok; {result['variant']} gate network, T={result['timesteps']}, "
               f"N={result['neurons_per_gate']}, on {result['backend']}")
         for src in ("lava", "numpy_reference"):
@@ -135,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {k}: {v:.6g}")
         print("bit-exact: every spike matches the golden trace" if result["exact"] else
               "FAILED: spikes differ from the golden trace")
-    return 0 if result["exact"] else 1
+
+    return run_and_report(verify, args, "\ninterrupted: Lava stopped", report,
+                          lambda result: 0 if result["exact"] else 1)
 
 
 if __name__ == "__main__":
