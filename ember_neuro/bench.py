@@ -89,7 +89,7 @@ def evaluation(ckpt: str, batches: int, batch_size: int) -> dict:
 
 def lava_ceiling(ckpt: str, windows: int, timesteps: int = 32, slots: int | None = None) -> dict:
     """Bare Lava: the hybrid's attention layout, windows sent back to back, no host model."""
-    from ember_neuro.backends.lava import LavaGateRunner
+    from ember_neuro.backends import registry
     from ember_neuro.checkpoint import load_checkpoint
     from ember_neuro.mappers import MappingOptions
     from ember_neuro.mapping import map_checkpoint
@@ -100,7 +100,7 @@ def lava_ceiling(ckpt: str, windows: int, timesteps: int = 32, slots: int | None
     unit_index = np.repeat(np.arange(len(g.units)), slots)
     rng = np.random.default_rng(0)
     payload = g.encode(rng.uniform(0, 1, (windows, unit_index.size)) ** 3, True, unit_index)
-    with LavaGateRunner(g.layout(unit_index, True), timeout_s=120) as runner:
+    with registry.require("lava-sim").open(g.layout(unit_index, True), 120.0) as runner:
         runner.run_windows(payload[:1])  # warm
         t0 = time.perf_counter()
         runner.run_windows(payload)
@@ -109,24 +109,25 @@ def lava_ceiling(ckpt: str, windows: int, timesteps: int = 32, slots: int | None
 
 
 def neuron_rates(width: int, timesteps: int, windows: int, backends: tuple[str, ...]) -> dict:
-    """Neuron-steps/s of each backend on one random array of `width` gates (N = 1)."""
+    """Neuron-steps/s of each backend on one random array of `width` gates (N = 1), the same
+    inputs for every backend (its own arithmetic: fixed or float)."""
     from ember_neuro.backends import registry
-    from ember_neuro.backends.lava import LavaGateRunner
     from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
 
     rng = np.random.default_rng(1)
     units = [GateUnit(0, h, float(rng.uniform(0, 1)), 0.1, float(rng.uniform(1, 8))) for h in range(16)]
+    g = map_gates(units, MappingOptions(timesteps=timesteps))
+    idx = np.arange(width) % len(units)
+    values = rng.uniform(0, 1, (windows, width))
     out = {}
     for name in backends:
-        be = registry.get(name)
+        be = registry.require(name)
         fixed = bool(be.fixed)
-        g = map_gates(units, MappingOptions(timesteps=timesteps))
-        idx = np.arange(width) % len(units)
-        x = g.encode(rng.uniform(0, 1, (windows, width)), fixed, idx)
+        x = g.encode(values, fixed, idx)
         array = g.layout(idx, fixed)
         t0 = time.perf_counter()
         if be.open is not None:
-            with LavaGateRunner(array, timeout_s=300) as runner:
+            with be.open(array, 300.0) as runner:  # stopped on leaving, whatever happens
                 t0 = time.perf_counter()  # without compile and start-up
                 runner.run_windows(x)
         else:

@@ -46,6 +46,21 @@ class LogitSource(Protocol):
     def window(self, ids: list[list[int]]) -> Any: ...  # no cache
 
 
+def encode_prompts(vocab: str, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each prompt; one-line refusals for empty, foreign or unequal prompts (a batch
+    shares one cache length)."""
+    stoi = {c: i for i, c in enumerate(vocab)}
+    if not prompts or any(not p for p in prompts):
+        raise BadInput("empty prompt: give at least one character with --prompt")
+    bad = sorted({c for p in prompts for c in p if c not in stoi})
+    if bad:
+        raise BadInput(f"prompt characters not in the model's vocabulary: {''.join(bad)!r}")
+    if len({len(p) for p in prompts}) != 1:
+        raise BadInput("several prompts run as one batch and must have equal length; got "
+                       + ", ".join(str(len(p)) for p in prompts) + " characters")
+    return [[stoi[c] for c in p] for p in prompts]
+
+
 def greedy(logits: Any) -> int:
     """The first index of the largest logit (numpy's and torch's argmax agree on ties)."""
     return int(np.argmax(np.asarray(logits, dtype=np.float64)))

@@ -20,7 +20,7 @@ import json
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +73,11 @@ class Activity:
     spikes: int = 0
 
     def add(self, other: Activity) -> None:
-        for k in ("windows", "steps", "neuron_updates", "synops", "spikes"):
-            setattr(self, k, getattr(self, k) + getattr(other, k))
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def as_dict(self) -> dict[str, int]:
-        return {k: int(getattr(self, k)) for k in ("windows", "steps", "neuron_updates", "synops", "spikes")}
+        return {f.name: int(getattr(self, f.name)) for f in fields(self)}
 
 
 def window_activity(array: NeuronArray, payloads: np.ndarray, rasters: np.ndarray) -> Activity:

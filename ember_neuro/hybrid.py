@@ -3,8 +3,8 @@
 The host computes embeddings, QKV, softmax, CfC cells, MLPs, the leak product, the
 row renormalisation and the head (CPU, or CUDA).  Each gate value goes to its
 unit's neurons for one window of T steps on the chosen backend (any spiking entry
-of ember_neuro.backends.registry); the host decodes fire = n/(N T) from the spike
-count (docs/mapping.md).  The model calls these through its hooks:
+of ember_neuro.backends.registry); the host decodes the fire from the spike count
+(n/(N T), or the level set's decode table: docs/mapping.md).  The model calls these through its hooks:
 
   attention gates (every LIF variant)    fire_fn(layer, p, theta, k, loads)
   Liquid Ember's per-neuron gates         fire_fn(layer, h, theta, k)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ember_neuro import decoding
 from ember_neuro.backends import registry
 from ember_neuro.cli import torch_threads
-from ember_neuro.decoding import decode, greedy
+from ember_neuro.decoding import decode, encode_prompts, greedy
 from ember_neuro.errors import BadInput
 from ember_neuro.hybrid import Hooks, make_hooks
 
@@ -85,20 +85,6 @@ def _sampler(temperature: float, top_k: int | None, seed: int):
         return int(torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g))
 
     return sample
-
-
-def encode_prompts(vocab: str, prompts: list[str]) -> list[list[int]]:
-    """Token ids of each prompt; one-line refusals for empty, foreign or unequal prompts."""
-    stoi = {c: i for i, c in enumerate(vocab)}
-    if not prompts or any(not p for p in prompts):
-        raise RunError("empty prompt: give at least one character with --prompt")
-    bad = sorted({c for p in prompts for c in p if c not in stoi})
-    if bad:
-        raise RunError(f"prompt characters not in the model's vocabulary: {''.join(bad)!r}")
-    if len({len(p) for p in prompts}) != 1:
-        raise RunError("several prompts run as one batch and must have equal length; got "
-                       + ", ".join(str(len(p)) for p in prompts) + " characters")
-    return [[stoi[c] for c in p] for p in prompts]
 
 
 @torch.no_grad()

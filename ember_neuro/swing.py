@@ -33,7 +33,6 @@ into the numbers docs/strong_gates.md reports.  Intended for `inspect --json`.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
@@ -215,36 +214,35 @@ def main(argv: list[str] | None = None) -> int:
                     help="also compare whole-sequence and prefix-only validation loss "
                          "(4 batches; needed for lif-refractory, see causal_check)")
     args = ap.parse_args(argv)
-    from ember_neuro.checkpoint import CheckpointError
-    from ember_neuro.data import DataError
+    from ember_neuro.cli import run_and_report, torch_threads
 
-    torch.set_num_threads(1)
-    try:
-        ck, units = checkpoint_swings(args.checkpoint, args.data, args.batches, args.batch_size)
-    except (CheckpointError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    summary = summarise(units, args.bar)
-    if args.causal:
-        from ember_neuro.data import load_data
+    seen: dict = {}  # what the text report needs besides the JSON object
 
-        data = load_data(args.data, vocab=ck.vocab)
-        summary["causal"] = causal_check(ck.model, data)
-    if args.json:
+    def measure(a: argparse.Namespace) -> dict:
+        torch_threads(1)
+        ck, units = checkpoint_swings(a.checkpoint, a.data, a.batches, a.batch_size)
+        summary = summarise(units, a.bar)
+        if a.causal:
+            from ember_neuro.data import load_data
+
+            summary["causal"] = causal_check(ck.model, load_data(a.data, vocab=ck.vocab))
+        seen.update(ck=ck, units=units, summary=summary)
         d = {"checkpoint": ck.path, "variant": ck.config.variant,
              "val_loss": None if math.isnan(ck.best_val_loss) else ck.best_val_loss,
              "train_config": {k: v for k, v in ck.train_config.items() if k != "vocab"},
              "quantiles": [Q_LO, Q_HI], **summary}
-        if args.units:
+        if a.units:
             d["unit_swings"] = units
-        print(json.dumps(d))
-    else:
-        print(format_text(ck, units, summary))
-        if "causal" in summary:
-            c = summary["causal"]
+        return d
+
+    def report(_: dict) -> None:
+        print(format_text(seen["ck"], seen["units"], seen["summary"]))
+        if "causal" in seen["summary"]:
+            c = seen["summary"]["causal"]
             print(f"val loss whole-sequence {c['whole_sequence_loss']:.4f}, prefix-only "
                   f"{c['prefix_only_loss']:.4f} ({c['batches']} x {c['batch_size']} windows)")
-    return 0
+
+    return run_and_report(measure, args, "interrupted", report)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ simulator (lava-sim); the same run's activity gives the per-token counts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -70,7 +69,7 @@ GOLDEN_TOKENS = 16
 GOLDEN_MAX_WINDOWS = 64
 
 
-def copy_lib(dest: Path) -> list[str]:
+def copy_lib(dest: Path) -> None:
     """The torch-free modules into dest/ember_neuro (sources only, no caches)."""
     import importlib
 
@@ -79,17 +78,13 @@ def copy_lib(dest: Path) -> list[str]:
     package = Path(ember_neuro.__file__).parent
     out = dest / "ember_neuro"
     out.mkdir(parents=True)
-    copied = []
     for name in LIB_MODULES:
         shutil.copy2(package / name, out / name)
-        copied.append(name)
     for pkg, names in LIB_PACKAGES.items():
         src = Path(importlib.import_module(f"ember_neuro.{pkg}").__file__).parent  # mappers/ is package-dir'd
         (out / pkg).mkdir()
         for f in sorted(src.glob("*.py")) if names is None else (src / n for n in names):
             shutil.copy2(f, out / pkg / f.name)
-            copied.append(f"{pkg}/{f.name}")
-    return copied
 
 
 class _PhaseSource:
@@ -171,17 +166,12 @@ def per_token_phase(rec: dict[str, Any]) -> str:
     return "window" if rec["mode"] == "whole" else "step"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_checksums(root: Path) -> int:
+    """SHA256SUMS over every other file (verify.py re-checks it with the stdlib alone)."""
+    from ember_neuro.checkpoint import sha256_of
+
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
-    lines = [f"{sha256_file(p)}  {p.relative_to(root).as_posix()}" for p in files]
+    lines = [f"{sha256_of(p)}  {p.relative_to(root).as_posix()}" for p in files]
     (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
     return len(files)
 

@@ -199,7 +199,8 @@ def export_graphs(model: nn.Module, folder: Path) -> dict[str, Any]:
                ["x"], ["logits"])
     files = {path.name: path.stat().st_size for path in sorted(folder.glob("*.onnx"))}
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "opset": OPSET, "variant": cfg.variant,
-                "config": cfg.to_dict(), "files": files, "layout": __doc__}
+                "config": cfg.to_dict(), "files": files, "membrane_decay": membrane_decay(model),
+                "layout": __doc__}
     (folder / "graphs.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -222,13 +223,13 @@ def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -
     from ember_neuro.host_onnx import OnnxHost, SigmoidGates
 
     host = OnnxHost(folder, SigmoidGates(net))
+    incremental = model.config.is_transformer and model.config.variant != "lif-refractory"
     worst, tokens = 0.0, 0
     for ids in windows:
         ref = model(torch.as_tensor(ids[None], dtype=torch.long))[0][0].double().numpy()
         full, _ = host.forward(ids[None], None)
         worst = max(worst, float(np.abs(full[0] - ref).max()))
         tokens += ids.size
-        incremental = model.config.is_transformer and model.config.variant != "lif-refractory"
         if incremental:
             half = ids.size // 2
             _, cache = host.forward(ids[None, :half], None)
@@ -236,7 +237,7 @@ def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -
                 step, cache = host.forward(ids[None, i:i + 1], cache)
                 worst = max(worst, float(np.abs(step[0, 0] - ref[i]).max()))
     return {"max_abs_logit_diff": worst, "tokens": tokens, "windows": len(windows),
-            "incremental": bool(model.config.is_transformer and model.config.variant != "lif-refractory")}
+            "incremental": bool(incremental)}
 
 
 def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None,
@@ -246,10 +247,8 @@ def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None,
 
     text = load_data(data, vocab=ck.vocab)
     batch = text.val_batches(1, windows, ck.config.block_size, seed=0)[0][0].numpy()
-    manifest = export_graphs(ck.model, folder)
-    manifest["membrane_decay"] = membrane_decay(ck.model)
+    manifest = export_graphs(ck.model, folder)  # graphs.json: what OnnxHost reads for the check
     manifest["checkpoint"] = {"path": ck.path, "sha256": ck.sha256}
-    (folder / "graphs.json").write_text(json.dumps(manifest, indent=1))
     manifest["check"] = check(ck.model, folder, net, list(batch))
     (folder / "graphs.json").write_text(json.dumps(manifest, indent=1))
     return manifest

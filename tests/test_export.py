@@ -165,6 +165,9 @@ def test_missing_lava_and_missing_hardware(bundle) -> None:
     assert r.returncode == 3 and "requirements.txt" in r.stderr
     r = run_script(bundle, "verify.py", "--hw")
     assert r.returncode == 3 and "INRC" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_script(bundle, "generate.py", "--prompt", "ROMEO~", "--tokens", "2")
+    assert r.returncode == 2 and "not in the model's vocabulary" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.lava

@@ -123,19 +123,44 @@ def _run_fixed(a: NeuronArray, host: list[np.ndarray], table: list[np.ndarray], 
     return run(a, term_h, term_t, bias, record, dev)
 
 
-def counts_by_search(a: NeuronArray, x: np.ndarray) -> np.ndarray | None:
-    """(B, M) spike counts without stepping, where that is exact for the array; else None.
+def _searchable(du: float, dv: float, vth: float, n_tables: int) -> bool:
+    """Whether neurons may be counted without stepping (see :func:`_search_counts`)."""
+    return (n_tables == 1 and int(vth) == 0 and du == loihi.DECAY_MAX
+            and dv in (loihi.DECAY_MAX, loihi.DECAY_UNITY))
 
-    The mapping's gate neurons: fixed point, u memoryless (du = 4095), vth = 0, one chip
-    table (the dither) whose drive never rises over a window (its levels ascend), and the
-    fast path's bounds.  A neuron that fails once then fails for the rest of the window,
-    and a failed step leaves v <= 0 (a spike leaves 0), so v's residual can only lower steps
-    that fail anyway: the count is #{t : base + table_t > 0} -- a binary search over the few
-    distinct table sequences (one per dither weight and column) instead of T steps over
-    every neuron.  Tests check it against the full dynamics.
+
+def _search_counts(seqs: np.ndarray, group_of: np.ndarray, term_h: np.ndarray, bias: np.ndarray,
+                   keeps_v: bool) -> np.ndarray | None:
+    """Spike counts without stepping, where that is exact; else None.
+
+    For the mapping's gate neurons -- fixed point, u memoryless (du = 4095), vth = 0, one chip
+    table (the dither) whose drive never rises over a window (its levels ascend), within the
+    fast path's bounds -- a neuron that fails once then fails for the rest of the window, and
+    a failed step leaves v <= 0 (a spike leaves 0), so v's residual can only lower steps that
+    fail anyway.  The count is #{terms : base + term > 0}, a binary search over the few
+    distinct table sequences instead of T steps over every neuron.  ``seqs`` (G, T, C): the
+    act-shifted table drive of each sequence's C neurons (summed: the count of a gate's N
+    neurons); ``group_of``: each item's sequence; ``term_h`` (B, I) its host drive; ``bias``
+    (I,).  ``keeps_v`` (dv = 4095): a rising table could let a residual matter, so say None.
+    Tests check it against the full dynamics.
     """
-    if not (a.fixed and len(a.tables) == 1 and int(a.vth) == 0 and a.du == loihi.DECAY_MAX
-            and a.dv in (loihi.DECAY_MAX, loihi.DECAY_UNITY) and a.host):
+    if keeps_v and np.any(np.diff(seqs, axis=1) > 0):
+        return None
+    drive = int(np.abs(term_h).max(initial=0)) + int(np.abs(seqs).max(initial=0)) // 2**loihi.ACT_SHIFT
+    if drive >= FAST_DRIVE_LIMIT or int(np.abs(bias).max(initial=0)) >= 2**24:
+        return None
+    offset = np.int64(1) << 40  # > any |drive| + |bias|: the sequences' ranges never interleave
+    flat = np.sort(-seqs.reshape(len(seqs), -1), axis=1)
+    asc = (flat + (np.arange(len(seqs), dtype=np.int64) * offset)[:, None]).ravel()
+    base = loihi.act_shift(term_h) + bias
+    return np.searchsorted(asc, group_of * offset + base, side="left") - group_of * flat.shape[1]
+
+
+def counts_by_search(a: NeuronArray, x: np.ndarray) -> np.ndarray | None:
+    """(B, M) spike counts of an array without stepping (:func:`_search_counts`), or None.
+
+    One sequence per distinct (dither weight, table column) among the neurons."""
+    if not (a.fixed and a.host and _searchable(a.du, a.dv, a.vth, len(a.tables))):
         return None
     syn = a.tables[0]
     table = np.asarray(syn.table, np.int64)
@@ -148,32 +173,22 @@ def counts_by_search(a: NeuronArray, x: np.ndarray) -> np.ndarray | None:
     w_g = distinct // table.shape[1] - loihi.WEIGHT_MAX - 1
     seqs = loihi.act_shift(loihi.wrap_int32(loihi.weight_shift(w_g * table[:, distinct % table.shape[1]],
                                                                 syn.weight_exp)))  # (T, G)
-    if a.dv == loihi.DECAY_MAX and np.any(np.diff(seqs, axis=0) > 0):
-        return None  # a rising table could let a residual matter: step it
     term_h = _sum_in_order(numpy_ref.host_terms(a, x), True)
-    bias = numpy_ref.bias(a)
-    drive = int(np.abs(term_h).max(initial=0)) + int(np.abs(seqs).max(initial=0)) // 2**loihi.ACT_SHIFT
-    if drive >= FAST_DRIVE_LIMIT or int(np.abs(bias).max(initial=0)) >= 2**24:
-        return None
-    offset = np.int64(1) << 40  # > any |drive| + |bias|: the groups' ranges never interleave
-    asc = np.sort(-seqs, axis=0).T + (np.arange(seqs.shape[1], dtype=np.int64) * offset)[:, None]
-    base = loihi.act_shift(term_h) + bias  # (B, M)
-    return np.searchsorted(asc.ravel(), group * offset + base, side="left") - group * seqs.shape[0]
+    return _search_counts(seqs.T[:, :, None], group, term_h, numpy_ref.bias(a), a.dv == loihi.DECAY_MAX)
 
 
 def group_gate_counts(group: NeuronGroup, unit_index: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     """(B, I) spike counts per input, summed over its N neurons, without building the neuron layout.
 
-    The same shortcut as :func:`counts_by_search`, one level up: the N neurons of a gate share
-    its host drive and bias and differ only in their dither column, so the gate's count is how
-    many of its N*T table terms exceed -(drive + bias) -- one search per input over the unit's
-    merged terms.  N times less work than counting neuron by neuron, and no (I*N)-long arrays:
-    what makes many neurons per gate cheap to evaluate.  None where the shortcut is not exact.
+    The shortcut of :func:`_search_counts` one level up: the N neurons of a gate share its
+    host drive and bias and differ only in their dither column, so one sequence per (unit,
+    phase) holds all N*T of its table terms -- one search per input.  N times less work than
+    counting neuron by neuron, and no (I*N)-long arrays: what makes many neurons per gate
+    cheap to evaluate.  None where the shortcut is not exact.
     """
     ar = group.fixed_params
     tables = [c for c in ar.connections if not c.from_host]
-    if not (len(tables) == 1 and int(ar.vth) == 0 and ar.du == loihi.DECAY_MAX
-            and ar.dv in (loihi.DECAY_MAX, loihi.DECAY_UNITY) and group.reset_windows == 1):
+    if group.reset_windows != 1 or not _searchable(ar.du, ar.dv, ar.vth, len(tables)):
         return None
     unit_index = np.asarray(unit_index, np.int64).ravel()
     x = np.atleast_2d(np.asarray(x, np.int64))
@@ -197,22 +212,11 @@ def group_gate_counts(group: NeuronGroup, unit_index: np.ndarray, x: np.ndarray)
     cols = p_of[:, None] * n + np.arange(n)[None]  # (G, N)
     seqs = loihi.act_shift(loihi.wrap_int32(loihi.weight_shift(
         w_d[u_of][:, None, None] * table[:, cols].transpose(1, 0, 2), tables[0].weight_exp)))  # (G, T, N)
-    if ar.dv == loihi.DECAY_MAX and np.any(np.diff(seqs, axis=1) > 0):
-        return None
     host = [c for c in ar.connections if c.from_host]
     terms = [loihi.weight_shift(applied(c.weight)[unit_index] * x[:, j * i_count:(j + 1) * i_count],
                                 c.weight_exp) for j, c in enumerate(host)]
-    term_h = _sum_in_order(terms, True)
     bias = loihi.bias_value(np.asarray(ar.bias_mant)[unit_index], np.asarray(ar.bias_exp)[unit_index])
-    drive = int(np.abs(term_h).max(initial=0)) + int(np.abs(seqs).max(initial=0)) // 2**loihi.ACT_SHIFT
-    if drive >= FAST_DRIVE_LIMIT or int(np.abs(bias).max(initial=0)) >= 2**24:
-        return None
-    offset = np.int64(1) << 40
-    flat = np.sort(-seqs.reshape(len(used), -1), axis=1)
-    asc = (flat + (np.arange(len(used), dtype=np.int64) * offset)[:, None]).ravel()
-    group_of = lookup[keys]
-    base = loihi.act_shift(term_h) + bias
-    return np.searchsorted(asc, group_of * offset + base, side="left") - group_of * flat.shape[1]
+    return _search_counts(seqs, lookup[keys], _sum_in_order(terms, True), bias, ar.dv == loihi.DECAY_MAX)
 
 
 def _steps_fixed_fast(a, term_h, term_t, bias, record, dev):

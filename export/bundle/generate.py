@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE / "lib"))
     from ember_neuro import decoding
     from ember_neuro.cli import run_and_report
-    from ember_neuro.errors import BadInput
     from ember_neuro.host_onnx import OnnxHost, SpikingGates
     from ember_neuro.mappers import load_mapped
 
@@ -64,12 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         vocab = json.loads((HERE / "model" / "vocab.json").read_text())
         info = json.loads((HERE / "bundle.json").read_text())
         chars, block, variant = vocab["chars"], vocab["block_size"], vocab["variant"]
-        stoi = {c: i for i, c in enumerate(chars)}
-        if not a.prompt:
-            raise BadInput("empty prompt: give at least one character with --prompt")
-        bad = sorted({c for c in a.prompt if c not in stoi})
-        if bad:
-            raise BadInput(f"prompt characters not in the model's vocabulary: {''.join(bad)!r}")
+        seqs = decoding.encode_prompts(chars, [a.prompt])  # one-line refusals before Lava starts
         net = load_mapped(HERE / "model" / "mapped.npz")
         temporal = a.temporal or info.get("temporal", "rate")
         emit = None if a.json else (lambda new: (sys.stdout.write(chars[new[0]]), sys.stdout.flush()))
@@ -79,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         with SpikingGates(net, a.backend, slots=block, timeout_s=a.timeout, membrane=temporal) as gates:
             host = OnnxHost(HERE / "model" / "onnx", gates)
             t0 = time.perf_counter()
-            out = decoding.decode(host, [[stoi[c] for c in a.prompt]], a.tokens, block,
+            out = decoding.decode(host, seqs, a.tokens, block,
                                   decoding.decode_mode(variant), variant == "cfc-lif", pick, emit)[0]
             secs = time.perf_counter() - t0
         if not a.json:

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         header, traces = golden.load_golden(HERE / "golden" / "golden.npz")
         backend, kwargs, loggers = "lava-sim", {}, {}
         if args.hw:
-            steps = sum(t.raster().shape[0] * t.raster().shape[1] for t in traces.values())
+            steps = sum(t.windows * net.group(t.group).timesteps for t in traces.values())
             loggers = profiler_loggers(steps)
             backend, kwargs = "loihi2", {"callbacks": list(loggers.values())}
         t0 = time.perf_counter()
