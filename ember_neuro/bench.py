@@ -53,9 +53,9 @@ def _prompts(vocab: str, data: Any, batch: int, length: int) -> list[str]:
 
 
 def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple[str, ...]) -> list[dict]:
-    from ember_neuro.checkpoint import load_checkpoint
-    from ember_neuro.data import load_data
-    from ember_neuro.inference import HybridRequest, run_hybrid
+    from ember_neuro.hybrid.session import HybridRequest, run_hybrid
+    from ember_neuro.models.checkpoint import load_checkpoint
+    from ember_neuro.models.data import load_data
 
     ck = load_checkpoint(ckpt)
     data = load_data(None, vocab=ck.vocab)
@@ -76,7 +76,7 @@ def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple
 
 
 def evaluation(ckpt: str, batches: int, batch_size: int) -> dict:
-    from ember_neuro.inference import HybridRequest, run_hybrid
+    from ember_neuro.hybrid.session import HybridRequest, run_hybrid
 
     out = {}
     for backend in ("float", "emulator"):
@@ -90,9 +90,9 @@ def evaluation(ckpt: str, batches: int, batch_size: int) -> dict:
 def lava_ceiling(ckpt: str, windows: int, timesteps: int = 32, slots: int | None = None) -> dict:
     """Bare Lava: the hybrid's attention layout, windows sent back to back, no host model."""
     from ember_neuro.backends import registry
-    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.deploy.mapping import map_checkpoint
     from ember_neuro.mappers import MappingOptions
-    from ember_neuro.mapping import map_checkpoint
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(ckpt)
     g = map_checkpoint(ck, MappingOptions(timesteps=timesteps)).group("attention")
@@ -139,8 +139,8 @@ def neuron_rates(width: int, timesteps: int, windows: int, backends: tuple[str, 
 
 
 def walls(ckpt: str, tmp: Path) -> dict:
+    from ember_neuro.deploy.mapping import map_and_measure
     from ember_neuro.export.inrc import build_bundle
-    from ember_neuro.mapping import map_and_measure
     from ember_neuro.validation.pipeline import validate_checkpoint
 
     out = {}
@@ -160,7 +160,7 @@ def walls(ckpt: str, tmp: Path) -> dict:
 
 def counts(ckpt: str, gen_rows: list[dict], tokens: int) -> dict:
     """NeuroBench-style counts for the lava-sim batch-1 run at (32, 1)."""
-    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(ckpt)
     row = next(r for r in gen_rows if r["backend"] == "lava-sim" and r["batch"] == 1 and r["N"] == 1)

@@ -18,13 +18,13 @@ import json
 import math
 import sys
 
-from ember_neuro.checkpoint import load_checkpoint
 from ember_neuro.cli import run_guarded
-from ember_neuro.config import PRESETS, VARIANTS, config_for
+from ember_neuro.deploy.mapping import gate_params
 from ember_neuro.mappers.params import temporal_records
 from ember_neuro.mappers.registry import gate_records
-from ember_neuro.mapping import gate_params
-from ember_neuro.zoo import build_model, param_counts
+from ember_neuro.models.build import build_model, param_counts
+from ember_neuro.models.checkpoint import load_checkpoint
+from ember_neuro.models.config import PRESETS, VARIANTS, config_for
 
 NOTABLE_THETA = 0.1  # the notes call heads with |theta| above this "deviating from pass-through"
 
@@ -63,7 +63,7 @@ def add_swings(d: dict, model, vocab: str | None, data_path: str | None) -> None
             for g in d["gates"]:
                 g["swing"] = None
             return
-        from ember_neuro.data import load_data
+        from ember_neuro.models.data import load_data
 
         data = load_data(data_path, vocab=vocab)
     units = swing.unit_swings(model, data)

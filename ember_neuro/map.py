@@ -37,7 +37,7 @@ import sys
 
 from ember_neuro.backends import registry
 from ember_neuro.cli import add_levels_option, run_and_report, torch_threads
-from ember_neuro.mapping import format_table, map_and_measure
+from ember_neuro.deploy.mapping import format_table, map_and_measure
 
 
 def _targets() -> str:
@@ -77,9 +77,9 @@ def choose_and_map(a: argparse.Namespace) -> dict:
     torch_threads(a.threads)
     t, n, choice = a.timesteps, a.neurons_per_gate, None
     if a.max_error is not None or a.neuron_budget is not None:
-        from ember_neuro.checkpoint import load_checkpoint
+        from ember_neuro.deploy.mapping import choose_window
         from ember_neuro.errors import BadInput
-        from ember_neuro.mapping import choose_window
+        from ember_neuro.models.checkpoint import load_checkpoint
 
         if n is not None:
             raise BadInput("--neurons-per-gate is what --max-error / --neuron-budget choose; drop one")

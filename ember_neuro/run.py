@@ -35,7 +35,7 @@ import numpy as np
 
 from ember_neuro.backends import registry
 from ember_neuro.cli import add_levels_option, run_guarded
-from ember_neuro.inference import HybridRequest, run_hybrid
+from ember_neuro.hybrid.session import HybridRequest, run_hybrid
 
 
 def _backends() -> str:

@@ -39,8 +39,8 @@ import sys
 import torch
 
 from ember_neuro import gates
+from ember_neuro.deploy.mapping import gate_params
 from ember_neuro.mappers.registry import gate_records
-from ember_neuro.mapping import gate_params
 
 DEFAULT_BAR = 0.25
 Q_LO, Q_HI = 0.001, 0.999
@@ -166,12 +166,12 @@ def checkpoint_swings(path, data_path: str | None = None, n_batches: int = 8,
                       batch_size: int = 12, seed: int = 0, q_lo: float = Q_LO,
                       q_hi: float = Q_HI) -> tuple[object, list[dict]]:
     """Load a checkpoint and compute its unit swings (validation data only for cfc-lif)."""
-    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(path)
     data = None
     if not hasattr(ck.model, "transformer"):
-        from ember_neuro.data import load_data
+        from ember_neuro.models.data import load_data
 
         data = load_data(data_path, vocab=ck.vocab)
     return ck, unit_swings(ck.model, data, n_batches, batch_size, seed, q_lo, q_hi)
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         ck, units = checkpoint_swings(a.checkpoint, a.data, a.batches, a.batch_size)
         summary = summarise(units, a.bar)
         if a.causal:
-            from ember_neuro.data import load_data
+            from ember_neuro.models.data import load_data
 
             summary["causal"] = causal_check(ck.model, load_data(a.data, vocab=ck.vocab))
         seen.update(ck=ck, units=units, summary=summary)

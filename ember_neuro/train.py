@@ -28,10 +28,10 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from ember_neuro.checkpoint import save_checkpoint
-from ember_neuro.config import PRESETS, VARIANTS, config_for
-from ember_neuro.data import DataError, load_data
-from ember_neuro.zoo import build_model, is_gate_param, param_counts
+from ember_neuro.models.build import build_model, is_gate_param, param_counts
+from ember_neuro.models.checkpoint import save_checkpoint
+from ember_neuro.models.config import PRESETS, VARIANTS, config_for
+from ember_neuro.models.data import DataError, load_data
 
 
 def lr_at(it: int, lr: float, min_lr: float, warmup: int, total: int) -> float:

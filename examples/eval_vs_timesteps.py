@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ember_neuro.inference import HybridRequest, run_hybrid
+from ember_neuro.hybrid.session import HybridRequest, run_hybrid
 from ember_neuro.plots import _plt
 
 CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-strong.pt"

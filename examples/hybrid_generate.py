@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ember_neuro.inference import HybridRequest, run_hybrid
+from ember_neuro.hybrid.session import HybridRequest, run_hybrid
 
 CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-strong.pt"
 

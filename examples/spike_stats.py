@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ember_neuro.checkpoint import load_checkpoint
-from ember_neuro.hybrid import make_fire_fn
+from ember_neuro.deploy.mapping import map_checkpoint
+from ember_neuro.hybrid.torch_hook import make_fire_fn
 from ember_neuro.mappers import MappingOptions
-from ember_neuro.mapping import map_checkpoint
+from ember_neuro.models.checkpoint import load_checkpoint
 
 CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-strong.pt"
 

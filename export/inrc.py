@@ -11,7 +11,7 @@ and onnxruntime on Python 3.10 -- no torch, no ember-neuro install.
       model/mapped.npz    the saved mapped network (docs/mapped-format.md)
       model/onnx/         the host graphs split at the gates (export/onnx.py), graphs.json
       model/vocab.json    the character vocabulary
-      golden/golden.npz   recorded gate windows and their Lava spikes (ember_neuro/golden.py)
+      golden/golden.npz   recorded gate windows and their Lava spikes (ember_neuro/hybrid/golden.py)
       golden/golden.json  the recording run: prompt (validation text), greedy tokens, activity
       report/             the fidelity report of `validate` on this mapping
       lib/ember_neuro/    the torch-free part of this package that the scripts import
@@ -29,16 +29,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ember_neuro import decoding, golden, resources
+from ember_neuro.deploy import resources
+from ember_neuro.hybrid import decoding, golden
 
 BUNDLE_FORMAT = "ember-neuro/inrc-bundle"
 BUNDLE_VERSION = 1
 TEMPLATES = Path(__file__).parent / "bundle"
 
 # The torch-free modules the bundle's scripts import (a test imports them with torch blocked).
-LIB_MODULES = ("__init__.py", "atomic.py", "cli.py", "decoding.py", "errors.py", "gatepath.py", "gates.py",
-               "golden.py", "host_onnx.py", "resources.py")
+LIB_MODULES = ("__init__.py", "atomic.py", "cli.py", "errors.py", "gates.py")
 LIB_PACKAGES = {"backends": ("__init__.py", "lava.py", "numpy_ref.py", "registry.py"),
+                "hybrid": ("__init__.py", "decoding.py", "golden.py", "onnx_host.py", "paths.py"),
+                "deploy": ("__init__.py", "resources.py"),
                 "mappers": None, "processes": None}  # None: every module of the folder
 
 # Python 3.10, as on INRC machines (helper-verified in a fresh venv: lava-nc 0.10.0 installs natively).
@@ -117,7 +119,7 @@ class _PhaseSource:
 
 def validation_prompt(ck: Any, data: str | None, chars: int) -> list[int]:
     """The first `chars` tokens of a fixed validation window (seed 0): real held-out text."""
-    from ember_neuro.data import load_data
+    from ember_neuro.models.data import load_data
 
     text = load_data(data, vocab=ck.vocab)
     x, _ = text.val_batches(1, 1, ck.config.block_size, seed=0)[0]
@@ -127,7 +129,7 @@ def validation_prompt(ck: Any, data: str | None, chars: int) -> list[int]:
 def record_golden(net: Any, onnx_dir: Path, variant: str, block: int, prompt: list[int], tokens: int,
                   temporal: str, timeout_s: float, max_windows: int = GOLDEN_MAX_WINDOWS) -> dict[str, Any]:
     """Greedy generation with the exported graphs and the gates on lava-sim, every window tapped."""
-    from ember_neuro.host_onnx import OnnxHost, SpikingGates
+    from ember_neuro.hybrid.onnx_host import OnnxHost, SpikingGates
 
     recorder = golden.Recorder(max_windows)
     phases: dict[str, dict[str, golden.Activity]] = {}
@@ -168,7 +170,7 @@ def per_token_phase(rec: dict[str, Any]) -> str:
 
 def write_checksums(root: Path) -> int:
     """SHA256SUMS over every other file (verify.py re-checks it with the stdlib alone)."""
-    from ember_neuro.checkpoint import sha256_of
+    from ember_neuro.models.checkpoint import sha256_of
 
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
     lines = [f"{sha256_of(p)}  {p.relative_to(root).as_posix()}" for p in files]
@@ -182,9 +184,9 @@ def build_bundle(checkpoint: str, out: str, timesteps: int = 32, neurons_per_gat
                  step: Any = lambda name: None, levels: str = "uniform") -> dict[str, Any]:
     """What ``export inrc`` does; returns the summary printed by ``--json``."""
     from ember_neuro.atomic import atomic_dir, check_output_dir
-    from ember_neuro.inference import TEMPORAL_MODES, RunError
+    from ember_neuro.deploy.mapping import check_window, mapping_for
+    from ember_neuro.hybrid.session import TEMPORAL_MODES, RunError
     from ember_neuro.mappers import save_mapped
-    from ember_neuro.mapping import check_window, mapping_for
 
     from .onnx import OPSET, load_gated, write_graphs
 

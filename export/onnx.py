@@ -220,7 +220,7 @@ def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -
     its state.  lif-refractory only whole windows: its column load is not causal.
     Returns max |logits difference| and what was compared.
     """
-    from ember_neuro.host_onnx import OnnxHost, SigmoidGates
+    from ember_neuro.hybrid.onnx_host import OnnxHost, SigmoidGates
 
     host = OnnxHost(folder, SigmoidGates(net))
     incremental = model.config.is_transformer and model.config.variant != "lif-refractory"
@@ -243,7 +243,7 @@ def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -
 def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None,
                  windows: int = 2) -> dict[str, Any]:
     """Graphs of a loaded checkpoint into `folder`, with graphs.json, checked on validation text."""
-    from ember_neuro.data import load_data
+    from ember_neuro.models.data import load_data
 
     text = load_data(data, vocab=ck.vocab)
     batch = text.val_batches(1, windows, ck.config.block_size, seed=0)[0][0].numpy()
@@ -256,8 +256,8 @@ def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None,
 
 def load_gated(checkpoint: str) -> Any:
     """A checkpoint with an LIF gate, or a one-line refusal naming why not."""
-    from ember_neuro.checkpoint import load_checkpoint
     from ember_neuro.mappers.registry import check_variant
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(checkpoint)
     check_variant(ck.config.variant)
@@ -270,8 +270,8 @@ def export_onnx(checkpoint: str, out: str, force: bool = False, data: str | None
     import time
 
     from ember_neuro.atomic import atomic_dir, check_output_dir
+    from ember_neuro.deploy.mapping import map_checkpoint
     from ember_neuro.mappers import MappingOptions
-    from ember_neuro.mapping import map_checkpoint
 
     t0 = time.time()
     dest = check_output_dir(out, force)

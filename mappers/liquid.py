@@ -4,7 +4,7 @@
 
 h is unbounded, so each layer's |h| travels as a payload normalised by a scale
 calibrated on validation text (``calibration["hidden_scale"][layer]``, measured by
-the host: ember_neuro/mapping.py).  In normalised units v = |h| / scale in [0, 1]
+the host: ember_neuro/deploy/mapping.py).  In normalised units v = |h| / scale in [0, 1]
 the gate is sigmoid(k scale (v - theta / scale)): the same neuron as an attention
 head (mappers/gate.py), one unit per neuron of each layer.  Values above the
 scale are clipped to 1 and counted (the hybrid run reports them); the per-unit
@@ -28,7 +28,7 @@ def layer_scales(calibration: dict | None, key: str, n_layer: int, what: str) ->
     scales = (calibration or {}).get(key)
     if scales is None or len(scales) != n_layer:
         raise ValueError(f"{what}: no calibrated payload scale per layer ({key}); map through "
-                         "ember_neuro.mapping, which measures it on validation text")
+                         "ember_neuro.deploy.mapping, which measures it on validation text")
     for layer, s in enumerate(scales):
         if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
             raise ValueError(f"{what}: the payload scale of layer {layer} cannot be calibrated (observed "

@@ -1,7 +1,7 @@
 """Trained gate parameters, read from a checkpoint's raw state-dict arrays (numpy only).
 
-The key names the package reads (raw, pre-transform values; see ember_neuro/model.py
-and ember_neuro/liquid.py, which define them):
+The key names the package reads (raw, pre-transform values; see ember_neuro/models/transformer.py
+and ember_neuro/models/liquid.py, which define them):
 
     transformer.h.{l}.attn.gate.threshold           (H,)  theta (lif-fixed: buffer = 1.0)
     transformer.h.{l}.attn.gate.leak                (H,)  leak_raw      -> sigmoid

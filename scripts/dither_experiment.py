@@ -27,12 +27,12 @@ import sys
 import numpy as np
 import torch
 
-from ember_neuro.checkpoint import load_checkpoint
-from ember_neuro.data import load_data
-from ember_neuro.hybrid import make_hooks
-from ember_neuro.inference import EVAL_SEED, eval_slots, evaluate
+from ember_neuro.deploy.mapping import map_checkpoint
+from ember_neuro.hybrid.session import EVAL_SEED, eval_slots, evaluate
+from ember_neuro.hybrid.torch_hook import make_hooks
 from ember_neuro.mappers import MappingOptions, NeuronGroup
-from ember_neuro.mapping import map_checkpoint
+from ember_neuro.models.checkpoint import load_checkpoint
+from ember_neuro.models.data import load_data
 
 
 def phases_of(p: int) -> np.ndarray:

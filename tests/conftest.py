@@ -57,9 +57,9 @@ def make_ckpt(path: Path, variant: str, seed: int = 0, perturb: bool = True) -> 
     """An untrained tiny checkpoint; `perturb` spreads gate parameters like training does."""
     import torch
 
-    from ember_neuro.checkpoint import save_checkpoint
-    from ember_neuro.config import config_for
-    from ember_neuro.zoo import build_model
+    from ember_neuro.models.build import build_model
+    from ember_neuro.models.checkpoint import save_checkpoint
+    from ember_neuro.models.config import config_for
 
     torch.manual_seed(seed)
     cfg = config_for(variant, "tiny", vocab_size=len(VOCAB))

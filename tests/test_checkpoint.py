@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ember_neuro.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ember_neuro.config import config_for
-from ember_neuro.zoo import build_model
+from ember_neuro.models.build import build_model
+from ember_neuro.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ember_neuro.models.config import config_for
 
 from .conftest import VOCAB, run_cli
 

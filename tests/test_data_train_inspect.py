@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from ember_neuro.data import DataError, load_data
+from ember_neuro.models.data import DataError, load_data
 
 from .conftest import run_cli
 

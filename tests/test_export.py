@@ -72,7 +72,8 @@ def bundle(tiny_ckpts, vocab_text, tmp_path_factory) -> Path:
 def test_bundle_contents(bundle) -> None:
     for name in ("README.md", "verify.py", "generate.py", "requirements.txt", "resources.json", "SHA256SUMS",
                  "model/mapped.npz", "model/vocab.json", "model/onnx/graphs.json", "golden/golden.npz",
-                 "report/report.md", "lib/ember_neuro/host_onnx.py", "lib/ember_neuro/mappers/loihi.py"):
+                 "report/report.md", "lib/ember_neuro/hybrid/onnx_host.py",
+                 "lib/ember_neuro/mappers/loihi.py"):
         assert (bundle / name).is_file(), name
     req = (bundle / "requirements.txt").read_text()
     pins = [line.split("==")[0] for line in req.splitlines() if line and not line.startswith("#")]
@@ -113,7 +114,7 @@ def near_tie(bundle: Path, ckpt: Path, prompt: str, a: str, b: str) -> str:
     """The logit gap at the first differing token, and the payload rounding behind it."""
     import torch
 
-    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     i = next(j for j in range(min(len(a), len(b))) if a[j] != b[j])
     ck = load_checkpoint(ckpt)
@@ -140,7 +141,7 @@ def test_tampered_file_is_named(bundle, tmp_path) -> None:
 @pytest.mark.lava
 def test_a_changed_golden_spike_fails_verification(bundle, tmp_path) -> None:
     from ember_neuro.export.inrc import write_checksums
-    from ember_neuro.golden import load_golden, save_golden
+    from ember_neuro.hybrid.golden import load_golden, save_golden
 
     copy = tmp_path / "b"
     shutil.copytree(bundle, copy)
@@ -210,7 +211,7 @@ def test_every_variant_bundles_and_verifies(tiny_ckpts, vocab_text, tmp_path, va
 
 
 def test_golden_file_refusals(tmp_path) -> None:
-    from ember_neuro.golden import GoldenFileError, Trace, load_golden, save_golden
+    from ember_neuro.hybrid.golden import GoldenFileError, Trace, load_golden, save_golden
 
     with pytest.raises(GoldenFileError, match="not found"):
         load_golden(tmp_path / "nope.npz")

@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ember_neuro.backends.emulator import emulate, gate_rates
-from ember_neuro.checkpoint import load_checkpoint
+from ember_neuro.deploy.mapping import map_checkpoint
 from ember_neuro.gates import fire_curve_np
 from ember_neuro.mappers import GateUnit, MappingError, MappingOptions, NeuronGroup, gate_counts, map_gates
 from ember_neuro.mappers.registry import mappable
-from ember_neuro.mapping import map_checkpoint
+from ember_neuro.models.checkpoint import load_checkpoint
 
 from .helpers import SHIPPED
 

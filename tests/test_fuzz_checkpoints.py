@@ -162,7 +162,7 @@ def test_mutated_checkpoints_never_raise(originals, corpus: Path, tmp_path: Path
 
 def test_huge_claimed_sizes_are_refused_before_anything_is_built(originals, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from ember_neuro import checkpoint
+    from ember_neuro.models import checkpoint
 
     built = []
     monkeypatch.setattr(checkpoint, "build_model", lambda cfg: built.append(cfg) or None)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from ember_neuro import gates
-from ember_neuro.config import config_for
-from ember_neuro.zoo import build_model
+from ember_neuro.models.build import build_model
+from ember_neuro.models.config import config_for
 
 
 def sig(x: float) -> float:

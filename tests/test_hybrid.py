@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from ember_neuro.checkpoint import load_checkpoint
-from ember_neuro.hybrid import AttentionGates
-from ember_neuro.inference import generate
+from ember_neuro.deploy.mapping import map_checkpoint
+from ember_neuro.hybrid.session import generate
+from ember_neuro.hybrid.torch_hook import AttentionGates
 from ember_neuro.mappers import MappingOptions
-from ember_neuro.mapping import map_checkpoint
+from ember_neuro.models.checkpoint import load_checkpoint
 
 from .conftest import run_cli
 from .helpers import SHIPPED
@@ -100,9 +100,9 @@ def test_generate_is_deterministic_per_seed(ck):
 def test_a_batch_generates_what_each_prompt_generates_alone(ck):
     """Greedy, the float gates and the spiking gates of the emulator: batching changes no token
     (the gate of an entry does not depend on its neighbours in the window)."""
-    from ember_neuro.hybrid import make_hooks
+    from ember_neuro.deploy.mapping import map_checkpoint
+    from ember_neuro.hybrid.torch_hook import make_hooks
     from ember_neuro.mappers import MappingOptions
-    from ember_neuro.mapping import map_checkpoint
 
     prompts = ["ROMEO:", "JULIET", "To be,"]
     net = map_checkpoint(ck, MappingOptions(timesteps=8, neurons_per_gate=2, levels="auto"))

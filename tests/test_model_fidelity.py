@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from ember_neuro.inference import HybridRequest, run_hybrid
+from ember_neuro.hybrid.session import HybridRequest, run_hybrid
 from ember_neuro.mappers.registry import mappable
 
 from .helpers import SHIPPED
@@ -43,7 +43,7 @@ def test_the_bar_is_not_free() -> None:
 
 def test_strong_gates_really_switch() -> None:
     from ember_neuro import swing
-    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     for variant in ("lif-learnable", "lif-fixed", "lif-refractory", "temporal-lif"):
         units = swing.unit_swings(load_checkpoint(SHIPPED / f"{variant}-strong.pt").model)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ember_neuro.config import VARIANTS, EmberConfig, config_for
-from ember_neuro.zoo import build_model, param_counts
+from ember_neuro.models.build import build_model, param_counts
+from ember_neuro.models.config import VARIANTS, EmberConfig, config_for
 
 PAPER_GATE_COUNTS = {
     "standard": 0,

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from ember_neuro import swing
-from ember_neuro.config import config_for
-from ember_neuro.data import load_data
+from ember_neuro.models.build import build_model
+from ember_neuro.models.config import config_for
+from ember_neuro.models.data import load_data
 from ember_neuro.train import is_lif_gate_param, make_optimizer
-from ember_neuro.zoo import build_model
 
 from .conftest import run_cli
 

@@ -13,7 +13,7 @@ import pytest
 
 from ember_neuro import validate as CLI
 from ember_neuro.backends import references as R
-from ember_neuro.fidelity import UnitInputs, grid_inputs
+from ember_neuro.deploy.fidelity import UnitInputs, grid_inputs
 from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
 from ember_neuro.mappers.loihi import threshold
 from ember_neuro.validation import compare as V

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ember_neuro.checkpoint import load_checkpoint, save_checkpoint
-from ember_neuro.inference import HybridRequest, generate, run_hybrid
+from ember_neuro.deploy.mapping import map_checkpoint
+from ember_neuro.hybrid.session import HybridRequest, generate, run_hybrid
 from ember_neuro.mappers import MappingError, MappingOptions
-from ember_neuro.mapping import map_checkpoint
+from ember_neuro.models.checkpoint import load_checkpoint, save_checkpoint
 
 from .conftest import run_cli
 
@@ -50,7 +50,7 @@ def test_generation_on_the_emulator(tiny_ckpts, vocab_text, variant) -> None:
 
 
 def test_cfc_state_decoding_equals_whole_sequence_with_spiking_gates(tiny_ckpts, vocab_text) -> None:
-    from ember_neuro.hybrid import make_hooks
+    from ember_neuro.hybrid.torch_hook import make_hooks
 
     ck = load_checkpoint(tiny_ckpts["cfc-lif"])
     net = map_checkpoint(ck, MappingOptions(timesteps=16), data=str(vocab_text))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ember_neuro.backends import numpy_ref, registry
-from ember_neuro.fidelity import GRID_POINTS, UnitInputs
+from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray, NeuronGroup, gate_counts
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from ember_neuro.backends import references, registry
 from ember_neuro.cli import package_versions
+from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs, points_per_unit
 from ember_neuro.errors import BadInput
-from ember_neuro.fidelity import GRID_POINTS, UnitInputs, points_per_unit
 from ember_neuro.mappers import NeuronArray, NeuronGroup, loihi
 from ember_neuro.mappers.registry import check_variant
 from ember_neuro.validation.compare import (
@@ -201,11 +201,11 @@ def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_p
                         t0: float | None = None, levels: str | None = None) -> dict[str, Any]:
     """Validate every gate group of a checkpoint's mapping; writes the report folder, returns the result."""
     from ember_neuro.atomic import atomic_dir, check_output_dir
-    from ember_neuro.checkpoint import load_checkpoint
+    from ember_neuro.deploy.fidelity import gate_groups, grid_inputs, observed_inputs
+    from ember_neuro.deploy.mapping import check_window, map_checkpoint, mapping_for
     from ember_neuro.export import nir_gates as G
-    from ember_neuro.fidelity import gate_groups, grid_inputs, observed_inputs
     from ember_neuro.mappers import MappingOptions
-    from ember_neuro.mapping import check_window, map_checkpoint, mapping_for
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     t0 = time.time() if t0 is None else t0
     check_window(32 if timesteps is None else timesteps,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ember_neuro import plots
-from ember_neuro.fidelity import GRID_POINTS, UnitInputs, grid_inputs, points_per_unit
+from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs, grid_inputs, points_per_unit
 from ember_neuro.mappers import NeuronGroup
 from ember_neuro.validation.compare import (
     BAR_EXCESS,

@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
               "environment with `pip install -r requirements.txt` (Python 3.10)", file=sys.stderr)
         return 3
     sys.path.insert(0, str(HERE / "lib"))
-    from ember_neuro import decoding
     from ember_neuro.cli import run_and_report
-    from ember_neuro.host_onnx import OnnxHost, SpikingGates
+    from ember_neuro.hybrid import decoding
+    from ember_neuro.hybrid.onnx_host import OnnxHost, SpikingGates
     from ember_neuro.mappers import load_mapped
 
     def generate(a: argparse.Namespace) -> dict:

@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
               "`pip install -r requirements.txt` (Python 3.10)", file=sys.stderr)
         return 3
     sys.path.insert(0, str(HERE / "lib"))
-    from ember_neuro import golden
     from ember_neuro.backends.lava import LOIHI2_MISSING, loihi2_available
     from ember_neuro.cli import run_and_report
+    from ember_neuro.hybrid import golden
     from ember_neuro.mappers import load_mapped
 
     if args.hw and not loihi2_available():

@@ -1,10 +1,10 @@
-"""Choosing (T, N) for a per-gate error within a neuron budget (ember_neuro/budget.py): the choice
+"""Choosing (T, N) for a per-gate error within a neuron budget (ember_neuro/deploy/budget.py): the choice
 is the fewest timesteps, checked against a brute-force scan of the same mappings."""
 
 import numpy as np
 import pytest
 
-from ember_neuro import budget as B
+from ember_neuro.deploy import budget as B
 from ember_neuro.mappers import GateUnit, MappingOptions, map_gates
 
 UNITS = [GateUnit(0, h, th, 0.1, k) for h, (th, k) in enumerate([(0.66, 8.2), (0.3, 2.0), (-1.5, 0.3)])]

@@ -69,7 +69,7 @@ def test_processes_modules_are_side_effect_free():
             "print(sorted(k for k in sys.modules if k.startswith('ember_neuro.')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip(), r.stderr
-    assert "ember_neuro.model" not in r.stdout and "ember_neuro.backends.lava" not in r.stdout
+    assert "ember_neuro.models.transformer" not in r.stdout and "ember_neuro.backends.lava" not in r.stdout
 
 
 def test_atomic_dir_all_or_nothing(tmp_path):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ember_neuro.config import EmberConfig
+from ember_neuro.models.config import EmberConfig
 
 
 def build_model(cfg: EmberConfig) -> nn.Module:
     if cfg.is_transformer:
-        from ember_neuro.model import TransformerEmber
+        from ember_neuro.models.transformer import TransformerEmber
 
         return TransformerEmber(cfg)
-    from ember_neuro.liquid import LiquidEmber
+    from ember_neuro.models.liquid import LiquidEmber
 
     return LiquidEmber(cfg)
 

@@ -25,9 +25,9 @@ import torch
 import torch.nn as nn
 
 from ember_neuro.atomic import atomic_write_bytes
-from ember_neuro.config import EmberConfig
 from ember_neuro.errors import BadInput
-from ember_neuro.zoo import build_model, is_gate_param
+from ember_neuro.models.build import build_model, is_gate_param
+from ember_neuro.models.config import EmberConfig
 
 REQUIRED_KEYS = ("model", "model_args")
 

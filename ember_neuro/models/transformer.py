@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ember_neuro import gates
-from ember_neuro.config import EmberConfig
+from ember_neuro.models.config import EmberConfig
 
 # fire_fn(layer, p, theta, k, loads) -> fire, same shape as p.  None means the trained sigmoid.
 # loads: None, or for lif-refractory {"col_load": (B, H, 1, Tk), "prev_load": (B, 1, 1, Tk)}.

@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ember_neuro import decoding
 from ember_neuro.backends import registry
 from ember_neuro.cli import torch_threads
-from ember_neuro.decoding import decode, encode_prompts, greedy
 from ember_neuro.errors import BadInput
-from ember_neuro.hybrid import Hooks, make_hooks
+from ember_neuro.hybrid import decoding
+from ember_neuro.hybrid.decoding import decode, encode_prompts, greedy
+from ember_neuro.hybrid.torch_hook import Hooks, make_hooks
 
 EVAL_SEED = 1234
 TEMPORAL_MODES = ("rate", "hard")
@@ -91,7 +91,7 @@ def _sampler(temperature: float, top_k: int | None, seed: int):
 def generate(model, vocab: str, prompts: str | list[str], tokens: int, hooks: Hooks | None,
              temperature: float, seed: int, device, stream=None, top_k: int | None = None,
              decode_as: str = "auto") -> tuple[list[str], float]:
-    """Sample `tokens` characters after each prompt, all prompts in one batch (ember_neuro.decoding);
+    """Sample `tokens` characters after each prompt, all prompts in one batch (ember_neuro.hybrid.decoding);
     returns (texts, seconds).  A stream gets the text of a single prompt as it is generated."""
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     seqs = encode_prompts(vocab, prompts)
@@ -193,8 +193,8 @@ class HybridRequest:
 
 def run_hybrid(req: HybridRequest) -> dict[str, Any]:
     """Generate or evaluate with the gate on `req.backend`; returns the result record."""
-    from ember_neuro.checkpoint import load_checkpoint
-    from ember_neuro.mapping import check_window, mapping_for
+    from ember_neuro.deploy.mapping import check_window, mapping_for
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     t_start = time.time()
     usable = ("float", *registry.names(spiking=True, hybrid=True))
@@ -234,7 +234,7 @@ def run_hybrid(req: HybridRequest) -> dict[str, Any]:
         result["decode"] = decode_as
     block = ck.config.block_size
     if req.eval:
-        from ember_neuro.data import load_data
+        from ember_neuro.models.data import load_data
 
         data = load_data(req.data, vocab=ck.vocab)
         if req.batches == 0:

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ember_neuro import gates
-from ember_neuro.config import EmberConfig
+from ember_neuro.models.config import EmberConfig
 
 # fire_fn(layer, h, theta, k) -> fire for unbounded CfC outputs h (B, T, D)
 FireFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

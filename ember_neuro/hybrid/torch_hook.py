@@ -13,7 +13,7 @@ of ember_neuro.backends.registry); the host decodes the fire from the spike coun
                                           of one LIF neuron per token, carried across layers
 
 This module only converts tensors: the gate paths themselves are numpy
-(ember_neuro/gatepath.py), shared with the INRC bundle.  Lava channel payloads:
+(ember_neuro/hybrid/paths.py), shared with the INRC bundle.  Lava channel payloads:
 host -> chip graded spikes (round(x / scale 2^bits), int32 messages declared
 24-bit), one per host connection and input slot; chip -> host one binary spike
 per neuron per step (bit-packed raster per window).
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ember_neuro import gatepath
-from ember_neuro.gatepath import AttentionPath, HardMembrane, HiddenPath, MembraneRate
+from ember_neuro.hybrid import paths as gatepath
+from ember_neuro.hybrid.paths import AttentionPath, HardMembrane, HiddenPath, MembraneRate
 from ember_neuro.mappers import MappedNetwork
 
 

@@ -2,7 +2,7 @@
 
 What the INRC bundle's generate.py runs, and what ``export onnx`` checks against
 PyTorch.  The gates come from a :class:`Gates` object: the neurons
-(ember_neuro.gatepath on Lava or the numpy reference) or the trained sigmoids
+(ember_neuro.hybrid.paths on Lava or the numpy reference) or the trained sigmoids
 (:class:`SigmoidGates`, for the ONNX check).  Implements decoding.LogitSource.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ember_neuro import gatepath
 from ember_neuro.errors import BadInput
+from ember_neuro.hybrid import paths as gatepath
 from ember_neuro.mappers import MappedNetwork
 
 
@@ -60,7 +60,7 @@ class SigmoidGates(Gates):
 
 
 class SpikingGates(Gates, gatepath.GatePaths):
-    """The gates on neurons: the gate paths of ember_neuro.gatepath on one backend."""
+    """The gates on neurons: the gate paths of ember_neuro.hybrid.paths on one backend."""
 
     def __init__(self, net: MappedNetwork, backend: str, slots: int, timeout_s: float = 60.0,
                  membrane: str = "rate"):

@@ -1,7 +1,7 @@
 """Gate values in, decoded fire out, on any spiking backend -- numpy only (no torch).
 
 The part of hybrid inference that talks to the neurons, shared by the PyTorch hooks
-(ember_neuro/hybrid.py) and the INRC bundle's generate.py (onnxruntime + Lava):
+(ember_neuro/hybrid/torch_hook.py) and the INRC bundle's generate.py (onnxruntime + Lava):
 
   AttentionPath   fire of attention probabilities p (B, H, Tq, Tk), per head, with
                   lif-refractory's loads as further host payloads
@@ -70,7 +70,7 @@ class GateEvaluator:
         self.values = 0
         self.stats: dict[int, dict[str, float]] = {}
         # called with (payloads (W, width), rasters (W, T, M)) after every exchange with a
-        # persistent runner: how the INRC bundle records its golden traces (ember_neuro.golden)
+        # persistent runner: how the INRC bundle records its golden traces (ember_neuro.hybrid.golden)
         self.tap: Callable[[np.ndarray, np.ndarray], None] | None = None
 
     def start(self) -> GateEvaluator:

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from ember_neuro.backends import registry
-from ember_neuro.checkpoint import Checkpoint
 from ember_neuro.cli import package_versions
 from ember_neuro.mappers import (
     MappedNetwork,
@@ -28,7 +27,8 @@ from ember_neuro.mappers import (
 )
 from ember_neuro.mappers.gate import MAX_LEVELS
 from ember_neuro.mappers.registry import check_variant
-from ember_neuro.zoo import is_gate_param
+from ember_neuro.models.build import is_gate_param
+from ember_neuro.models.checkpoint import Checkpoint
 
 MAX_TIMESTEPS = 4096
 
@@ -70,7 +70,7 @@ def calibrate(ck: Checkpoint, data_path: str | None = None) -> dict[str, Any]:
     above it is clipped on chip and counted by the hybrid run.
     """
     from ember_neuro import gates
-    from ember_neuro.data import load_data
+    from ember_neuro.models.data import load_data
 
     variant, n_layer = ck.config.variant, ck.config.n_layer
     if variant not in CALIBRATED:
@@ -134,7 +134,7 @@ def choose_window(ck: Checkpoint, max_error: float | None = None, timesteps: int
     """budget.choose for a checkpoint: the (T, N) with the fewest timesteps meeting `max_error`
     (or the most N at `timesteps`) within `budget` neurons of the generation layout (every unit
     owns block_size input slots).  Calibrated once; one mapping per (T, N) tried."""
-    from ember_neuro import budget as B
+    from ember_neuro.deploy import budget as B
 
     check_variant(ck.config.variant)
     calibration = calibrate(ck, data)
@@ -203,7 +203,7 @@ def write_map_outputs(dest: Path, force: bool, net: MappedNetwork, summary: dict
 
     from ember_neuro import plots
     from ember_neuro.atomic import atomic_dir
-    from ember_neuro.fidelity import GRID_POINTS, points_per_unit
+    from ember_neuro.deploy.fidelity import GRID_POINTS, points_per_unit
     from ember_neuro.mappers import save_mapped
 
     manifest = {
@@ -245,8 +245,8 @@ def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 
     import time
 
     from ember_neuro.atomic import check_output_dir
-    from ember_neuro.checkpoint import load_checkpoint
-    from ember_neuro.fidelity import measure, observed_inputs
+    from ember_neuro.deploy.fidelity import measure, observed_inputs
+    from ember_neuro.models.checkpoint import load_checkpoint
 
     t0 = time.time()
     check_window(timesteps, neurons_per_gate)

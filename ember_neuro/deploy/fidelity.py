@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from ember_neuro.backends import registry
-from ember_neuro.checkpoint import Checkpoint
 from ember_neuro.errors import BadInput
 from ember_neuro.mappers import MappedNetwork, NeuronGroup, gate_counts
 from ember_neuro.mappers.gate import FIDELITY_MARGIN
+from ember_neuro.models.checkpoint import Checkpoint
 
 GRID_POINTS = 1001
 OBSERVED_PER_UNIT = 2000
@@ -79,7 +79,7 @@ def observed_inputs(ck: Checkpoint, net: MappedNetwork, data_path: str | None,
     (the hard membrane's sequence: ||attn_out|| of every layer).
     """
     from ember_neuro import gates
-    from ember_neuro.data import load_data
+    from ember_neuro.models.data import load_data
 
     if ck.vocab is None:
         raise BadInput(f"{ck.path} has no vocabulary (config.vocab) to read text with")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ember_neuro.golden import Activity
+from ember_neuro.hybrid.golden import Activity
 from ember_neuro.mappers import NeuronArray
 
 SOURCE_LOIHI2 = "Intel public material via open-neuromorphic.org (SPEC section 7)"
