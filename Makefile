@@ -19,9 +19,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-# The torch-free core and the real Lava tests (tests/core) on Python 3.10.
+# The torch-free subset (marker torchfree: the mappers, the numpy reference, the real Lava runtime,
+# the store, the budget) on Python 3.10 with Lava installed natively and no torch.
 test-py310: setup-py310
-	$(PY310) -m pytest -q tests/core
+	$(PY310) -m pytest -q -m "torchfree and not slow"
 
 # The INRC bundle in a fresh Python 3.10 venv with only its requirements: verify.py bit-exact,
 # generate.py --greedy equal to ember_neuro.run --greedy (CKPT=... to choose the checkpoint).

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ember_neuro.cli import run_guarded, torch_threads
+from ember_neuro.cli import add_json_option, parser, run_and_report, torch_threads
 
 CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-strong.pt"
 WINDOWS = ((32, 1), (8, 4))
@@ -53,7 +53,7 @@ def _prompts(vocab: str, data: Any, batch: int, length: int) -> list[str]:
 
 
 def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple[str, ...]) -> list[dict]:
-    from ember_neuro.hybrid.session import HybridRequest, run_hybrid
+    from ember_neuro.hybrid.session import Deployment, Generation, run_hybrid
     from ember_neuro.models.checkpoint import load_checkpoint
     from ember_neuro.models.data import load_data
 
@@ -64,8 +64,8 @@ def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple
         prompts = _prompts(ck.vocab, data, b, 16)
         for backend in backends:
             for t, n in (((32, 1),) if backend == "float" else WINDOWS):
-                r = run_hybrid(HybridRequest(ckpt, backend=backend, timesteps=t, neurons_per_gate=n,
-                                             prompt=prompts, tokens=tokens, temperature=0.0, progress=False))
+                r = run_hybrid(Deployment(ckpt, backend=backend, timesteps=t, neurons_per_gate=n),
+                               gen=Generation(prompts=tuple(prompts), tokens=tokens, temperature=0.0))
                 rows.append({"backend": backend, "T": t, "N": n, "batch": b,
                              "tokens_per_s": r["tokens_per_s"], "lava_steps_per_s": r.get("lava_steps_per_s"),
                              "lava_steps": r.get("lava_steps"), "spike_stats": r.get("spike_stats"),
@@ -76,12 +76,12 @@ def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple
 
 
 def evaluation(ckpt: str, batches: int, batch_size: int) -> dict:
-    from ember_neuro.hybrid.session import HybridRequest, run_hybrid
+    from ember_neuro.hybrid.session import Deployment, Evaluation, run_hybrid
 
     out = {}
     for backend in ("float", "emulator"):
-        r = run_hybrid(HybridRequest(ckpt, backend=backend, timesteps=32, eval=True, batches=batches,
-                                     batch_size=batch_size, progress=False))
+        r = run_hybrid(Deployment(ckpt, backend=backend, timesteps=32), ev=Evaluation(batches, batch_size),
+                       progress=False)
         out[backend] = {"tokens_per_s": r["tokens_per_s"], "tokens": r["tokens"]}
         print(f"  eval {backend}: {r['tokens_per_s']:.0f} tokens/s", file=sys.stderr)
     return out
@@ -90,12 +90,12 @@ def evaluation(ckpt: str, batches: int, batch_size: int) -> dict:
 def lava_ceiling(ckpt: str, windows: int, timesteps: int = 32, slots: int | None = None) -> dict:
     """Bare Lava: the hybrid's attention layout, windows sent back to back, no host model."""
     from ember_neuro.backends import registry
-    from ember_neuro.deploy.mapping import map_checkpoint
+    from ember_neuro.deploy.mapping import prepare
     from ember_neuro.mappers import MappingOptions
-    from ember_neuro.models.checkpoint import load_checkpoint
 
-    ck = load_checkpoint(ckpt)
-    g = map_checkpoint(ck, MappingOptions(timesteps=timesteps)).group("attention")
+    prep = prepare(ckpt)
+    ck = prep.ck
+    g = next(iter(prep.map(MappingOptions(timesteps=timesteps)).groups.values()))  # the first gate group
     slots = slots or ck.config.block_size
     unit_index = np.repeat(np.arange(len(g.units)), slots)
     rng = np.random.default_rng(0)
@@ -126,7 +126,7 @@ def neuron_rates(width: int, timesteps: int, windows: int, backends: tuple[str, 
         x = g.encode(values, fixed, idx)
         array = g.layout(idx, fixed)
         t0 = time.perf_counter()
-        if be.open is not None:
+        if be.persistent:
             with be.open(array, 300.0) as runner:  # stopped on leaving, whatever happens
                 t0 = time.perf_counter()  # without compile and start-up
                 runner.run_windows(x)
@@ -139,19 +139,19 @@ def neuron_rates(width: int, timesteps: int, windows: int, backends: tuple[str, 
 
 
 def walls(ckpt: str, tmp: Path) -> dict:
-    from ember_neuro.deploy.mapping import map_and_measure
-    from ember_neuro.export.inrc import build_bundle
-    from ember_neuro.validation.pipeline import validate_checkpoint
+    from ember_neuro.deploy.mapping import MapRequest, map_and_measure
+    from ember_neuro.export.inrc import BundleRequest, build_bundle
+    from ember_neuro.validation.pipeline import ValidateRequest, validate_checkpoint
 
     out = {}
     t0 = time.perf_counter()
-    map_and_measure(ckpt, "lava-sim", 32, 1, str(tmp / "map"), True)
+    map_and_measure(MapRequest(ckpt, "lava-sim", 32, 1, out=str(tmp / "map"), force=True))
     out["map_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    validate_checkpoint(ckpt, 32, 1, str(tmp / "validate"), True)
+    validate_checkpoint(ValidateRequest(ckpt, 32, 1, out=str(tmp / "validate"), force=True))
     out["validate_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    build_bundle(ckpt, str(tmp / "bundle"), 32, 1, True)
+    build_bundle(BundleRequest(ckpt, str(tmp / "bundle"), 32, 1, force=True))
     out["bundle_s"] = time.perf_counter() - t0
     for k, v in out.items():
         print(f"  wall {k}: {v:.1f}", file=sys.stderr)
@@ -160,9 +160,12 @@ def walls(ckpt: str, tmp: Path) -> dict:
 
 def counts(ckpt: str, gen_rows: list[dict], tokens: int) -> dict:
     """NeuroBench-style counts for the lava-sim batch-1 run at (32, 1)."""
-    from ember_neuro.models.checkpoint import load_checkpoint
+    from ember_neuro.deploy.budget import deployed_neurons
+    from ember_neuro.deploy.mapping import prepare
+    from ember_neuro.mappers import MappingOptions
 
-    ck = load_checkpoint(ckpt)
+    prep = prepare(ckpt)
+    ck = prep.ck
     row = next(r for r in gen_rows if r["backend"] == "lava-sim" and r["batch"] == 1 and r["N"] == 1)
     stats = row["spike_stats"] or {}
     gates = sum(s["gates"] for s in stats.values())
@@ -176,7 +179,8 @@ def counts(ckpt: str, gen_rows: list[dict], tokens: int) -> dict:
         "spikes_per_token": spikes / tokens,
         "activation_sparsity": 1.0 - spikes / (gates * n * t) if gates else None,
         "host_footprint_bytes": host_bytes,
-        "chip_neurons_generation_layout": ck.config.n_head * ck.config.n_layer * ck.config.block_size * n,
+        "chip_neurons_generation_layout": deployed_neurons(prep.groups(MappingOptions(timesteps=t)),
+                                                           ck.config.block_size, n),
         "definitions": "synops: graded spikes delivered to synapses (payload and dither, per live gate "
                        "value, N neurons, T steps); sparsity: 1 - spikes / (neurons x steps) over live "
                        "gates; footprint: parameter bytes (NeuroBench Footprint)",
@@ -308,21 +312,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ember_neuro.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("ember_neuro.bench", __doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds")
-    ap.add_argument("--json", action="store_true", help="print one JSON object (with `ratios`)")
+    add_json_option(ap, "print one JSON object (with `ratios`)")
     ap.add_argument("--out", help="folder for results.json, results.md and plots (refused if it exists)")
     ap.add_argument("--checkpoint", default=str(CKPT), help="default: the shipped lif-learnable-strong.pt")
     args = ap.parse_args(argv)
-    code, res = run_guarded(run, args, "\ninterrupted: nothing was written")
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(res, default=float))
-    else:
-        print(markdown(res))
-    return 0
+    return run_and_report(run, args, "\ninterrupted: nothing was written", lambda res: print(markdown(res)))
 
 
 if __name__ == "__main__":

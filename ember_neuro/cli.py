@@ -1,4 +1,4 @@
-"""Shared command-line conventions: one-line errors and meaningful exit codes.
+"""The one runner every command goes through: parsing helpers, one-line errors, exit codes, --json.
 
 0 done; 1 done, but a quality bar was missed (the output says which); 2 bad input
 (the message names it); 3 a backend that cannot run on this machine (e.g.
@@ -10,10 +10,13 @@ path and renamed.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
+import json
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from importlib import metadata
 from typing import Any
 
@@ -78,6 +81,28 @@ LEVELS_HELP = ("the dither's level set: uniform (default; per-gate error 1/(2NT)
                "level, about 4x fewer neurons on strong gates; docs/mapping.md)")
 
 
+def parser(prog: str, doc: str | None, epilog: str = "") -> argparse.ArgumentParser:
+    """An argument parser whose --help is the command's docstring (and `epilog`), formatted as written."""
+    return argparse.ArgumentParser(prog=f"python -m {prog}" if "." in prog else prog,
+                                   description=(doc or "") + epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_json_option(ap: Any,
+                    what: str = "print one JSON object on stdout (anything else goes to stderr)") -> None:
+    ap.add_argument("--json", action="store_true", help=what)
+
+
+def add_threads_option(ap: Any) -> None:
+    ap.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
+
+
+def from_args(cls: type, args: Any, **overrides: Any) -> Any:
+    """An options dataclass from an argparse namespace: every field of the same name, then `overrides`."""
+    given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**given, **overrides})
+
+
 def add_levels_option(ap: Any, default: str | None = None) -> None:
     """``--levels uniform|log|auto``, shared by map, run, validate and export."""
     ap.add_argument("--levels", choices=("uniform", "log", "auto"), default=default, help=LEVELS_HELP)
@@ -88,8 +113,6 @@ def run_and_report(fn: Callable[[Any], Any], args: Any, interrupted: str, report
     """A CLI's main after parsing: fn(args) guarded by :func:`run_guarded`, then one JSON object
     (``args.json``) or ``report(result)``; the exit status is ``status(result)`` (default 0:
     done; 1 where a command says a bar was missed)."""
-    import json
-
     code, result = run_guarded(fn, args, interrupted)
     if code:
         return code

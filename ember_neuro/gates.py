@@ -26,9 +26,7 @@ attention by a few percent at most -- identity-like, as the notes require.
 
 from __future__ import annotations
 
-import math
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -80,20 +78,6 @@ def steepness_of(steepness_raw: Any) -> Any:
     return softplus(steepness_raw)
 
 
-@dataclass(frozen=True)
-class GateParams:
-    """Transformed parameters of one gate unit (a head, or one CfC neuron)."""
-
-    theta: float
-    leak: float
-    k: float
-
-    @staticmethod
-    def from_raw(theta_raw: float, leak_raw: float, steepness_raw: float) -> GateParams:
-        return GateParams(theta=float(theta_raw), leak=float(leak_of(float(leak_raw))),
-                          k=float(steepness_of(float(steepness_raw))))
-
-
 def fire_curve(x: Any, theta: Any, k: Any) -> Any:
     """sigmoid(k * (|x| - theta)): the part that runs as spiking neurons."""
     return sigmoid(k * (abs(x) - theta))
@@ -141,18 +125,13 @@ def layer_load(p: Any) -> Any:
     return p.mean(axis=(1, 2))
 
 
-def refractory_theta(theta: Any, ref_strength_raw: Any, cross_layer_weight_raw: Any, p: Any,
-                     prev_load: Any) -> Any:
-    """theta_eff = theta + softplus(ref) column_load + sigmoid(cross) prev_load.
-
-    p: (B, H, Tq, Tk); theta/ref/cross: (H,).  prev_load (B, Tk) is the previous
-    layer's load averaged over heads and queries (None for the first layer).
-    """
-    h = theta.shape[0]
-    th = theta.reshape(1, h, 1, 1) + softplus(ref_strength_raw).reshape(1, h, 1, 1) * column_load(p)
-    if prev_load is not None:
-        th = th + sigmoid(cross_layer_weight_raw).reshape(1, h, 1, 1) * prev_load[:, None, None, :]
-    return th
+def refractory_theta(theta: Any, ref_strength_raw: Any, cross_layer_weight_raw: Any, col_load: Any,
+                     prev_load: Any = None) -> Any:
+    """theta_eff = theta + softplus(ref) col_load + sigmoid(cross) prev_load (all broadcast: the
+    per-head values as (1, H, 1, 1), col_load (B, H, 1, Tk), prev_load (B, 1, 1, Tk)).  The first
+    layer has no previous layer (prev_load None): no cross term, so its cross weight stays unused."""
+    th = theta + softplus(ref_strength_raw) * col_load
+    return th if prev_load is None else th + sigmoid(cross_layer_weight_raw) * prev_load
 
 
 def membrane_integrate(v: Any, importance: Any, decay_raw: Any) -> Any:
@@ -165,18 +144,6 @@ def membrane_fire(v: Any, threshold_raw: Any, steepness_raw: Any) -> Any:
     return sigmoid(softplus(steepness_raw) * (v - softplus(threshold_raw)))
 
 
-def temporal_step(v: Any, importance: Any, decay_raw: Any, threshold_raw: Any,
-                  steepness_raw: Any) -> tuple[Any, Any]:
-    """One layer of the temporal-LIF membrane (per token).
-
-    V = V*sigmoid(decay) + importance; fire = sigmoid(softplus(steep)*(V - softplus(thr)));
-    returns (fire, V_after_soft_reset) with V_after = V*(1-fire).
-    """
-    v = membrane_integrate(v, importance, decay_raw)
-    fire = membrane_fire(v, threshold_raw, steepness_raw)
-    return fire, v * (1.0 - fire)
-
-
 def hidden_gate(h: Any, theta: Any, leak: Any, k: Any, fire: Any = None) -> Any:
     """Liquid Ember per-neuron gate on CfC output h (..., D), rescaled to keep ||h||."""
     if fire is None:
@@ -185,7 +152,3 @@ def hidden_gate(h: Any, theta: Any, leak: Any, k: Any, fire: Any = None) -> Any:
     norm_h = (h * h).sum(axis=-1, keepdims=True) ** 0.5
     norm_out = (out * out).sum(axis=-1, keepdims=True) ** 0.5
     return out * (norm_h / norm_out.clip(min=HIDDEN_NORM_EPS))
-
-
-def logit(q: float) -> float:
-    return math.log(q / (1.0 - q))

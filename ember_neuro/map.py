@@ -31,23 +31,28 @@ here; 4 a runtime fault (a Lava process died, a timeout, a full disk); 130 Ctrl-
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
 from ember_neuro.backends import registry
-from ember_neuro.cli import add_levels_option, run_and_report, torch_threads
-from ember_neuro.deploy.mapping import format_table, map_and_measure
+from ember_neuro.cli import (
+    add_json_option,
+    add_levels_option,
+    add_threads_option,
+    from_args,
+    parser,
+    run_and_report,
+    torch_threads,
+)
+from ember_neuro.deploy.mapping import MapRequest, format_table, map_and_measure
 
 
 def _targets() -> str:
     return "\n".join(f"  {b.name:<15} {b.description}" for b in registry.BACKENDS.values() if b.spiking)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m ember_neuro.map",
-                                 description=__doc__ + "\ntargets:\n" + _targets(),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    ap = parser("ember_neuro.map", __doc__, "\ntargets:\n" + _targets())
     ap.add_argument("checkpoint", help="Ember checkpoint (.pt)")
     ap.add_argument("--target", default="lava-sim", metavar="NAME",
                     help="where the neurons run (default lava-sim; list above)")
@@ -62,46 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_levels_option(ap, "uniform")
     ap.add_argument("--out", help="write mapped.npz, manifest.json and plots to this folder")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
-    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    add_json_option(ap)
     ap.add_argument("--data", help="validation text for observed probabilities (default: Shakespeare)")
     ap.add_argument("--grid-only", action="store_true", help="skip observed probabilities")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a Lava run is stopped")
-    ap.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
+    add_threads_option(ap)
     ap.add_argument("--no-bit-exact-check", action="store_true",
                     help="skip running the target's twin implementation")
     return ap
 
 
-def choose_and_map(a: argparse.Namespace) -> dict:
-    """Map at the window asked for, or at the one --max-error / --neuron-budget choose."""
-    torch_threads(a.threads)
-    t, n, choice = a.timesteps, a.neurons_per_gate, None
-    if a.max_error is not None or a.neuron_budget is not None:
-        from ember_neuro.deploy.mapping import choose_window
-        from ember_neuro.errors import BadInput
-        from ember_neuro.models.checkpoint import load_checkpoint
-
-        if n is not None:
-            raise BadInput("--neurons-per-gate is what --max-error / --neuron-budget choose; drop one")
-        if a.max_error is None and t is None:
-            raise BadInput("--neuron-budget needs a target: --max-error E, or -T T (the most N it holds)")
-        if a.neuron_budget is not None and a.neuron_budget < 1:
-            raise BadInput(f"--neuron-budget must be >= 1, got {a.neuron_budget}")
-        choice = choose_window(load_checkpoint(a.checkpoint), a.max_error, t, a.neuron_budget or 1_048_576,
-                               a.levels, a.data)
-        t, n = choice.timesteps, choice.neurons_per_gate
-        print(f"chose T={t}, N={n}: exact worst case {choice.worst_error:.5f}, {choice.neurons:,} Loihi 2 "
-              f"neurons ({choice.cores} cores) in the generation layout; {len(choice.tried)} mappings tried",
-              file=sys.stderr)
-    summary = map_and_measure(a.checkpoint, a.target, 32 if t is None else t, 1 if n is None else n, a.out,
-                              a.force, a.data, a.grid_only, a.timeout, not a.no_bit_exact_check, a.levels)
-    if choice is not None:
-        summary["choice"] = choice.as_dict()
-    return summary
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+
+    def map_it(a) -> dict:
+        torch_threads(a.threads)
+        return map_and_measure(from_args(MapRequest, a, bit_exact_check=not a.no_bit_exact_check))
 
     def report(summary: dict) -> None:
         print(format_table(summary["units"], summary))
@@ -112,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = all(r["within"] for r in summary["units"])
         return 0 if ok or math.isnan(summary["max_abs_error"]) else 1
 
-    return run_and_report(choose_and_map, args, "interrupted: nothing was written", report, status)
+    return run_and_report(map_it, args, "interrupted: nothing was written", report, status)
 
 
 if __name__ == "__main__":

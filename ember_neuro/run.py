@@ -27,15 +27,18 @@ fault (a Lava process died, a timeout); 130 Ctrl-C.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
-import numpy as np
-
 from ember_neuro.backends import registry
-from ember_neuro.cli import add_levels_option, run_guarded
-from ember_neuro.hybrid.session import HybridRequest, run_hybrid
+from ember_neuro.cli import (
+    add_json_option,
+    add_levels_option,
+    add_threads_option,
+    from_args,
+    parser,
+    run_and_report,
+)
+from ember_neuro.hybrid.session import Deployment, Evaluation, Generation, run_hybrid
 
 
 def _backends() -> str:
@@ -43,10 +46,8 @@ def _backends() -> str:
     return "\n".join(f"  {n:<15} {registry.get(n).description}" for n in names)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m ember_neuro.run",
-                                 description=__doc__ + "\nbackends:\n" + _backends(),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    ap = parser("ember_neuro.run", __doc__, "\nbackends:\n" + _backends())
     ap.add_argument("checkpoint")
     ap.add_argument("--backend", default="lava-sim", metavar="NAME", help="default lava-sim (list above)")
     ap.add_argument("--timesteps", "-T", type=int, default=None,
@@ -55,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="neurons per gate (default 1, or the --mapped mapping's)")
     ap.add_argument("--mapped", metavar="DIR", help="use the mapping saved by `map --out DIR`")
     ap.add_argument("--temporal", default="rate", metavar="MODE",
-                    help="temporal-lif's membrane: rate (default; the trained soft fire, rate-coded on "
-                         "spiking neurons) or hard (one LIF neuron per token whose spike decides whether "
-                         "the MLP runs; reports the MLP skip fraction and the FLOPs saved)")
+                    help="which group answers a hook with alternatives -- temporal-lif's membrane: rate "
+                         "(default; the trained soft fire, rate-coded on spiking neurons) or hard (one LIF "
+                         "neuron per token whose spike decides whether the MLP runs); the MLPs a silent "
+                         "membrane skips and the FLOPs saved are reported either way")
     ap.add_argument("--decode", default="auto", metavar="MODE",
                     help="generation: cache (KV cache / CfC state: one new token per step), whole "
                          "(the whole window again per token), or auto (default: whole for "
@@ -82,38 +84,33 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", help="validation text (default: Shakespeare)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds before a stalled Lava exchange fails")
-    ap.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
-    ap.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    add_threads_option(ap)
+    add_json_option(ap, "print one JSON object instead of streaming")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    req = HybridRequest(
-        checkpoint=args.checkpoint, backend=args.backend, timesteps=args.timesteps,
-        neurons_per_gate=args.neurons_per_gate, levels=args.levels, mapped=args.mapped, eval=args.eval,
-        prompt=args.prompt or ["ROMEO:"],
-        tokens=args.tokens, seed=args.seed, temperature=0.0 if args.greedy else args.temperature,
-        top_k=args.top_k,
-        device=args.device, batches=args.batches, batch_size=args.batch_size, data=args.data,
-        timeout=args.timeout, threads=args.threads, decode=args.decode, temporal=args.temporal,
-        stream=None if args.json else sys.stdout,
-        progress=not args.json and sys.stderr.isatty())
-    code, result = run_guarded(lambda _: run_hybrid(req), args, "\ninterrupted: Lava stopped")
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(result, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
-    elif args.eval:
-        print(f"{args.backend} T={result['timesteps']} N={result.get('neurons_per_gate', 1)} "
-              f"{result.get('levels', 'uniform')} levels: val loss float {result['val_loss_float']:.5f} "
-              f"hybrid {result['val_loss_hybrid']:.5f} (rel {result['rel_delta']:+.2e}), "
-              f"top-1 agreement {result['top1_agreement']:.4%}, KL {result['kl_float_hybrid']:.2e}")
-    else:
-        rate = result.get("tokens_per_s")
-        print(f"[{args.backend} T={result['timesteps']}: {args.tokens} tokens, "
-              f"{rate:.1f} tokens/s]", file=sys.stderr)
-    return 0
+
+    def run(a) -> dict:
+        dep = from_args(Deployment, a)
+        if a.eval:
+            return run_hybrid(dep, ev=from_args(Evaluation, a), progress=not a.json and sys.stderr.isatty())
+        gen = from_args(Generation, a, prompts=tuple(a.prompt or ["ROMEO:"]),
+                        temperature=0.0 if a.greedy else a.temperature)
+        return run_hybrid(dep, gen=gen, stream=None if a.json else sys.stdout)
+
+    def report(result: dict) -> None:
+        if args.eval:
+            print(f"{args.backend} T={result['timesteps']} N={result.get('neurons_per_gate', 1)} "
+                  f"{result.get('levels', 'uniform')} levels: val loss float {result['val_loss_float']:.5f} "
+                  f"hybrid {result['val_loss_hybrid']:.5f} (rel {result['rel_delta']:+.2e}), "
+                  f"top-1 agreement {result['top1_agreement']:.4%}, KL {result['kl_float_hybrid']:.2e}")
+        else:
+            print(f"[{args.backend} T={result['timesteps']}: {args.tokens} tokens, "
+                  f"{result['tokens_per_s']:.1f} tokens/s]", file=sys.stderr)
+
+    return run_and_report(run, args, "\ninterrupted: Lava stopped", report)
 
 
 if __name__ == "__main__":

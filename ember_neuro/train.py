@@ -18,7 +18,6 @@ learning rate M x the schedule and weight decay ``--gate-weight-decay``
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import shlex
@@ -28,10 +27,14 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from ember_neuro.models.build import build_model, is_gate_param, param_counts
+from ember_neuro.cli import add_json_option, parser, run_and_report
+from ember_neuro.errors import BadInput
+from ember_neuro.kinds import registry
+from ember_neuro.models.build import build_model, param_counts
 from ember_neuro.models.checkpoint import save_checkpoint
-from ember_neuro.models.config import PRESETS, VARIANTS, config_for
-from ember_neuro.models.data import DataError, load_data
+from ember_neuro.models.config import PRESETS, config_for
+from ember_neuro.models.data import load_data
+from ember_neuro.models.hooks import gate_modules
 
 
 def lr_at(it: int, lr: float, min_lr: float, warmup: int, total: int) -> float:
@@ -58,18 +61,21 @@ def estimate_loss(model, data, batch_size, block_size, eval_iters, device, seed=
     return out
 
 
-UNIT_GATE_SUFFIXES = ("gate.threshold", "gate.leak", "gate.steepness")
 GATE_GROUPS = ("unit", "all")
 
 
-def is_lif_gate_param(name: str, scope: str = "all") -> bool:
-    """LIF gate parameters.  scope "unit": the per-unit (theta, leak, steepness) of every
-    head / CfC neuron; "all": also lif-refractory's ref_strength / cross_layer_weight and
-    temporal-lif's per-layer membrane.  Never qwen-gate's dense (C, C) matrix, an
-    ordinary weight that keeps the ordinary optimiser settings."""
-    if scope == "unit":
-        return name.endswith(UNIT_GATE_SUFFIXES)
-    return is_gate_param(name) and "qwen_gate" not in name
+def lif_gate_parameters(model, scope: str = "all") -> dict[str, torch.nn.Parameter]:
+    """LIF gate parameters by name.  scope "unit": the per-unit (threshold, leak, steepness) of every
+    head / CfC neuron (each gate module's UNIT_PARAMS); "all": every parameter of every gate
+    module (also lif-refractory's ref_strength / cross_layer_weight and temporal-lif's per-layer
+    membrane).  Never a host-only part's (qwen-gate's dense (C, C) matrix is an ordinary weight
+    that keeps the ordinary optimiser settings)."""
+    out = {}
+    for name, module in gate_modules(model):
+        for pname, prm in module.named_parameters():
+            if scope == "all" or pname in module.UNIT_PARAMS:
+                out[f"{name}.{pname}"] = prm
+    return out
 
 
 def make_optimizer(model, lr: float, gate_lr_mult: float = 1.0,
@@ -77,15 +83,15 @@ def make_optimizer(model, lr: float, gate_lr_mult: float = 1.0,
                    gate_group: str = "unit") -> torch.optim.AdamW:
     """AdamW (betas 0.9/0.99, weight decay 0.1).  With the defaults: one group for every
     parameter (bit-for-bit the original recipe).  Otherwise the LIF gate parameters
-    selected by `gate_group` (see is_lif_gate_param) get their own group: lr x
+    selected by `gate_group` (see lif_gate_parameters) get their own group: lr x
     gate_lr_mult, weight decay gate_weight_decay (None -> 0).  Each group's "lr_mult"
     scales the shared schedule (see train)."""
     if gate_lr_mult == 1.0 and gate_weight_decay is None:
         groups = [{"params": list(model.parameters()), "lr_mult": 1.0}]
     else:
-        named = list(model.named_parameters())
-        gate = [p for n, p in named if is_lif_gate_param(n, gate_group)]
-        rest = [p for n, p in named if not is_lif_gate_param(n, gate_group)]
+        chosen = {id(p) for p in lif_gate_parameters(model, gate_group).values()}
+        gate = [p for p in model.parameters() if id(p) in chosen]
+        rest = [p for p in model.parameters() if id(p) not in chosen]
         groups = [{"params": rest, "lr_mult": 1.0},
                   {"params": gate, "lr_mult": gate_lr_mult,
                    "weight_decay": 0.0 if gate_weight_decay is None else gate_weight_decay}]
@@ -104,8 +110,9 @@ def spread_gate_init(model, seed: int) -> None:
     """Re-initialise each unit's (theta, leak, steepness) raw parameters before training
     (own generator: the data order and every other weight stay as with --gate-init identity)."""
     g = torch.Generator().manual_seed(seed + 1)
+    unit = lif_gate_parameters(model, "unit")
     for name, p in model.named_parameters():
-        if not name.endswith(UNIT_GATE_SUFFIXES):
+        if name not in unit:
             continue
         u = torch.rand(p.shape, generator=g, dtype=torch.float64)
         if name.endswith("threshold"):
@@ -116,14 +123,14 @@ def spread_gate_init(model, seed: int) -> None:
             k = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
             p.copy_(k + torch.log(-torch.expm1(-k)))  # softplus^-1(k)
         else:
-            p.fill_(math.log(SPREAD_LEAK / (1.0 - SPREAD_LEAK)))
+            p.copy_(torch.full_like(p, math.log(SPREAD_LEAK / (1.0 - SPREAD_LEAK))))
 
 
 def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda requested but CUDA is not available on this machine")
+        raise BadInput("--device cuda requested but CUDA is not available on this machine")
     if name not in ("cpu", "cuda"):
-        raise SystemExit(f"error: unknown device {name!r}; use cpu or cuda")
+        raise BadInput(f"unknown device {name!r}; use cpu or cuda")
     return name
 
 
@@ -196,9 +203,8 @@ def train(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ap = argparse.ArgumentParser(prog="python -m ember_neuro.train", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--variant", default="lif-learnable", choices=VARIANTS)
+    ap = parser("ember_neuro.train", __doc__)
+    ap.add_argument("--variant", default="lif-learnable", choices=registry.names())
     ap.add_argument("--preset", default="small", choices=list(PRESETS))
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--out", required=True, help="checkpoint path (written atomically)")
@@ -223,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="gate initialisation: identity-like (gates.py) or spread "
                          "(selective gates, see SPREAD_* in train.py)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_json_option(ap, "print one JSON summary object when done")
     args = ap.parse_args(argv)
     args.argv = argv
     if args.iters is not None and args.iters < 0:
@@ -233,12 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--gate-lr-mult must be a positive number")
     if args.gate_weight_decay is not None and not args.gate_weight_decay >= 0:
         ap.error("--gate-weight-decay must be >= 0")
-    try:
-        train(args)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_and_report(train, args, "interrupted: no checkpoint was written", lambda summary: None)
 
 
 if __name__ == "__main__":

@@ -26,18 +26,24 @@ missed (report still written); 2: bad input; 3: a backend unavailable here;
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from ember_neuro.cli import add_levels_option, run_guarded, torch_threads
-from ember_neuro.validation.compare import pair_key
-from ember_neuro.validation.pipeline import Progress, summary, validate_checkpoint
+from ember_neuro.cli import (
+    add_json_option,
+    add_levels_option,
+    add_threads_option,
+    from_args,
+    parser,
+    run_and_report,
+    torch_threads,
+)
+from ember_neuro.validation.compare import REF_FLOAT, headline_pairs
+from ember_neuro.validation.pipeline import Progress, ValidateRequest, summary, validate_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m ember_neuro.validate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("ember_neuro.validate", __doc__)
     ap.add_argument("checkpoint", help="Ember checkpoint (.pt) with LIF gates")
     ap.add_argument("--timesteps", "-T", type=int, default=None,
                     help="window length T (default 32, or the --mapped mapping's)")
@@ -47,12 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--mapped", metavar="MAPDIR", help="validate the mapping saved by `map --out MAPDIR`")
     ap.add_argument("--out", help="report folder (default runs/validate-<ckpt stem>-T<T>)")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
-    ap.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    add_json_option(ap, "print one JSON summary object on stdout")
     ap.add_argument("--nir", help="validate this existing NIR gate file instead of exporting one")
     ap.add_argument("--grid-only", action="store_true", help="skip observed attention probabilities")
     ap.add_argument("--data", help="text for observed probabilities (default: the checkpoint's corpus)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a Lava run is stopped")
-    ap.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
+    add_threads_option(ap)
     return ap
 
 
@@ -64,27 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     def validate(a: argparse.Namespace) -> dict:
         try:
             torch_threads(a.threads)
-            return validate_checkpoint(a.checkpoint, a.timesteps, a.neurons_per_gate, a.out, a.force,
-                                       a.nir, a.grid_only, a.data, a.timeout, a.mapped, progress, t0,
-                                       levels=a.levels)
+            return validate_checkpoint(from_args(ValidateRequest, a), progress, t0)
         finally:  # the bar is gone before an error line is printed
             progress.close()
 
-    code, result = run_guarded(validate, args, "interrupted: nothing was written")
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(summary(result)))
-    else:
-        for key in (pair_key("lava-fixed", "emulator-fixed"), pair_key("lava-float", "snntorch"),
-                    pair_key("lava-float", "norse"), pair_key("lava-float", "lava-fixed")):
+    def report(result: dict) -> None:
+        for key in headline_pairs():
             print(f"{key:<30} agreement {result['agreement'][key]:.7f}")
-        print(f"NIR round trip vs lava-float: {result['nir_roundtrip']}")
+        print(f"NIR round trip vs {REF_FLOAT}: {result['nir_roundtrip']}")
         print(f"max_abs_error {result['max_abs_error']:.6f} (bound {result['bound']:.6f}); "
               f"{'all bars met' if result['passed'] else 'MISSED: ' + '; '.join(result['failures'])}; "
               f"{result['seconds']:.1f} s")
         print(f"wrote {result['out']}/report.md")
-    return 0 if result["passed"] else 1
+
+    return run_and_report(lambda a: summary(validate(a)) if a.json else validate(a), args,
+                          "interrupted: nothing was written", report, lambda r: 0 if r["passed"] else 1)
 
 
 if __name__ == "__main__":

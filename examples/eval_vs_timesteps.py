@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ember_neuro.hybrid.session import HybridRequest, run_hybrid
+from ember_neuro.hybrid.session import Deployment, Evaluation, run_hybrid
 from ember_neuro.plots import _plt
 
 CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-strong.pt"
@@ -26,8 +26,9 @@ if __name__ == "__main__":
     a = ap.parse_args()
     rows = []
     for t in a.ts:
-        r = run_hybrid(HybridRequest(a.checkpoint, backend=a.backend, timesteps=t, eval=True,
-                                     batches=a.batches, progress=False))
+        r = run_hybrid(Deployment(a.checkpoint, backend=a.backend, timesteps=t),
+                       ev=Evaluation(batches=a.batches),
+                       progress=False)
         rows.append(r)
         print(json.dumps({k: r[k] for k in ("timesteps", "val_loss_float", "val_loss_hybrid",
                                              "rel_delta", "top1_agreement")}), flush=True)

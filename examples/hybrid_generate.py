@@ -1,4 +1,4 @@
-"""Hybrid text generation: attention in PyTorch, the LIF gate as spiking neurons on Lava.
+"""Hybrid text generation: attention in PyTorch, the LIF gates as spiking neurons on Lava.
 
     .venv/bin/python examples/hybrid_generate.py [--backend lava-sim] [--timesteps 32] [--tokens 120]
 """
@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ember_neuro.hybrid.session import HybridRequest, run_hybrid
+from ember_neuro.hybrid.session import Deployment, Generation, run_hybrid
 
 CKPT = Path(__file__).resolve().parents[1] / "ember_neuro" / "checkpoints" / "lif-learnable-strong.pt"
 
@@ -20,7 +20,7 @@ if __name__ == "__main__":
     ap.add_argument("--tokens", type=int, default=120)
     ap.add_argument("--prompt", default="ROMEO:")
     a = ap.parse_args()
-    result = run_hybrid(HybridRequest(a.checkpoint, backend=a.backend, timesteps=a.timesteps,
-                                      tokens=a.tokens, prompt=a.prompt, stream=sys.stdout))
+    result = run_hybrid(Deployment(a.checkpoint, backend=a.backend, timesteps=a.timesteps),
+                        gen=Generation(prompts=(a.prompt,), tokens=a.tokens), stream=sys.stdout)
     keys = ("backend", "timesteps", "tokens_per_s", "lava_steps_per_s")
     print(json.dumps({k: result.get(k) for k in keys}))

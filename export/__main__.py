@@ -18,15 +18,21 @@ without an LIF gate); 3 a backend this machine cannot run; 4 a runtime fault.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from ember_neuro.cli import add_levels_option, run_guarded, torch_threads
+from ember_neuro.cli import (
+    add_json_option,
+    add_levels_option,
+    add_threads_option,
+    from_args,
+    parser,
+    run_and_report,
+    torch_threads,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m ember_neuro.export", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("ember_neuro.export", __doc__)
     sub = ap.add_subparsers(dest="command", required=True, metavar="{onnx,inrc}")
     onnx = sub.add_parser("onnx", help="host graphs as ONNX, checked against PyTorch")
     inrc = sub.add_parser("inrc", help="the INRC bundle (Lava gate network + ONNX host + golden traces)")
@@ -35,13 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="output folder (refused if it exists, unless --force)")
         p.add_argument("--force", action="store_true", help="replace --out if it exists")
         p.add_argument("--data", default=None, help="text file for validation windows (default: Shakespeare)")
-        p.add_argument("--json", action="store_true", help="print one JSON summary object")
-        p.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1)")
+        add_json_option(p)
+        add_threads_option(p)
     inrc.add_argument("-T", "--timesteps", type=int, default=32, help="window length per gate (default 32)")
     inrc.add_argument("-N", "--neurons-per-gate", type=int, default=1,
                       help="neurons per gate, each with its own dither phase (default 1)")
     add_levels_option(inrc, "uniform")
-    inrc.add_argument("--temporal", default="rate", help="temporal-lif's membrane: rate (default) or hard")
+    inrc.add_argument("--temporal", default="rate",
+                      help="which group answers a hook with alternatives (temporal-lif's membrane): rate "
+                           "(default) or hard")
     inrc.add_argument("--tokens", type=int, default=16, help="greedy tokens of the golden recording (16)")
     inrc.add_argument("--no-report", action="store_true", help="skip the validate report (faster)")
     inrc.add_argument("--timeout", type=float, default=120.0, help="seconds before a stalled Lava run fails")
@@ -62,28 +70,23 @@ def main(argv: list[str] | None = None) -> int:
             from ember_neuro.export.onnx import export_onnx
 
             return export_onnx(a.checkpoint, a.out, a.force, a.data)
-        from ember_neuro.export.inrc import build_bundle
+        from ember_neuro.export.inrc import BundleRequest, build_bundle
 
-        if a.tokens < 1:
-            raise ValueError(f"--tokens must be >= 1, got {a.tokens}")
-        return build_bundle(a.checkpoint, a.out, a.timesteps, a.neurons_per_gate, a.force, a.data,
-                            a.temporal, a.timeout, not a.no_report, a.tokens, step, a.levels)
+        return build_bundle(from_args(BundleRequest, a, report=not a.no_report), step)
 
-    code, result = run_guarded(export, args, "\ninterrupted: nothing was written")
-    if code:
-        return code
-    if args.json:
-        print(json.dumps(result))
-    elif args.command == "onnx":
-        print(f"wrote {result['out']}: {len(result['files'])} graphs (opset {result['opset']}), max |delta "
-              f"logits| vs PyTorch {result['max_abs_logit_diff']:.2e} over {result['tokens']} tokens")
-    else:
+    def report(result: dict) -> None:
+        if args.command == "onnx":
+            print(f"wrote {result['out']}: {len(result['files'])} graphs (opset {result['opset']}), "
+                  f"max |delta logits| vs PyTorch {result['max_abs_logit_diff']:.2e} over {result['tokens']} "
+                  "tokens")
+            return
         r = result["resources"]
         print(f"wrote {result['out']} ({result['bytes'] / 1e6:.1f} MB, {result['files']} files): "
               f"{r['neurons']:,} neurons, {r['synapses']:,} synapses, {r['cores']} cores; golden "
               f"{result['golden_windows']}; greedy {result['prompt']!r} -> {result['greedy_text']!r}")
         print(f"check it: cd {result['out']} && python verify.py")
-    return 0
+
+    return run_and_report(export, args, "\ninterrupted: nothing was written", report)
 
 
 if __name__ == "__main__":

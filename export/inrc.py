@@ -26,10 +26,12 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ember_neuro.deploy import resources
+from ember_neuro.export.onnx import OPSET
 from ember_neuro.hybrid import decoding, golden
 
 BUNDLE_FORMAT = "ember-neuro/inrc-bundle"
@@ -117,36 +119,28 @@ class _PhaseSource:
         return self._call("window", self.inner.window, ids)
 
 
-def validation_prompt(ck: Any, data: str | None, chars: int) -> list[int]:
-    """The first `chars` tokens of a fixed validation window (seed 0): real held-out text."""
-    from ember_neuro.models.data import load_data
-
-    text = load_data(data, vocab=ck.vocab)
-    x, _ = text.val_batches(1, 1, ck.config.block_size, seed=0)[0]
-    return [int(i) for i in x[0, :chars]]
-
-
-def record_golden(net: Any, onnx_dir: Path, variant: str, block: int, prompt: list[int], tokens: int,
-                  temporal: str, timeout_s: float, max_windows: int = GOLDEN_MAX_WINDOWS) -> dict[str, Any]:
-    """Greedy generation with the exported graphs and the gates on lava-sim, every window tapped."""
-    from ember_neuro.hybrid.onnx_host import OnnxHost, SpikingGates
+def record_golden(net: Any, onnx_dir: Path, block: int, prompt: list[int], tokens: int, temporal: str,
+                  timeout_s: float, max_windows: int = GOLDEN_MAX_WINDOWS) -> dict[str, Any]:
+    """Greedy generation with the exported graphs and the gates on lava-sim, every window tapped
+    (one trace per gate path, named by the group that answers it)."""
+    from ember_neuro.hybrid.onnx_host import OnnxHost
+    from ember_neuro.hybrid.paths import GatePaths
 
     recorder = golden.Recorder(max_windows)
     phases: dict[str, dict[str, golden.Activity]] = {}
-    with SpikingGates(net, "lava-sim", slots=block, timeout_s=timeout_s, membrane=temporal) as gates:
-        source = _PhaseSource(OnnxHost(onnx_dir, gates), list(gates.paths.values()))
-        for name, path in gates.paths.items():
-            key = "membrane_hard" if name == "membrane" and temporal == "hard" else name
+    with GatePaths(net, "lava-sim", slots=block, timeout_s=timeout_s, mode=temporal) as gates:
+        host = OnnxHost(onnx_dir, gates)
+        source = _PhaseSource(host, list(gates.paths.values()))
+        for path in gates.paths.values():
+            key = path.group.name
             recorder.attach(key, path)
             path.tap = _phased(path.tap, key, path.layout(), phases, source)
-        mode = decoding.decode_mode(variant)
+        mode, recurrent = host.decode_settings()
         t0 = time.perf_counter()
-        out = decoding.decode(source, [list(prompt)], tokens, block, mode, variant == "cfc-lif",
-                              decoding.greedy)[0]
+        out = decoding.decode(source, [list(prompt)], tokens, block, mode, recurrent, decoding.greedy)[0]
         seconds = time.perf_counter() - t0
-        arrays = {key: gates.paths["membrane" if key == "membrane_hard" else key].layout()
-                  for key in recorder.traces}
-        lava_steps = sum(p.lava_steps for p in gates.paths.values())
+        arrays = {path.group.name: path.layout() for path in gates.paths.values()}
+        lava_steps = gates.lava_steps
     return {"recorder": recorder, "phases": phases, "calls": source.calls, "values": source.values,
             "tokens": out, "mode": mode, "seconds": seconds, "arrays": arrays, "lava_steps": lava_steps}
 
@@ -178,101 +172,146 @@ def write_checksums(root: Path) -> int:
     return len(files)
 
 
-def build_bundle(checkpoint: str, out: str, timesteps: int = 32, neurons_per_gate: int = 1,
-                 force: bool = False, data: str | None = None, temporal: str = "rate",
-                 timeout_s: float = 120.0, report: bool = True, tokens: int = GOLDEN_TOKENS,
-                 step: Any = lambda name: None, levels: str = "uniform") -> dict[str, Any]:
-    """What ``export inrc`` does; returns the summary printed by ``--json``."""
-    from ember_neuro.atomic import atomic_dir, check_output_dir
-    from ember_neuro.deploy.mapping import check_window, mapping_for
-    from ember_neuro.hybrid.session import TEMPORAL_MODES, RunError
-    from ember_neuro.mappers import save_mapped
+@dataclass(frozen=True)
+class BundleRequest:
+    """What ``export inrc`` was asked (the CLI's options, by the same names)."""
 
-    from .onnx import OPSET, load_gated, write_graphs
+    checkpoint: str
+    out: str
+    timesteps: int = 32
+    neurons_per_gate: int = 1
+    levels: str = "uniform"
+    force: bool = False
+    data: str | None = None
+    temporal: str = "rate"
+    timeout: float = 120.0
+    report: bool = True
+    tokens: int = GOLDEN_TOKENS
+
+
+def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str, Any]:
+    """What ``export inrc`` does: check, map once, then write the bundle's parts into a temporary
+    folder that replaces ``req.out`` in one rename; returns the summary printed by ``--json``."""
+    from ember_neuro.atomic import atomic_dir, check_output_dir
+    from ember_neuro.deploy.mapping import Window, prepare
+    from ember_neuro.hybrid.session import TEMPORAL_MODES, RunError
 
     t0 = time.time()
-    dest = check_output_dir(out, force)
-    check_window(timesteps, neurons_per_gate)
-    if temporal not in TEMPORAL_MODES:
-        raise RunError(f"unknown --temporal mode {temporal!r}; use {' or '.join(TEMPORAL_MODES)}")
-    ck = load_gated(checkpoint)
-    cfg = ck.config
+    dest = check_output_dir(req.out, req.force)
+    options = Window(req.timesteps, req.neurons_per_gate, req.levels).options()
+    if req.temporal not in TEMPORAL_MODES:
+        raise RunError(f"unknown --temporal mode {req.temporal!r}; use {' or '.join(TEMPORAL_MODES)}")
+    if req.tokens < 1:
+        raise RunError(f"--tokens must be >= 1, got {req.tokens}")
+    prep = prepare(req.checkpoint, req.data)
+    ck, cfg = prep.ck, prep.ck.config
     step("map")
-    net = mapping_for(ck, None, timesteps, neurons_per_gate, data=data, levels=levels)
-    summary: dict[str, Any] = {"out": str(dest), "variant": cfg.variant, "timesteps": timesteps,
-                               "neurons_per_gate": neurons_per_gate, "levels": levels, "checkpoint": ck.path,
-                               "checkpoint_sha256": ck.sha256}
-    with atomic_dir(dest, force=force) as tmp:
-        model = tmp / "model"
-        model.mkdir()
-        save_mapped(net, model / "mapped.npz")
+    net = prep.map(options)
+    with atomic_dir(dest, force=req.force) as tmp:
         step("onnx")
-        manifest = write_graphs(ck, net, model / "onnx", data)
-        (model / "vocab.json").write_text(json.dumps({"chars": ck.vocab, "block_size": cfg.block_size,
-                                                      "variant": cfg.variant}, indent=1))
+        manifest = write_model(tmp / "model", prep, net, req.data)
         step("golden")
-        prompt = validation_prompt(ck, data, min(GOLDEN_PROMPT_CHARS, cfg.block_size // 2))
-        rec = record_golden(net, model / "onnx", cfg.variant, cfg.block_size, prompt, tokens, temporal,
-                            timeout_s)
-        (tmp / "golden").mkdir()
-        text = "".join(ck.vocab[i] for i in rec["tokens"])
-        meta = {"backend": "lava-sim", "timesteps": timesteps, "neurons_per_gate": neurons_per_gate,
-                "temporal": temporal, "prompt_ids": prompt, "prompt": "".join(ck.vocab[i] for i in prompt),
-                "greedy_ids": rec["tokens"], "greedy_text": text, "decode": rec["mode"]}
-        golden.save_golden(rec["recorder"].traces, tmp / "golden" / "golden.npz", meta)
-        phase = per_token_phase(rec)
-        n_tok = max(1, rec["calls"].get(phase, 0))
-        res = resources.estimate(rec["arrays"], rec["phases"].get(phase, {}), n_tok,
-                                 resources.HOST_GATE_FLOPS_PER_VALUE * rec["values"].get(phase, 0) / n_tok)
-        res["measured_on"] = {"backend": "lava-sim", "prompt_chars": len(prompt),
-                              "generated": len(rec["tokens"]), "decode": rec["mode"],
-                              "per_token_phase": phase, "per_token_calls": n_tok,
-                              "lava_steps": rec["lava_steps"]}
-        (tmp / "resources.json").write_text(json.dumps(res, indent=1))
-        (tmp / "golden" / "golden.json").write_text(json.dumps({**meta, "windows": {
-            k: t.windows for k, t in rec["recorder"].traces.items()}, "generation_seconds": rec["seconds"]},
-            indent=1))
-        if report:
+        rec, meta = write_golden(tmp / "golden", prep, net, req)
+        res = write_resources(tmp / "resources.json", rec, meta)
+        validated = None
+        if req.report:
             step("validate")
-            from ember_neuro.validation.pipeline import validate_checkpoint
+            from ember_neuro.validation.pipeline import ValidateRequest, validate_checkpoint
 
-            v = validate_checkpoint(checkpoint, out=str(tmp / "report"), mapped=str(model / "mapped.npz"),
-                                    data=data, timeout_s=timeout_s)
-            summary["validate_passed"] = v["passed"]
+            validated = validate_checkpoint(ValidateRequest(req.checkpoint, out=str(tmp / "report"),
+                                                            mapped=str(tmp / "model" / "mapped.npz"),
+                                                            data=req.data, timeout=req.timeout))["passed"]
         step("scripts")
-        copy_lib(tmp / "lib")
-        for name in ("verify.py", "generate.py"):
-            shutil.copy2(TEMPLATES / name, tmp / name)
-        (tmp / "requirements.txt").write_text(REQUIREMENTS)
+        write_scripts(tmp)
         info = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "variant": cfg.variant,
-                "timesteps": timesteps, "neurons_per_gate": neurons_per_gate, "levels": levels,
-                "temporal": temporal, "opset": OPSET, "checkpoint": {"path": ck.path, "sha256": ck.sha256},
-                "onnx_check": manifest["check"],
+                "timesteps": options.timesteps, "neurons_per_gate": options.neurons_per_gate,
+                "levels": options.levels, "temporal": req.temporal, "opset": OPSET,
+                "checkpoint": {"path": ck.path, "sha256": ck.sha256}, "onnx_check": manifest["check"],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
-        (tmp / "README.md").write_text(readme(info, res, meta, rec))
+        (tmp / "README.md").write_text(readme(info, res, meta, rec, net))
         files = write_checksums(tmp)
         size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
-    summary.update(files=files, bytes=size, greedy_text=text, prompt=meta["prompt"],
-                   max_abs_logit_diff=manifest["check"]["max_abs_logit_diff"],
-                   golden_windows={k: t.windows for k, t in rec["recorder"].traces.items()},
-                   resources={"neurons": res["footprint"]["neurons"],
-                              "synapses": res["footprint"]["synapses"],
-                              "cores": res["footprint"]["cores"], "per_token": res["per_token"],
-                              "energy_per_token": {k: v for k, v in res["energy_per_token"].items()
-                                                   if k.endswith("_J")}},
-                   seconds=round(time.time() - t0, 1))
+    summary: dict[str, Any] = {
+        "out": str(dest), "variant": cfg.variant, "timesteps": options.timesteps,
+        "neurons_per_gate": options.neurons_per_gate, "levels": options.levels, "checkpoint": ck.path,
+        "checkpoint_sha256": ck.sha256, "files": files, "bytes": size, "greedy_text": meta["greedy_text"],
+        "prompt": meta["prompt"], "max_abs_logit_diff": manifest["check"]["max_abs_logit_diff"],
+        "golden_windows": {k: t.windows for k, t in rec["recorder"].traces.items()},
+        "resources": {"neurons": res["footprint"]["neurons"], "synapses": res["footprint"]["synapses"],
+                      "cores": res["footprint"]["cores"], "per_token": res["per_token"],
+                      "energy_per_token": {k: v for k, v in res["energy_per_token"].items()
+                                           if k.endswith("_J")}},
+        "seconds": round(time.time() - t0, 1)}
+    if validated is not None:
+        summary["validate_passed"] = validated
     return summary
 
 
-def readme(info: dict[str, Any], res: dict[str, Any], meta: dict[str, Any], rec: dict[str, Any]) -> str:
+def write_model(folder: Path, prep: Any, net: Any, data: str | None) -> dict[str, Any]:
+    """model/: the saved mapping, the ONNX host stages (checked against PyTorch), the vocabulary."""
+    from ember_neuro.mappers import save_mapped
+
+    from .onnx import write_graphs
+
+    folder.mkdir()
+    save_mapped(net, folder / "mapped.npz")
+    manifest = write_graphs(prep.ck, net, folder / "onnx", data)
+    cfg = prep.ck.config
+    (folder / "vocab.json").write_text(json.dumps({"chars": prep.ck.vocab, "block_size": cfg.block_size,
+                                                   "variant": cfg.variant}, indent=1))
+    return manifest
+
+
+def write_golden(folder: Path, prep: Any, net: Any, req: BundleRequest) -> tuple[dict, dict]:
+    """golden/: a greedy generation from validation text on lava-sim, every gate window recorded."""
+    ck, block = prep.ck, prep.ck.config.block_size
+    x, _ = prep.text.val_batches(1, 1, block, seed=0)[0]
+    prompt = [int(i) for i in x[0, :min(GOLDEN_PROMPT_CHARS, block // 2)]]
+    rec = record_golden(net, folder.parent / "model" / "onnx", block, prompt, req.tokens, req.temporal,
+                        req.timeout)
+    folder.mkdir()
+    meta = {"backend": "lava-sim", "timesteps": int(net.options["timesteps"]),
+            "neurons_per_gate": int(net.options["neurons_per_gate"]), "temporal": req.temporal,
+            "prompt_ids": prompt, "prompt": "".join(ck.vocab[i] for i in prompt), "greedy_ids": rec["tokens"],
+            "greedy_text": "".join(ck.vocab[i] for i in rec["tokens"]), "decode": rec["mode"]}
+    golden.save_golden(rec["recorder"].traces, folder / "golden.npz", meta)
+    windows = {k: t.windows for k, t in rec["recorder"].traces.items()}
+    (folder / "golden.json").write_text(json.dumps({**meta, "windows": windows,
+                                                    "generation_seconds": rec["seconds"]}, indent=1))
+    return rec, meta
+
+
+def write_resources(path: Path, rec: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """resources.json: the footprint and the steady-state per-token activity of the golden run."""
+    phase = per_token_phase(rec)
+    n_tok = max(1, rec["calls"].get(phase, 0))
+    res = resources.estimate(rec["arrays"], rec["phases"].get(phase, {}), n_tok,
+                             resources.HOST_GATE_FLOPS_PER_VALUE * rec["values"].get(phase, 0) / n_tok)
+    res["measured_on"] = {"backend": "lava-sim", "prompt_chars": len(meta["prompt_ids"]),
+                          "generated": len(rec["tokens"]), "decode": rec["mode"], "per_token_phase": phase,
+                          "per_token_calls": n_tok, "lava_steps": rec["lava_steps"]}
+    path.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def write_scripts(root: Path) -> None:
+    """lib/ (the torch-free modules), verify.py, generate.py and requirements.txt."""
+    copy_lib(root / "lib")
+    for name in ("verify.py", "generate.py"):
+        shutil.copy2(TEMPLATES / name, root / name)
+    (root / "requirements.txt").write_text(REQUIREMENTS)
+
+
+def readme(info: dict[str, Any], res: dict[str, Any], meta: dict[str, Any], rec: dict[str, Any],
+           net: Any) -> str:
     """The reviewer-facing README, with this bundle's numbers filled in."""
     text = (TEMPLATES / "README.md").read_text()
     fields = {
         "variant": info["variant"], "timesteps": info["timesteps"],
         "neurons_per_gate": info["neurons_per_gate"],
-        "temporal_note": f", temporal-lif membrane in {info['temporal']} mode"
-        if info["variant"] == "temporal-lif" else "", "sha256": info["checkpoint"]["sha256"],
+        "temporal_note": "".join(f", {hook} in {info['temporal']} mode" for hook in net.alternatives),
+        "sha256": info["checkpoint"]["sha256"],
         "opset": info["opset"], "max_abs_logit_diff": f"{info['onnx_check']['max_abs_logit_diff']:.2e}",
         "prompt": json.dumps(meta["prompt"]), "greedy_text": json.dumps(meta["greedy_text"]),
         "tokens": len(meta["greedy_ids"]), "decode": meta["decode"],

@@ -1,36 +1,23 @@
-"""The host part of a hybrid Ember model as ONNX graphs, split where the gates run on neurons.
+"""The host part of a hybrid Ember model as ONNX graphs, cut where the gates run on neurons.
 
-A gate sits in the middle of every layer, so each layer is exported as the graphs
-before and after it (opset 17, PyTorch's TorchScript-based exporter: the default
-torch.export-based one needs onnxscript, which this package does not depend on):
+The whole forward pass is exported once (opset 17, PyTorch's TorchScript-based exporter: the
+torch.export-based one needs onnxscript, which this package does not depend on) with the model's
+gate hook marking every gate as one custom node, ``ember::Gate(hook, layer, sources)``, whose
+inputs are the gate's host inputs and whose output is its fire.  The graph is then cut at those
+nodes into stages that onnxruntime runs, each taking what earlier stages and gates produced:
 
-Transformer Ember (lif-learnable, lif-fixed, lif-refractory, temporal-lif):
+    stage 0 -> gates -> stage 1 -> gates -> ... -> stage S      (graphs.json lists the plan)
 
-    embed.onnx          idx (B, T) int64, pos (T,) int64          -> x (B, T, C)
-    layer{l}.pre.onnx   x (B, T, C), past_k, past_v (B, H, P, hd)  -> p (B, H, T, P+T),
-                                                                      k, v (B, H, P+T, hd)
-                        lif-refractory also                        -> col_load (B, H, 1, P+T),
-                                                                      load (B, P+T) (the next
-                                                                      layer's prev_load)
-    layer{l}.post.onnx  x, p, fire (B, H, T, P+T), v               -> x (B, T, C)
-                        temporal-lif instead                        -> x_mid, importance (B, T)
-    layer{l}.mlp.onnx   temporal-lif: x_mid, fire (B, T)           -> x (B, T, C)
-    head.onnx           x                                          -> logits (B, T, V)
+so the host graphs of any variant -- any gate kind, at any site -- come from the model's own
+forward, and nothing of the model is written twice.  Between the stages the host sends each
+gate's inputs to its neurons and feeds the decoded fire back (hybrid/onnx_host.py).
 
-Liquid Ember (cfc-lif), one token per call (the CfC state carries the past):
-
-    embed.onnx          idx (B, 1)                                 -> x (B, 1, C)
-    layer{l}.cfc.onnx   x, hx (B, units)                           -> h (B, 1, C), hx
-    layer{l}.post.onnx  x, h, fire (B, 1, C)                       -> x
-    head.onnx           x                                          -> logits
-
-B, T and P are dynamic (P = 0 for a prompt: pass (B, H, 0, hd) arrays).  Between
-the graphs the host sends the gate inputs to the neurons (p and the loads; |h|;
-the membrane V, which the host integrates: V = V sigmoid(decay) + importance) and
-feeds their decoded fire back.  Every graph reuses the model's own methods
-(model.py: probabilities, gate_loads, gate_with_fire, attend), so nothing of the
-model is written twice.  :func:`check` runs the graphs in onnxruntime against
-PyTorch on validation text with the trained sigmoid as the fire.
+Inputs and outputs: ``idx`` (B, T) int64 token ids -> ``logits`` (B, T, V), plus the decoding
+state: a causal transformer's keys and values ``cache.{2l}``, ``cache.{2l+1}`` (B, H, P, hd) in
+and ``cache_out.*`` (B, H, P+T, hd) out (P = 0 for a prompt); Liquid Ember's CfC state
+``cache.{l}`` (B, units), one token per call; a variant whose gates are not causal
+(lif-refractory) none (whole windows).  B, T and P are dynamic.  :func:`check` runs the stages
+in onnxruntime against PyTorch on validation text with the trained sigmoid as every fire.
 """
 
 from __future__ import annotations
@@ -45,185 +32,216 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ember_neuro import gates
-
 OPSET = 17
 FORMAT = "ember-neuro/onnx-host-graphs"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one forward pass cut at ember::Gate nodes into stages (1: hand-split per layer)
+GATE_DOMAIN = "ember"
 
 
-class _Embed(nn.Module):
-    def __init__(self, model: nn.Module):
+class GateNode(torch.autograd.Function):
+    """A gate in the exported graph.  Tracing needs a value, so its forward returns the trained fire;
+    the ONNX node it becomes carries the hook inputs, and the graph is cut there."""
+
+    @staticmethod
+    def forward(ctx, fire, hook, layer, sources, *inputs):  # noqa: ANN001, ANN205 - autograd.Function
+        return fire
+
+    @staticmethod
+    def symbolic(g, fire, hook, layer, sources, *inputs):  # noqa: ANN001, ANN205 - the ONNX exporter's API
+        out = g.op(f"{GATE_DOMAIN}::Gate", *inputs, hook_s=hook, layer_i=int(layer), sources_s=list(sources))
+        out.setType(inputs[0].type())  # the fire has the shape of the gate's first input
+        return out
+
+
+def export_hook(gate: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's gate hook while exporting: every gate becomes a GateNode."""
+    return GateNode.apply(gate.fire(inputs), gate.hook, gate.layer, tuple(inputs), *inputs.values())
+
+
+class _Forward(nn.Module):
+    """The model's forward over explicit tensors: idx and the decoding state in, logits and state out."""
+
+    def __init__(self, model: nn.Module, state: list[tuple[str, str]]):
         super().__init__()
-        self.model = model
+        self.model, self.state = model, state  # (cache dict key, per layer) of each state tensor
 
-    def forward(self, idx: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        tr = self.model.transformer
-        return tr.wte(idx) + tr.wpe(pos)
-
-
-class _Pre(nn.Module):
-    def __init__(self, block: nn.Module, refractory: bool):
-        super().__init__()
-        self.block, self.refractory = block, refractory
-
-    def forward(self, x, past_k, past_v):
-        attn = self.block.attn
-        p, k, v = attn.probabilities(self.block.ln_1(x), past_k, past_v)
-        if not self.refractory:
-            return p, k, v
-        return p, k, v, attn.gate_loads(p, None)["col_load"], gates.layer_load(p)
+    def forward(self, idx: torch.Tensor, *state: torch.Tensor):
+        if not self.state:
+            return self.model(idx, hook=export_hook)[0]
+        n = len(self.state)
+        caches = [{key: state[layer * n + j] for j, key in enumerate(self.state)}
+                  for layer in range(len(state) // n)]
+        logits, _ = self.model(idx, hook=export_hook, caches=caches)
+        return (logits, *(c[key] for c in caches for key in self.state))
 
 
-class _Post(nn.Module):
-    def __init__(self, block: nn.Module, temporal: bool):
-        super().__init__()
-        self.block, self.temporal = block, temporal
-
-    def forward(self, x, p, fire, v):
-        attn = self.block.attn
-        attn_out = attn.attend(attn.gate_with_fire(p, fire), v, self.block.ln_1(x))
-        x = x + attn_out
-        if self.temporal:
-            return x, attn_out.norm(dim=-1)
-        return x + self.block.mlp(self.block.ln_2(x))
-
-
-class _Mlp(nn.Module):
-    def __init__(self, block: nn.Module):
-        super().__init__()
-        self.block = block
-
-    def forward(self, x, fire):
-        return x + fire.unsqueeze(-1) * self.block.mlp(self.block.ln_2(x))
+def decoding_state(model: nn.Module, batch: int) -> tuple[list[str], list[torch.Tensor], list[dict]]:
+    """What the exported graph carries between calls: per layer the cache keys, example tensors, and
+    their shapes ("B" for the batch) and dynamic axes."""
+    cfg = model.config
+    if cfg.is_transformer:
+        if _noncausal(cfg):  # whole windows only: nothing carries between calls
+            return [], [], []
+        hd = cfg.n_embd // cfg.n_head
+        keys = [("k", "kv"), ("v", "kv")]
+        example = [torch.randn(batch, cfg.n_head, 3, hd) for _ in range(2 * cfg.n_layer)]
+        info = [{"shape": ["B", cfg.n_head, 0, hd], "axes": {0: "B", 2: "P"},
+                 "length_axis": 2}] * 2 * cfg.n_layer
+    else:
+        keys = [("hx", "hx")]
+        example = [torch.randn(batch, cfg.cfc_units) for _ in range(cfg.n_layer)]
+        info = [{"shape": ["B", cfg.cfc_units], "axes": {0: "B"}, "length_axis": None}] * cfg.n_layer
+    return [k for k, _ in keys], example, info
 
 
-class _Head(nn.Module):
-    def __init__(self, ln_f: nn.Module, lm_head: nn.Module):
-        super().__init__()
-        self.ln_f, self.lm_head = ln_f, lm_head
+def _noncausal(cfg: Any) -> str:
+    from ember_neuro.kinds import registry
 
-    def forward(self, x):
-        return self.lm_head(self.ln_f(x))
+    return registry.get(cfg.variant).noncausal
 
 
-class _LiquidEmbed(nn.Module):
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
+def export_forward(model: nn.Module) -> tuple[Any, dict[str, Any]]:
+    """The whole forward pass as one ONNX model with ember::Gate nodes, and its input/output plan."""
+    import onnx
 
-    def forward(self, idx):
-        return self.model.wte(idx)
-
-
-class _Cfc(nn.Module):
-    def __init__(self, layer: nn.Module):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, hx):
-        return self.layer.cfc(self.layer.ln(x), hx)
-
-
-class _LiquidPost(nn.Module):
-    def __init__(self, layer: nn.Module):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x, h, fire):
-        theta, leak, k = self.layer.gate.transformed()
-        return x + gates.hidden_gate(h, theta, leak, k, fire=fire)
-
-
-def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
-            dynamic: dict[str, dict[int, str]]) -> None:
+    cfg = model.config
+    recurrent = not cfg.is_transformer
+    b, t = 2, 1 if recurrent else 5
+    keys, state, info = decoding_state(model, b)
+    names_in = [f"cache.{i}" for i in range(len(state))]
+    names_out = [f"cache_out.{i}" for i in range(len(state))]
+    dynamic = {"idx": {0: "B"} if recurrent else {0: "B", 1: "T"},
+               "logits": {0: "B"} if recurrent else {0: "B", 1: "T"}}
+    for i, s in enumerate(info):
+        dynamic[names_in[i]] = s["axes"]
+        dynamic[names_out[i]] = {a: ("Tk" if name == "P" else name) for a, name in s["axes"].items()}
     buf = io.BytesIO()
-    with warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-        torch.onnx.export(module.eval(), args, buf, dynamo=False, input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True)
-    path.write_bytes(buf.getvalue())
+        torch.onnx.export(_Forward(model.eval(), keys), (torch.zeros(b, t, dtype=torch.long), *state), buf,
+                          dynamo=False, input_names=["idx", *names_in], output_names=["logits", *names_out],
+                          dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True,
+                          custom_opsets={GATE_DOMAIN: 1})
+    io_plan = {"inputs": ["idx", *names_in], "outputs": ["logits", *names_out],
+               "state": [{"input": i, "output": o, "shape": s["shape"], "length_axis": s["length_axis"]}
+                         for i, o, s in zip(names_in, names_out, info, strict=True)],
+               "tokens_per_call": 1 if recurrent else None}
+    return onnx.load_from_string(buf.getvalue()), io_plan
 
 
-AXES = {  # dynamic axes of every named graph input/output: batch B, new tokens T, keys Tk, past P
-    "idx": {0: "B", 1: "T"}, "pos": {0: "T"}, "x": {0: "B", 1: "T"}, "past_k": {0: "B", 2: "P"},
-    "past_v": {0: "B", 2: "P"}, "p": {0: "B", 2: "T", 3: "Tk"}, "k": {0: "B", 2: "Tk"},
-    "v": {0: "B", 2: "Tk"},
-    "col_load": {0: "B", 3: "Tk"}, "load": {0: "B", 1: "Tk"}, "fire": {0: "B", 2: "T", 3: "Tk"},
-    "x_out": {0: "B", 1: "T"}, "x_mid": {0: "B", 1: "T"}, "importance": {0: "B", 1: "T"},
-    "logits": {0: "B", 1: "T"}, "hx": {0: "B"}, "hx_out": {0: "B"}, "h": {0: "B"},
-}
+def split_at_gates(model: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Cut an ONNX model at its ember::Gate nodes: (stage models, plan).
+
+    A tensor's level is the number of gates on its longest path from the graph inputs; stage s
+    holds the nodes of level s and takes from earlier levels exactly the tensors its nodes read.
+    The plan lists, per stage, its inputs and outputs and the gates that run after it (their
+    hook, layer, sources, input tensors and fire output).
+    """
+    import onnx
+    from onnx import TensorProto, helper, shape_inference
+
+    graph = model.graph
+    typed = shape_inference.infer_shapes(model).graph
+    known = {vi.name: vi.type.tensor_type for vi in (*typed.value_info, *typed.input, *typed.output)}
+    elem = {name: tt.elem_type for name, tt in known.items()}
+    rank = {name: len(tt.shape.dim) for name, tt in known.items() if tt.HasField("shape")}
+    inits = {i.name: i for i in graph.initializer}
+    level: dict[str, int] = {i.name: 0 for i in graph.input} | {name: 0 for name in inits}
+    stages: dict[int, list[Any]] = {}
+    gates: dict[int, list[Any]] = {}
+    for node in graph.node:
+        lv = max([level.get(i, 0) for i in node.input if i] or [0])
+        if node.domain == GATE_DOMAIN:
+            gates.setdefault(lv, []).append(node)
+            for o in node.output:
+                level[o] = lv + 1
+                elem.setdefault(o, elem.get(node.input[0], TensorProto.FLOAT))
+                if o not in rank and node.input[0] in rank:
+                    rank[o] = rank[node.input[0]]
+        else:
+            stages.setdefault(lv, []).append(node)
+            for o in node.output:
+                level[o] = lv
+    consumed_after: dict[str, int] = {}  # the last level that reads each tensor (gates count as theirs)
+    for lv in sorted(set(stages) | set(gates)):
+        for node in (*stages.get(lv, []), *gates.get(lv, [])):
+            for i in node.input:
+                consumed_after[i] = max(consumed_after.get(i, -1), lv)
+    outputs = [o.name for o in graph.output]
+
+    def info(name: str) -> Any:
+        """A cut tensor's type, every dimension symbolic (the stages take any batch and length)."""
+        if name not in elem or name not in rank:
+            raise ValueError(f"ONNX export: no type for the cut tensor {name!r}")
+        return helper.make_tensor_value_info(name, elem[name], [f"{name}_{i}" for i in range(rank[name])])
+
+    models, plan = [], []
+    for lv in range(max(set(stages) | set(gates)) + 1):
+        nodes = stages.get(lv, [])
+        own = {o for n in nodes for o in n.output}
+        gate_inputs = {i for g in gates.get(lv, []) for i in g.input}
+        ins = list(dict.fromkeys(i for n in nodes for i in n.input if i and i not in own and i not in inits))
+        outs = [o for n in nodes for o in n.output
+                if consumed_after.get(o, -1) > lv or o in outputs or o in gate_inputs]
+        step: dict[str, Any] = {"file": None, "inputs": ins, "outputs": outs, "gates": [
+            {"hook": _attr(g, "hook"), "layer": _attr(g, "layer"), "sources": _attr(g, "sources"),
+             "inputs": list(g.input), "output": g.output[0]} for g in gates.get(lv, [])]}
+        if nodes:
+            used = list(dict.fromkeys(i for n in nodes for i in n.input if i in inits))
+            sub = helper.make_graph(nodes, f"stage{lv}", [info(i) for i in ins], [info(o) for o in outs],
+                                    initializer=[inits[i] for i in used])
+            opsets = [o for o in model.opset_import if o.domain != GATE_DOMAIN]
+            stage = helper.make_model(sub, ir_version=model.ir_version, opset_imports=opsets)
+            onnx.checker.check_model(stage)
+            step["file"] = f"stage{lv}.onnx"
+            models.append(stage)
+        plan.append(step)
+    return models, plan
 
 
-def _graph(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
-           axes: dict[str, dict[int, str]] | None = None) -> None:
-    """Export with the dynamic axes of AXES (or `axes` where a name differs, e.g. the membrane fire)."""
-    table = {**AXES, **(axes or {})}
-    _export(module, args, path, inputs, outputs, {n: table[n] for n in inputs + outputs if n in table})
+def _attr(node: Any, name: str) -> Any:
+    from onnx import helper
+
+    value = helper.get_attribute_value(next(a for a in node.attribute if a.name == name))
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [v.decode() if isinstance(v, bytes) else v for v in value]
+    return int(value) if isinstance(value, int) else value
 
 
 def export_graphs(model: nn.Module, folder: Path) -> dict[str, Any]:
-    """Write the host graphs of `model` into `folder`; returns the manifest (also graphs.json)."""
+    """Write the host stages of `model` into `folder`; returns the manifest (also graphs.json)."""
+    from ember_neuro.kinds import registry
+
     cfg = model.config
     folder.mkdir(parents=True, exist_ok=True)
-    b, t = 2, 5
-    with torch.no_grad():
-        if cfg.is_transformer:
-            h, hd = cfg.n_head, cfg.n_embd // cfg.n_head
-            refractory, temporal = cfg.variant == "lif-refractory", cfg.variant == "temporal-lif"
-            idx = torch.zeros(b, t, dtype=torch.long)
-            _graph(_Embed(model), (idx, torch.arange(t)), folder / "embed.onnx", ["idx", "pos"], ["x"])
-            x, past = torch.randn(b, t, cfg.n_embd), torch.randn(b, h, 3, hd)
-            p, v = torch.softmax(torch.randn(b, h, t, 3 + t), -1), torch.randn(b, h, 3 + t, hd)
-            for layer, block in enumerate(model.transformer.h):
-                loads = ["col_load", "load"] if refractory else []
-                _graph(_Pre(block, refractory), (x, past, past), folder / f"layer{layer}.pre.onnx",
-                       ["x", "past_k", "past_v"], ["p", "k", "v", *loads])
-                post = (x, p, torch.rand_like(p), v)
-                _graph(_Post(block, temporal), post, folder / f"layer{layer}.post.onnx",
-                       ["x", "p", "fire", "v"], ["x_mid", "importance"] if temporal else ["x_out"])
-                if temporal:
-                    _graph(_Mlp(block), (x, torch.rand(b, t)), folder / f"layer{layer}.mlp.onnx",
-                           ["x_mid", "fire"], ["x_out"], {"fire": {0: "B", 1: "T"}})
-            ln_f = model.transformer.ln_f
-        else:
-            x = torch.randn(b, 1, cfg.n_embd)
-            _graph(_LiquidEmbed(model), (torch.zeros(b, 1, dtype=torch.long),), folder / "embed.onnx",
-                   ["idx"], ["x"], {"idx": {0: "B"}, "x": {0: "B"}})
-            for layer, mod in enumerate(model.layers):
-                _graph(_Cfc(mod), (x, torch.randn(b, cfg.cfc_units)), folder / f"layer{layer}.cfc.onnx",
-                       ["x", "hx"], ["h", "hx_out"], {"x": {0: "B"}})
-                _graph(_LiquidPost(mod), (x, x, torch.rand_like(x)), folder / f"layer{layer}.post.onnx",
-                       ["x", "h", "fire"], ["x_out"], {"x": {0: "B"}, "fire": {0: "B"}, "x_out": {0: "B"}})
-        _graph(_Head(ln_f if cfg.is_transformer else model.ln_f, model.lm_head), (x,), folder / "head.onnx",
-               ["x"], ["logits"])
-    files = {path.name: path.stat().st_size for path in sorted(folder.glob("*.onnx"))}
+    full, io_plan = export_forward(model)
+    stages, plan = split_at_gates(full)
+    for stage, step in zip(stages, [s for s in plan if s["file"]], strict=True):
+        (folder / step["file"]).write_bytes(stage.SerializeToString())
+    files = {s["file"]: (folder / s["file"]).stat().st_size for s in plan if s["file"]}
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "opset": OPSET, "variant": cfg.variant,
-                "config": cfg.to_dict(), "files": files, "membrane_decay": membrane_decay(model),
-                "layout": __doc__}
+                "config": cfg.to_dict(), "files": files, "io": io_plan, "plan": plan,
+                "block_size": cfg.block_size if cfg.is_transformer else None,
+                "noncausal": registry.get(cfg.variant).noncausal, "layout": __doc__}
     (folder / "graphs.json").write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-def membrane_decay(model: nn.Module) -> list[float]:
-    """temporal-lif's sigmoid(decay) per layer, as the float32 values PyTorch multiplies by."""
-    return [float(torch.sigmoid(block.temporal_decay.detach().float()))
-            for block in model.transformer.h] if model.config.variant == "temporal-lif" else []
 
 
 @torch.no_grad()
 def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -> dict[str, Any]:
     """onnxruntime vs PyTorch on text windows, the trained sigmoid as every gate's fire.
 
-    Whole windows, and (transformers that decode causally) the second half token by
-    token on the KV cache built from the first half; Liquid Ember token by token on
-    its state.  lif-refractory only whole windows: its column load is not causal.
-    Returns max |logits difference| and what was compared.
+    Whole windows, and (with a KV cache: a causal transformer) the second half token by token on
+    the cache built from the first half; Liquid Ember token by token on its state.  Returns max
+    |logits difference| and what was compared.
     """
-    from ember_neuro.hybrid.onnx_host import OnnxHost, SigmoidGates
+    from ember_neuro.hybrid.onnx_host import OnnxHost
+    from ember_neuro.hybrid.paths import SigmoidGates
 
     host = OnnxHost(folder, SigmoidGates(net))
-    incremental = model.config.is_transformer and model.config.variant != "lif-refractory"
+    incremental = host.cached and not host.recurrent
     worst, tokens = 0.0, 0
     for ids in windows:
         ref = model(torch.as_tensor(ids[None], dtype=torch.long))[0][0].double().numpy()
@@ -240,8 +258,8 @@ def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -
             "incremental": bool(incremental)}
 
 
-def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None,
-                 windows: int = 2) -> dict[str, Any]:
+def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None, windows: int = 2) -> dict[str,
+                                                                                                     Any]:
     """Graphs of a loaded checkpoint into `folder`, with graphs.json, checked on validation text."""
     from ember_neuro.models.data import load_data
 
@@ -254,30 +272,20 @@ def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None,
     return manifest
 
 
-def load_gated(checkpoint: str) -> Any:
-    """A checkpoint with an LIF gate, or a one-line refusal naming why not."""
-    from ember_neuro.mappers.registry import check_variant
-    from ember_neuro.models.checkpoint import load_checkpoint
-
-    ck = load_checkpoint(checkpoint)
-    check_variant(ck.config.variant)
-    return ck
-
-
 def export_onnx(checkpoint: str, out: str, force: bool = False, data: str | None = None,
                 windows: int = 2) -> dict[str, Any]:
     """What ``export onnx`` does: the graphs into `out` (atomically), checked on validation text."""
     import time
 
     from ember_neuro.atomic import atomic_dir, check_output_dir
-    from ember_neuro.deploy.mapping import map_checkpoint
+    from ember_neuro.deploy.mapping import prepare
     from ember_neuro.mappers import MappingOptions
 
     t0 = time.time()
     dest = check_output_dir(out, force)
-    ck = load_gated(checkpoint)
-    net = map_checkpoint(ck, MappingOptions(timesteps=8), data=data)  # the float gates for the check
+    prep = prepare(checkpoint, data)
+    net = prep.map(MappingOptions(timesteps=8))  # the float gates for the check
     with atomic_dir(dest, force=force) as tmp:
-        manifest = write_graphs(ck, net, tmp, data, windows)
-    return {"out": str(dest), "variant": ck.config.variant, "opset": OPSET, "files": manifest["files"],
+        manifest = write_graphs(prep.ck, net, tmp, data, windows)
+    return {"out": str(dest), "variant": prep.ck.config.variant, "opset": OPSET, "files": manifest["files"],
             **manifest["check"], "seconds": round(time.time() - t0, 2)}

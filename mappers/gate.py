@@ -62,35 +62,48 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ember_neuro.gates import sigmoid
 from ember_neuro.mappers import loihi
-from ember_neuro.mappers.network import Arithmetic, Connection, GateUnit, MappingOptions, NeuronGroup
+from ember_neuro.mappers.network import (
+    Addressing,
+    Arithmetic,
+    Connection,
+    GateUnit,
+    MappingError,
+    MappingOptions,
+    NeuronGroup,
+)
 
 SELECTION_CANDIDATES = 6  # weight pairs measured exactly per unit and configuration
 FIDELITY_MARGIN = 0.002  # the quality bar: worst-case error <= 1/(2NT) + this
 MAX_LEVELS = 65536  # N*T; keeps l_max <= ln(2^17) < 12
+MAX_TIMESTEPS = 4096  # T; the bound 1/(2T) is 1.2e-4 there
 STEEP_INPUT = 12.0  # coef_0 above this also tries wider input payloads
 STEEP_WITH_LOADS = 3.0  # ... and with further inputs (their weights follow the dither weight b, which a
 #                         wider first payload lets grow: finer load weights)
 WIDE_INPUT_BITS = (14, 16)
 
 
+def check_window(timesteps: object, neurons_per_gate: object) -> None:
+    """The window limits, in one place: T in 1..MAX_TIMESTEPS, N >= 1, N*T <= MAX_LEVELS (a one-line
+    MappingError otherwise): the dither levels must fit Loihi's 24-bit current, and the bound
+    1/(2NT) is tiny long before."""
+    t, n = timesteps, neurons_per_gate
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (t, n))
+    if not ints or t < 1 or n < 1 or t > MAX_TIMESTEPS or t * n > MAX_LEVELS:
+        raise MappingError(f"--timesteps {t} / --neurons-per-gate {n} out of range (T in 1..{MAX_TIMESTEPS}, "
+                           f"N >= 1, N*T <= {MAX_LEVELS}: the dither levels must fit Loihi's 24-bit "
+                           "current, and the bound 1/(2NT) is tiny long before)")
+
+
 def check_options(options: MappingOptions) -> None:
     """Refuse options the gate cannot be built with, one line each."""
-    t, n = options.timesteps, options.neurons_per_gate
-    if not isinstance(t, (int, np.integer)) or t < 1:
-        raise ValueError(f"timesteps must be an integer >= 1, got {t!r}")
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"neurons_per_gate must be an integer >= 1, got {n!r}")
-    if t * n > MAX_LEVELS:
-        raise ValueError(
-            f"timesteps * neurons_per_gate = {t * n} exceeds {MAX_LEVELS}: the dither "
-            "levels would overflow Loihi's 24-bit current (and the bound is already < 1e-5)"
-        )
+    check_window(options.timesteps, options.neurons_per_gate)
     if options.input_bits != options.dither_bits or not 8 <= options.input_bits <= 12:
         raise ValueError("input_bits and dither_bits must be equal and within 8..12")
     if options.levels not in LEVEL_SETS:
@@ -103,15 +116,15 @@ LEVEL_SETS = ("uniform", "log", "auto")
 CLOSING_LEAK = 0.1  # "auto": attention groups with a unit whose leak is below this get log levels
 
 
-def resolve_levels(levels: str, units: tuple[GateUnit, ...], name: str) -> str:
-    """The level set of one group.  "auto": log for an attention group where some gate can close
-    (leak < CLOSING_LEAK: its output is then its fire, and rows are renormalised, so the relative
-    error of small fires decides the model), uniform elsewhere -- Liquid Ember's gates keep
-    leak + (1 - leak) fire >= leak, and temporal-lif's membrane fire scales a whole MLP output,
-    so their absolute error is what counts (measured: docs/mapping.md)."""
+def resolve_levels(levels: str, units: tuple[GateUnit, ...], relative: bool) -> str:
+    """The level set of one group.  "auto": log where the relative error of small fires decides the
+    model -- a ``relative`` group (an attention gate: with leak < CLOSING_LEAK its output is its
+    fire, and rows are renormalised) in which some gate can close -- uniform elsewhere: Liquid
+    Ember's gates keep leak + (1 - leak) fire >= leak, and temporal-lif's membrane fire scales a
+    whole MLP output, so their absolute error is what counts (measured: docs/mapping.md)."""
     if levels != "auto":
         return levels
-    closing = name == "attention" and min(u.leak for u in units) < CLOSING_LEAK
+    closing = relative and min(u.leak for u in units) < CLOSING_LEAK
     return "log" if closing else "uniform"
 
 
@@ -236,8 +249,8 @@ class GateInputs:
         return -self.coef[:, 0] * self.center
 
     @staticmethod
-    def attention(units: tuple[GateUnit, ...]) -> GateInputs:
-        """The plain attention gate: sigma(k (p - theta)), p in [0, 1]."""
+    def probability(units: tuple[GateUnit, ...]) -> GateInputs:
+        """One input in [0, 1] (an attention probability): sigma(k (p - theta))."""
         k = np.array([[u.k] for u in units], dtype=np.float64)
         theta = np.array([u.theta for u in units], dtype=np.float64)
         return GateInputs(("input",), k, np.ones_like(k), theta)
@@ -265,13 +278,25 @@ def _bins(bits: int, coef: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _by_term(terms: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Distinct realised terms with the min / max ideal logit over the payloads giving each."""
-    values, inverse = np.unique(terms, return_inverse=True)
-    lo_t = np.full(values.size, np.inf)
-    hi_t = np.full(values.size, -np.inf)
-    np.minimum.at(lo_t, inverse, lo)
-    np.maximum.at(hi_t, inverse, hi)
-    return values, lo_t, hi_t
+    """Distinct realised terms (ascending) with the min / max ideal logit over the payloads giving each.
+
+    A connection's term, one weight times an ascending payload floored by its exponent, is
+    monotone in the payload, so equal terms form runs; the bin edges (:func:`_bins`) are monotone
+    in the payload too, so a run's extremes are at its two ends -- no sort and no reduction over
+    each run (the mapper's hot path).  Terms that are not monotone take the general way.
+    """
+    terms = np.asarray(terms)
+    if terms.size > 1 and terms[0] > terms[-1]:
+        terms, lo, hi = terms[::-1], lo[::-1], hi[::-1]
+    if np.any(terms[1:] < terms[:-1]):
+        values, inverse = np.unique(terms, return_inverse=True)
+        lo_t, hi_t = np.full(values.size, np.inf), np.full(values.size, -np.inf)
+        np.minimum.at(lo_t, inverse, lo)
+        np.maximum.at(hi_t, inverse, hi)
+        return values, lo_t, hi_t
+    starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
+    ends = np.r_[starts[1:] - 1, terms.size - 1]
+    return terms[starts], np.minimum(lo[starts], lo[ends]), np.maximum(hi[starts], hi[ends])
 
 
 def _combine(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
@@ -310,16 +335,6 @@ def exact_worst_case(weights: np.ndarray, coef: np.ndarray, cfg: _Config, bias: 
     counts = counts_for_drive(drive, dither_terms, bias)
     rate = counts / dither_terms.size if decode_values is None else decode_values[counts]
     return float(max(np.abs(rate - sigmoid(lo + offset)).max(), np.abs(rate - sigmoid(hi + offset)).max()))
-
-
-def worst_case_error(counts: np.ndarray, nt: int, theta: float, k: float, bits: int) -> float:
-    """Exact sup over p in [0, 1] of |rate - sigma(k(p - theta))| for payload-indexed counts."""
-    x = np.arange(counts.shape[0], dtype=np.float64)
-    lo = np.clip((x - 0.5) / 2**bits, 0.0, 1.0)
-    hi = np.clip((x + 0.5) / 2**bits, 0.0, 1.0)
-    rate = counts / nt
-    return float(max(np.abs(rate - sigmoid(k * (lo - theta))).max(),
-                     np.abs(rate - sigmoid(k * (hi - theta))).max()))
 
 
 def gate_bias(a: int, center: float, cfg: _Config, n_inputs: int) -> float:
@@ -420,6 +435,30 @@ def _finest_exponents(cfg: _Config, coef: np.ndarray, bs: np.ndarray, dither_bit
     return _Config(cfg.bits, tuple(exps), cfg.dither_exp)
 
 
+def layer_scales(calibration: Mapping | None, key: str, n_layer: int, what: str) -> list[float]:
+    """The calibrated payload scale of each layer, or a one-line ValueError saying why not."""
+    scales = (calibration or {}).get(key)
+    if scales is None or len(scales) != n_layer:
+        raise ValueError(f"{what}: no calibrated payload scale per layer ({key}); map through "
+                         "ember_neuro.deploy.mapping, which measures it on validation text")
+    for layer, s in enumerate(scales):
+        if not (isinstance(s, (int, float)) and math.isfinite(s) and s > 0):
+            raise ValueError(f"{what}: the payload scale of layer {layer} cannot be calibrated (observed "
+                             f"maximum {s!r} on the calibration text; outputs constantly zero?)")
+    return [float(s) for s in scales]
+
+
+def scaled_inputs(units: list[GateUnit], scale: np.ndarray) -> GateInputs:
+    """sigmoid(k (|x| - theta)) with |x| / scale as the payload: coef = k scale, center = theta / scale.
+
+    For unbounded inputs (a CfC output, the membrane V): each unit's payload is normalised by
+    its layer's calibrated scale, so the gate is the same neuron as one on a probability."""
+    k = np.array([u.k for u in units])
+    theta = np.array([u.theta for u in units])
+    coef = (k * scale)[:, None]
+    return GateInputs(("input",), coef, scale[:, None].astype(np.float64), theta / scale)
+
+
 def _check_unit(u: GateUnit) -> None:
     for name in ("theta", "k", "leak"):
         val = getattr(u, name)
@@ -430,10 +469,13 @@ def _check_unit(u: GateUnit) -> None:
 
 
 def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOptions,
-              name: str = "attention", inputs: GateInputs | None = None) -> NeuronGroup:
+              name: str = "gate", inputs: GateInputs | None = None, addressing: Addressing | None = None,
+              relative: bool = False) -> NeuronGroup:
     """Pure function: trained gate units + options -> a neuron group (float and fixed).
 
-    ``inputs`` describes the host payloads (default: the attention gate, one input p).
+    ``inputs`` describes the host payloads (default: one input in [0, 1]); ``addressing`` how the
+    host's values reach the units (stored with the group); ``relative``: small fires need relative
+    precision (``--levels auto`` may then choose log levels, :func:`resolve_levels`).
     """
     check_options(options)
     units = tuple(units)
@@ -441,12 +483,12 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
         raise ValueError("no gate units to map")
     for u in units:
         _check_unit(u)
-    spec = GateInputs.attention(units) if inputs is None else inputs
+    spec = GateInputs.probability(units) if inputs is None else inputs
     finite = np.all(np.isfinite(spec.coef)) and np.all(np.isfinite(spec.scale))
     if not finite or not np.all(spec.scale > 0):
         raise ValueError(f"{name}: input coefficients must be finite and scales positive")
     t, n = int(options.timesteps), int(options.neurons_per_gate)
-    level_set = resolve_levels(options.levels, units, name)
+    level_set = resolve_levels(options.levels, units, relative)
     levels = logit_levels(t, n, level_set, options.level_floor)
     decode_values = None if level_set == "uniform" else level_points(t * n, level_set, options.level_floor)[1]
     lmax = float(np.abs(levels).max())
@@ -481,7 +523,8 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     group = NeuronGroup(name=name, units=units, timesteps=t, neurons_per_gate=n, levels=levels,
                         level_set=level_set,
                         float_params=None, fixed_params=None, k_effective=None,  # type: ignore[arg-type]
-                        fixed_worst_error=None, decode_values=decode_values)  # type: ignore[arg-type]
+                        fixed_worst_error=None, decode_values=decode_values,  # type: ignore[arg-type]
+                        addressing=addressing)
     warnings, saturated = _report(units, spec, choice, cfg, bits, group.bound + FIDELITY_MARGIN)
     fixed = Arithmetic(
         fixed=True,

@@ -45,6 +45,11 @@ BIAS_MANT_MAX = 2 ** (BIAS_MANT_BITS - 1) - 1
 BIAS_EXP_MAX = 7  # 3-bit exponent
 PAYLOAD_BITS = 24  # graded spike payload (Lava's Python ports are typed at 24 bits)
 
+# -- the chip (Intel's public material via open-neuromorphic.org; SPEC section 7) ----------------
+NEURONS_PER_CHIP = 1_048_576  # "up to 1 M neurons"
+CORES_PER_CHIP = 128  # neuro cores
+NEURONS_PER_CORE = NEURONS_PER_CHIP // CORES_PER_CHIP  # 8192
+
 
 def _where(cond: Any, a: Any, b: Any) -> Any:
     """np.where or torch.where, by the type of `cond` (torch is never imported here)."""

@@ -20,6 +20,11 @@ order -- host payloads first, then tables -- because float addition is not
 associative and Lava sums its synapses' outputs in connection order.
 
 Neuron m = i N + c serves input slot i (unit ``unit_index[i]``) through channel c.
+
+A group also says how the host's gate values reach it (:class:`Addressing`): which model hook
+it answers, which axis of a layer's values indexes its units, whether a zero is idle.  That is
+all a gate path needs (ember_neuro/hybrid/paths.py), so the INRC bundle evaluates any gate
+kind from the saved mapping alone.
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ember_neuro.errors import BadInput
 from ember_neuro.gates import sigmoid
+
+
+class MappingError(BadInput):
+    """A request the mapper refuses; the message is one line and says why."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,33 @@ def gate_counts(counts: np.ndarray, neurons_per_gate: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Addressing:
+    """How the host's gate values reach a group's units.
+
+    ``hook``: the model hook the group answers (a gate module calls it with a dict of input
+    tensors).  ``mode``: "rate" (a window of T steps per value, decoded from its spike count),
+    or the name of an alternative group for the same hook that ``--temporal`` selects (the
+    "hard" membrane).  ``unit_axis``: the axis of a layer's values that indexes its units
+    (a head: 1; a neuron: -1); None: one unit per layer.  ``idle_zero``: a value of exactly 0
+    contributes nothing on the host (masked attention keys: p = 0, gated = 0), so it is not
+    sent and its fire is 0.  ``reads``: (connection source, hook input) pairs where a
+    connection reads a hook input of another name (the hard membrane's "input" is the hook's
+    "importance"); every other source reads the input of its own name.  ``label``: what the
+    first input is, for plots and reports ("attention probability p").
+    """
+
+    hook: str
+    mode: str = "rate"
+    unit_axis: int | None = None
+    idle_zero: bool = False
+    reads: tuple[tuple[str, str], ...] = ()
+    label: str = ""
+
+    def hook_input(self, source: str) -> str:
+        return dict(self.reads).get(source, source)
+
+
+@dataclass(frozen=True)
 class NeuronGroup:
     """One kind of neuron of a mapped network: units, window, and both arithmetics."""
 
@@ -228,6 +265,16 @@ class NeuronGroup:
     reset_windows: int = 1  # windows between resets: > 1 carries the neurons' state across windows
     decode_values: np.ndarray | None = None  # (N*T + 1,) fire of each spike count; None: n / (N T)
     level_set: str = "uniform"  # the dither's level set (mappers/gate.py: level_points)
+    addressing: Addressing | None = None  # None: one rate unit per layer answering the hook `name`
+
+    @property
+    def address(self) -> Addressing:
+        return self.addressing if self.addressing is not None else Addressing(hook=self.name)
+
+    @property
+    def carries_state(self) -> bool:
+        """Whether u and v carry across windows (the hard membrane: one window per layer step)."""
+        return self.reset_windows > 1
 
     @property
     def bound(self) -> float:
@@ -338,10 +385,30 @@ class MappedNetwork:
     checkpoint: Mapping[str, object]  # path, sha256, iter_num, val_loss
     versions: Mapping[str, object] = field(default_factory=dict)
 
-    def group(self, name: str = "attention") -> NeuronGroup:
+    def group(self, name: str) -> NeuronGroup:
         if name not in self.groups:
             raise KeyError(f"mapped network has no group {name!r} (groups: {', '.join(self.groups)})")
         return self.groups[name]
+
+    @property
+    def hooks(self) -> tuple[str, ...]:
+        """The model hooks the groups answer, in group order."""
+        return tuple(dict.fromkeys(g.address.hook for g in self.groups.values()))
+
+    @property
+    def alternatives(self) -> tuple[str, ...]:
+        """The hooks several groups answer, one per mode (``--temporal`` chooses)."""
+        return tuple(h for h in self.hooks if len({g.address.mode for g in self.groups.values()
+                                                    if g.address.hook == h}) > 1)
+
+    def for_hook(self, hook: str, mode: str = "rate") -> NeuronGroup:
+        """The group answering `hook` in `mode`, or its rate group where the hook has no such mode."""
+        answering = [g for g in self.groups.values() if g.address.hook == hook]
+        if not answering:
+            raise KeyError(f"mapped network has no group for hook {hook!r} (hooks: {', '.join(self.hooks)})")
+        chosen = [g for g in answering if g.address.mode == mode] or \
+            [g for g in answering if g.address.mode == "rate"] or answering
+        return chosen[0]
 
     @property
     def warnings(self) -> tuple[str, ...]:

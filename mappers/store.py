@@ -35,11 +35,27 @@ import numpy as np
 
 from ember_neuro.atomic import atomic_write_bytes
 from ember_neuro.errors import BadInput
-from ember_neuro.mappers.network import Arithmetic, Connection, GateUnit, MappedNetwork, NeuronGroup
+from ember_neuro.mappers.network import (
+    Addressing,
+    Arithmetic,
+    Connection,
+    GateUnit,
+    MappedNetwork,
+    NeuronGroup,
+)
 
 FORMAT = "ember-neuro/mapped-network"
 FORMAT_VERSION = 2  # 2: optional {group}/decode_values (non-uniform level sets); v1 files still load
 FILENAME = "mapped.npz"
+
+# Files written before groups stored their addressing: the four groups that release mapped.
+LEGACY_ADDRESSING = {
+    "attention": Addressing(hook="attention", unit_axis=1, idle_zero=True, label="attention probability p"),
+    "hidden": Addressing(hook="hidden", unit_axis=-1, label="|h|"),
+    "membrane": Addressing(hook="membrane", label="membrane V"),
+    "membrane_hard": Addressing(hook="membrane", mode="hard", reads=(("input", "importance"),),
+                                label="||attn_out||"),
+}
 
 
 class MappedFileError(BadInput):
@@ -58,7 +74,25 @@ def _group_header(g: NeuronGroup) -> dict[str, Any]:
             "units": [{"layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak, "k": u.k,
                        "tag": u.tag, "label": u.label} for u in g.units],
             "warnings": list(g.warnings), "saturated": list(g.saturated),
+            "addressing": _addressing_header(g.address),
             "float": _arith_header(g.float_params), "fixed": _arith_header(g.fixed_params)}
+
+
+def _addressing_header(a: Addressing) -> dict[str, Any]:
+    return {"hook": a.hook, "mode": a.mode, "unit_axis": a.unit_axis, "idle_zero": a.idle_zero,
+            "reads": [list(r) for r in a.reads], "label": a.label}
+
+
+def _addressing(h: dict[str, Any]) -> Addressing | None:
+    a = h.get("addressing")
+    if a is None:
+        return LEGACY_ADDRESSING.get(h["name"])
+    axis = a.get("unit_axis")
+    return Addressing(hook=str(a["hook"]), mode=str(a.get("mode", "rate")),
+                      unit_axis=None if axis is None else int(axis),
+                      idle_zero=bool(a.get("idle_zero", False)),
+                      reads=tuple((str(s), str(i)) for s, i in a.get("reads", [])),
+                      label=str(a.get("label", "")))
 
 
 def _arrays(net: MappedNetwork) -> dict[str, np.ndarray]:
@@ -166,7 +200,7 @@ def _group(h: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuronGroup:
         k_effective=arrays[f"{name}/k_effective"], fixed_worst_error=arrays[f"{name}/fixed_worst_error"],
         warnings=tuple(h["warnings"]), saturated=tuple(h["saturated"]),
         reset_windows=int(h.get("reset_windows", 1)), decode_values=arrays.get(f"{name}/decode_values"),
-        level_set=str(h.get("level_set", "uniform")))
+        level_set=str(h.get("level_set", "uniform")), addressing=_addressing(h))
 
 
 def load_mapped(path: str | os.PathLike, expect_sha256: str | None = None) -> MappedNetwork:

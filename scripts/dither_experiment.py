@@ -27,12 +27,12 @@ import sys
 import numpy as np
 import torch
 
-from ember_neuro.deploy.mapping import map_checkpoint
-from ember_neuro.hybrid.session import EVAL_SEED, eval_slots, evaluate
-from ember_neuro.hybrid.torch_hook import make_hooks
+from ember_neuro.deploy.mapping import prepare
+from ember_neuro.hybrid.paths import GatePaths
+from ember_neuro.hybrid.session import EVAL_SEED, evaluate
+from ember_neuro.hybrid.torch_hook import TorchHook
+from ember_neuro.kinds import attention
 from ember_neuro.mappers import MappingOptions, NeuronGroup
-from ember_neuro.models.checkpoint import load_checkpoint
-from ember_neuro.models.data import load_data
 
 
 def phases_of(p: int) -> np.ndarray:
@@ -89,9 +89,9 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    ck = load_checkpoint(args.checkpoint)
-    net = map_checkpoint(ck, MappingOptions(timesteps=args.timesteps, neurons_per_gate=args.neurons))
-    data = load_data(None, vocab=ck.vocab)
+    prep = prepare(args.checkpoint)
+    ck, data = prep.ck, prep.text
+    net = prep.map(MappingOptions(timesteps=args.timesteps, neurons_per_gate=args.neurons))
     block = ck.config.block_size
     batches = (data.val_sequential(args.batch_size, block) if args.batches == 0 else
                data.val_batches(args.batches, args.batch_size, block, seed=EVAL_SEED))
@@ -101,9 +101,8 @@ def main() -> int:
     for p, corrected, eps in schemes:
         g = scheme_group(net.group("attention"), p, eps, corrected)
         n2 = dataclasses.replace(net, groups={**net.groups, "attention": g})
-        hooks = make_hooks(n2, "emulator-float", slots=eval_slots(args.batch_size, block))
-        with hooks:
-            r = evaluate(ck.model, batches, hooks, "cpu", progress=False)
+        with GatePaths(n2, "emulator-float", slots=attention.slots(args.batch_size, block, True)) as paths:
+            r = evaluate(ck.model, batches, TorchHook(paths), "cpu", progress=False)
         row = {"phases": p, "warp": eps, "decode": "corrected" if corrected else "plain",
                "T": args.timesteps,
                "N": args.neurons, "rel_delta": r["rel_delta"], "top1": r["top1_agreement"],

@@ -1,34 +1,36 @@
-"""Shared fixtures: tiny checkpoints built once per session, a local corpus, CLI runner.
+"""Shared fixtures, each built once per session: tiny checkpoints of every variant, local corpora,
+the shipped strong-gate checkpoints prepared (loaded, calibrated) and mapped per window.
 
-Nothing here imports torch at module level: tests/core runs on the torch-free
-Python 3.10 environment with this conftest loaded.
+Nothing here imports torch at module level: the torch-free subset (``-m torchfree``) runs on
+Python 3.10 without torch with this conftest loaded.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT
+from .helpers import SHIPPED
 
 # One OpenMP thread for torch (read when torch is first imported, after this file): on a
 # 2-core machine with another busy process, intra-op threads made small ops up to 100x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
 VOCAB = "".join(chr(c) for c in range(32, 32 + 65))
 VARIANTS = ["standard", "lif-fixed", "lif-learnable", "lif-refractory", "temporal-lif", "qwen-gate", "cfc",
             "cfc-lif"]
 
 
-def run_cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    """Run `python -m ...` in a subprocess; returns the completed process."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", **kw.get("env", {}))
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=kw.get("cwd", ROOT))
+def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
+    """Without torch (the Python 3.10 suite), collect only the modules marked torchfree: the others
+    import torch-side modules at import time, so they are not even collected there."""
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_") or HAVE_TORCH:
+        return None
+    return "pytest.mark.torchfree" not in collection_path.read_text()
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +81,43 @@ def make_ckpt(path: Path, variant: str, seed: int = 0, perturb: bool = True) -> 
 def tiny_ckpts(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("ckpts")
     return {v: make_ckpt(d / f"{v}.pt", v) for v in VARIANTS}
+
+
+class Shipped:
+    """The shipped strong-gate checkpoints, each loaded and calibrated once, each mapping made once."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self._prep: dict = {}
+        self._nets: dict = {}
+        self._dirs: dict = {}
+
+    def prep(self, variant: str):
+        from ember_neuro.deploy.mapping import prepare
+
+        if variant not in self._prep:
+            self._prep[variant] = prepare(str(SHIPPED / f"{variant}-strong.pt"))
+        return self._prep[variant]
+
+    def net(self, variant: str, t: int = 8, n: int = 1, levels: str = "uniform"):
+        from ember_neuro.mappers import MappingOptions
+
+        key = (variant, t, n, levels)
+        if key not in self._nets:
+            options = MappingOptions(timesteps=t, neurons_per_gate=n, levels=levels)
+            self._nets[key] = self.prep(variant).map(options)
+        return self._nets[key]
+
+    def mapped(self, variant: str, t: int = 8, n: int = 1, levels: str = "uniform") -> Path:
+        """A saved mapping (what `map --out` writes) of that window, for `--mapped`."""
+        from ember_neuro.mappers import save_mapped
+
+        key = (variant, t, n, levels)
+        if key not in self._dirs:
+            self._dirs[key] = save_mapped(self.net(*key), self.tmp / f"{variant}-T{t}-N{n}-{levels}.npz")
+        return self._dirs[key]
+
+
+@pytest.fixture(scope="session")
+def shipped(tmp_path_factory) -> Shipped:
+    return Shipped(tmp_path_factory.mktemp("shipped"))

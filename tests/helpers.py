@@ -10,6 +10,9 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +171,54 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return state not in ("Z", "X")
+
+
+class Completed:
+    """What a command returned: its exit status and what it printed (like subprocess.CompletedProcess)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+    def json(self) -> dict:
+        import json
+
+        return json.loads(self.stdout)
+
+
+def run_main(module: str, *args: str) -> Completed:
+    """``python -m <module> args`` in this process: its main(argv), stdout and stderr captured.
+
+    The same code path as the command line (parsing, the one runner, exit codes) without a new
+    interpreter -- every CLI test that is not about processes uses this; what needs a process of
+    its own (a killed child, a bundle script with torch blocked) runs one (:func:`run_script`).
+    """
+    import importlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    mod = importlib.import_module(module)
+    main = getattr(mod, "main", None) or importlib.import_module(module + ".__main__").main
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse refusals
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Completed(int(code or 0), out.getvalue(), err.getvalue())
+
+
+# Runs a bundle script as __main__ with some top-level modules made unimportable.
+BLOCKED_RUN = textwrap.dedent("""
+    import runpy, sys
+    blocked, script, *args = sys.argv[1:]
+    for name in filter(None, blocked.split(",")):
+        sys.modules[name] = None  # `import name` raises ImportError, find_spec(name) is None
+    sys.argv = [script, *args]
+    runpy.run_path(script, run_name="__main__")
+""")
+
+
+def run_script(bundle: Path, script: str, *args: str, blocked: str = "torch") -> subprocess.CompletedProcess:
+    """A bundle script in its own interpreter with `blocked` modules unimportable (torch: as on INRC)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-c", BLOCKED_RUN, blocked, str(bundle / script), *args],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=bundle)

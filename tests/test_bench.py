@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import run_cli
+from .helpers import run_main
 
 pytest.importorskip("lava")
 
@@ -14,7 +14,7 @@ pytest.importorskip("lava")
 @pytest.mark.lava
 def test_bench_quick_writes_every_ratio(tmp_path):
     out = tmp_path / "bench"
-    r = run_cli("-m", "ember_neuro.bench", "--quick", "--json", "--out", str(out), timeout=600)
+    r = run_main("ember_neuro.bench", "--quick", "--json", "--out", str(out))
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     for key in ("emulator_gen_vs_float", "emulator_eval_vs_float", "lava_steps_vs_ceiling"):
@@ -27,5 +27,5 @@ def test_bench_quick_writes_every_ratio(tmp_path):
 
 
 def test_bench_refuses_an_existing_output_folder(tmp_path):
-    r = run_cli("-m", "ember_neuro.bench", "--quick", "--out", str(tmp_path))
+    r = run_main("ember_neuro.bench", "--quick", "--out", str(tmp_path))
     assert r.returncode == 2 and "exists" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli
-from .helpers import ROOT, SHIPPED, running
+from .helpers import ROOT, SHIPPED, run_main, running
 
 CKPT = SHIPPED / "lif-learnable-strong.pt"
 pytest.importorskip("lava")
@@ -85,7 +84,7 @@ def test_a_lava_timeout_is_one_line(cli: str, tmp_path: Path) -> None:
     args = [str(CKPT), "-T", "8", "--grid-only", "--timeout", "1e-6", "--out", str(tmp_path / "out")]
     if cli == "map":
         args += ["--target", "lava-sim"]
-    r = run_cli("-m", f"ember_neuro.{cli}", *args, timeout=300)
+    r = run_main(f"ember_neuro.{cli}", *args)
     assert r.returncode == 4, r.stderr
     assert "within" in _one_error_line(r.stderr) and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists() and not list(tmp_path.iterdir())
@@ -111,7 +110,7 @@ def test_map_on_a_full_disk(tiny_disk: Path) -> None:
     keep = tiny_disk / "out"
     keep.mkdir()
     (keep / "mine.txt").write_text("earlier results")
-    r = run_cli("-m", "ember_neuro.map", str(CKPT), "--target", "emulator", "-T", "8", "--grid-only",
+    r = run_main("ember_neuro.map", str(CKPT), "--target", "emulator", "-T", "8", "--grid-only",
                 "--no-bit-exact-check", "--out", str(keep), "--force")
     assert r.returncode == 4, r.stderr
     assert "no space left" in _one_error_line(r.stderr)

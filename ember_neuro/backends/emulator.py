@@ -33,7 +33,7 @@ import torch
 
 from ember_neuro.backends import numpy_ref
 from ember_neuro.mappers import loihi
-from ember_neuro.mappers.network import NeuronArray, NeuronGroup, gate_counts
+from ember_neuro.mappers.network import NeuronArray, NeuronGroup
 
 DEFAULT_BLOCK = 1 << 18  # (batch x neuron) elements per block: cache-sized tensors
 FAST_DRIVE_LIMIT = 2**17  # |a_in| below this: a_in << 6 plus the bias cannot wrap or fold
@@ -291,9 +291,20 @@ def _run_float(a: NeuronArray, host: list[np.ndarray], table: list[np.ndarray], 
     return counts.cpu().numpy(), ras
 
 
-def gate_rates(group: NeuronGroup, unit_index: np.ndarray, p: np.ndarray, fixed: bool,
-               **kwargs: object) -> np.ndarray:
-    """Fire rate in [0, 1] of unit ``unit_index[i]`` at value ``p[..., i]`` (emulated)."""
-    array = group.layout(unit_index, fixed)
-    counts = emulate(array, group.encode(p, fixed), **kwargs)  # type: ignore[arg-type]
-    return group.decode(gate_counts(counts, group.neurons_per_gate))
+# -- the backend adapter (ember_neuro/backends/registry.py) ----------------------------------------
+
+def rasters(array: NeuronArray, payload: np.ndarray, timeout_s: float | None = None) -> np.ndarray:
+    """(B, T, M) rasters; neurons whose state carries across windows run on the numpy reference."""
+    if array.reset_windows > 1:
+        return numpy_ref.rasters(array, payload)
+    return np.asarray(emulate(array, np.atleast_2d(payload), record=True)[1], dtype=bool)
+
+
+def counts(array: NeuronArray, payload: np.ndarray) -> np.ndarray:
+    """(B, M) spike counts (by search where that is exact, :func:`counts_by_search`)."""
+    if array.reset_windows > 1:
+        return numpy_ref.rasters(array, payload).sum(axis=1)
+    return np.asarray(emulate(array, np.atleast_2d(payload)))
+
+
+gate_counts = group_gate_counts  # the per-gate shortcut (None where it is not exact)

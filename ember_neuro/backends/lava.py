@@ -112,6 +112,53 @@ LOIHI2_MISSING = (
 )
 
 
+# -- Lava's private runtime state: the one place this module touches it -------------------------
+# Lava 0.10 has no public way to list a runtime's processes (to notice one died, or to kill
+# them), to stop a runtime whose bridge is blocked on its host pipe, or to release the shared
+# memory of a runtime that did not stop: Runtime.stop() hangs in each of those cases.  These
+# helpers reach into Runtime's private attributes for exactly that; nothing else does.
+
+def _actors(runtime: Any) -> list[Any]:
+    """The runtime's OS processes (the services and the process models)."""
+    mi = runtime._messaging_infrastructure
+    return list(mi.actors) if mi is not None else []
+
+
+def _is_started(runtime: Any) -> bool:
+    return bool(runtime._is_started)
+
+
+def _mark_stopped(runtime: Any) -> None:
+    """Tell the runtime it is stopped, so Runtime.__del__ does not stop it again."""
+    runtime._is_running = False
+    runtime._is_started = False
+
+
+def _finish_stop(runtime: Any) -> None:
+    """After every service answered TERMINATED: join the actors, shut the shared memory down."""
+    runtime._is_running = False
+    runtime._messaging_infrastructure.stop()
+    if runtime._watchdog_manager is not None:
+        runtime._watchdog_manager.stop()
+
+
+def _release(runtime: Any) -> None:
+    """Last resort after killing the actors: release the shared memory and the watchdog."""
+    mi = runtime._messaging_infrastructure
+    with contextlib.suppress(Exception):
+        if mi is not None and mi.smm is not None:
+            mi.smm.shutdown()
+    with contextlib.suppress(Exception):
+        if runtime._watchdog_manager is not None:
+            runtime._watchdog_manager.stop()
+
+
+def _waitable_queue(port: Any) -> Any:
+    """The queue behind a receive port, which Lava's own Extractor polls with a timeout (or None)."""
+    return getattr(port, "_queue", None)
+
+
+
 @contextlib.contextmanager
 def _start_method(method: str | None) -> Iterator[None]:
     """Temporarily set the global multiprocessing start method (None: unset)."""
@@ -363,19 +410,18 @@ class LavaGateRunner:
         runtime, self._runtime = self._runtime, None
         if runtime is None:
             return
-        mi = runtime._messaging_infrastructure
-        actors = list(mi.actors) if mi is not None else []
+        actors = _actors(runtime)
         budget = self.stop_timeout_s if stop_timeout_s is None else stop_timeout_s
         ok = False
         try:
-            if actors and runtime._is_started and all(a.is_alive() for a in actors):
+            if actors and _is_started(runtime) and all(a.is_alive() for a in actors):
                 ok = self._graceful_stop(runtime, budget)
         except Exception:  # noqa: BLE001 - the forced stop below covers it
             ok = False
         finally:
             if not ok:
                 _force_stop(runtime, actors)
-            runtime._is_started = False  # Runtime.__del__ must not stop again
+            _mark_stopped(runtime)
 
     def _graceful_stop(self, runtime: Any, timeout_s: float) -> bool:
         """Runtime.stop(), unrolled so the host pipes can be served meanwhile.
@@ -404,16 +450,13 @@ class LavaGateRunner:
             while self._recv_port.probe():
                 self._recv_port.recv()
             time.sleep(0.001)
-        mi = runtime._messaging_infrastructure
-        for actor in mi.actors:  # they return after TERMINATED; never wait unbounded
+        actors = _actors(runtime)
+        for actor in actors:  # they return after TERMINATED; never wait unbounded
             mp.Process.join(actor, max(0.0, deadline - time.monotonic()))
-        if not ok or any(actor.is_alive() for actor in mi.actors):
+        if not ok or any(actor.is_alive() for actor in actors):
             return False
         runtime.join()
-        runtime._is_running = False
-        mi.stop()  # joins the (finished) actors, shuts the shared memory down
-        if runtime._watchdog_manager is not None:
-            runtime._watchdog_manager.stop()
+        _finish_stop(runtime)
         return True
 
     def __enter__(self) -> LavaGateRunner:
@@ -442,7 +485,7 @@ class LavaGateRunner:
         return exc
 
     def _check_alive(self) -> None:
-        dead = [a for a in self._runtime._messaging_infrastructure.actors if not a.is_alive()]
+        dead = [a for a in _actors(self._runtime) if not a.is_alive()]
         if dead:
             codes = [a.exitcode for a in dead]
             raise self._fail(LavaRuntimeError(
@@ -459,7 +502,7 @@ class LavaGateRunner:
         self._pending += 1
 
     def _recv(self, deadline: float) -> np.ndarray:
-        wait = getattr(self._recv_port, "_queue", None)  # Lava's own Extractor polls it too
+        wait = _waitable_queue(self._recv_port)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -525,18 +568,22 @@ def _force_stop(runtime: Any, actors: list[Any]) -> None:
     for actor in actors:
         with contextlib.suppress(Exception):
             mp.Process.join(actor, 5)  # SystemProcess.join() has no timeout
-    mi = runtime._messaging_infrastructure
-    with contextlib.suppress(Exception):
-        if mi is not None and mi.smm is not None:
-            mi.smm.shutdown()
-    with contextlib.suppress(Exception):
-        if runtime._watchdog_manager is not None:
-            runtime._watchdog_manager.stop()
+    _release(runtime)
 
 
-def run_gate_array(
-    array: NeuronArray, x_payload: np.ndarray, timeout_s: float = 60.0, fused: bool = True
-) -> np.ndarray:
-    """One-shot: compile, run one window of `array` on payload (W,), stop -> (T, M) bool."""
-    with LavaGateRunner(array, timeout_s=timeout_s, fused=fused) as runner:
-        return runner.run_window(x_payload)
+# -- the backend adapter (ember_neuro/backends/registry.py) ----------------------------------------
+
+def unavailable(hardware: bool = False) -> str | None:
+    """Why this adapter cannot run here (None: it can)."""
+    return LOIHI2_MISSING if hardware and not loihi2_available() else None
+
+
+def open(array: NeuronArray, timeout_s: float, hardware: bool = False, **kwargs: Any) -> LavaGateRunner:  # noqa: A001
+    """A persistent runner (compile once, ``run_windows`` many times): the registry's Runner."""
+    return LavaGateRunner(array, timeout_s=timeout_s, hardware=hardware, **kwargs)
+
+
+def rasters(array: NeuronArray, payload: np.ndarray, timeout_s: float, hardware: bool = False) -> np.ndarray:
+    """(B, T, M) rasters of one window per payload row, on a runner started and stopped for them."""
+    with LavaGateRunner(array, timeout_s=timeout_s, hardware=hardware) as runner:
+        return runner.run_windows(np.atleast_2d(payload))

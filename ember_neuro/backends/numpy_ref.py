@@ -105,8 +105,8 @@ def step_window(array: NeuronArray, state: tuple[np.ndarray, np.ndarray] | None,
     return (u, v), spikes
 
 
-def rasters(array: NeuronArray, payload: np.ndarray) -> np.ndarray:
-    """(B, T, M) spike rasters, one window per payload row.
+def rasters(array: NeuronArray, payload: np.ndarray, timeout_s: float | None = None) -> np.ndarray:
+    """(B, T, M) spike rasters, one window per payload row (the registry's adapter; no timeout needed).
 
     Neurons whose state carries across windows (``reset_windows`` > 1) run the rows in
     order, from rest every ``reset_windows`` rows.

@@ -22,11 +22,8 @@ from dataclasses import dataclass, field
 
 from ember_neuro.errors import BadInput
 from ember_neuro.mappers import NeuronGroup
-from ember_neuro.mappers.gate import MAX_LEVELS
-
-LOIHI2_NEURONS = 1_048_576  # one chip (SPEC section 7: up to 1 M neurons)
-NEURONS_PER_CORE = 8192  # 1 M neurons / 128 neuro cores
-MAX_TIMESTEPS = 4096
+from ember_neuro.mappers.gate import MAX_LEVELS, MAX_TIMESTEPS
+from ember_neuro.mappers.loihi import NEURONS_PER_CHIP, NEURONS_PER_CORE
 
 MapAt = Callable[[int, int], Mapping[str, NeuronGroup]]
 
@@ -55,18 +52,18 @@ class Choice:
 
 def worst_error(groups: Mapping[str, NeuronGroup]) -> float:
     """The largest exact worst case of any rate-coded unit (the hard membrane is not rate-coded)."""
-    return max(float(g.fixed_worst_error.max()) for name, g in groups.items() if name != "membrane_hard")
+    return max(float(g.fixed_worst_error.max()) for g in groups.values() if not g.carries_state)
 
 
 def deployed_neurons(groups: Mapping[str, NeuronGroup], slots: int, neurons_per_gate: int) -> int:
     """Neurons of the deployed layout: every unit owns `slots` inputs of N neurons each (one LIF
     neuron per slot for the hard membrane, whatever N)."""
-    return sum(slots * (1 if name == "membrane_hard" else len(g.units) * neurons_per_gate)
-               for name, g in groups.items())
+    return sum(slots * (1 if g.carries_state else len(g.units) * neurons_per_gate)
+               for g in groups.values())
 
 
 def choose(map_at: MapAt, neurons_for: Callable[[int], int], max_error: float | None = None,
-           timesteps: int | None = None, budget: int = LOIHI2_NEURONS) -> Choice:
+           timesteps: int | None = None, budget: int = NEURONS_PER_CHIP) -> Choice:
     """The window meeting the target within `budget` neurons (see the module docstring)."""
     if max_error is None and timesteps is None:
         raise BadInput("give a target: a per-gate error (--max-error), a window length (-T), or both")
@@ -118,7 +115,7 @@ def choose(map_at: MapAt, neurons_for: Callable[[int], int], max_error: float | 
                               f"(N = {n_cap(timesteps)}); allow more neurons or more timesteps")
         return done(timesteps, fewest_n(timesteps))
     # fewest T: no N*T levels round better than 1/(2NT), so T >= 1/(2 max_error n_budget)
-    t_lo = max(1, math.floor(1.0 / (2.0 * max_error * n_budget)))
+    t_lo = min(MAX_TIMESTEPS, max(1, math.floor(1.0 / (2.0 * max_error * n_budget))))
     t = t_lo
     while err(t, n_cap(t)) > max_error:  # double until it meets (or the range ends) ...
         if t >= MAX_TIMESTEPS:

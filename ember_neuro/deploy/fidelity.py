@@ -1,13 +1,13 @@
 """How faithfully a backend runs a mapped network: every gate unit against its trained sigmoid.
 
-Used by ``map`` (and validate, the bundle, the benchmarks).  Each gate group's units
-see a dense grid over their input range -- p in [0, 1] for attention heads (with
-loads at 0 for lif-refractory), 0 .. the calibrated scale for CfC neurons and the
-membrane -- plus values observed on validation text (refractory loads included).
-The error of a unit is max |spike rate - trained fire| over those inputs, next to
-the mapper's exact worst case over the whole input range and the 1/(2NT) limit.
-The hard membrane (a stateful LIF neuron, not a sigmoid gate) is checked for
-bit-exactness against its twin on an observed input sequence instead.
+Used by ``map`` (and validate, the bundle, the benchmarks).  Each rate group's units see a
+dense grid over their first input's range -- [0, 1] for probabilities (further inputs such as
+refractory loads at 0), 0 .. the calibrated scale for scaled inputs (CfC outputs, the
+membrane) -- plus values observed on validation text (deploy/calibrate.py, every input).  The
+error of a unit is max |spike rate - trained fire| over those inputs, next to the mapper's
+exact worst case over the whole input range and the 1/(2NT) limit.  A group whose state
+carries across windows (the hard membrane: a stateful LIF neuron, not a sigmoid gate) is
+checked for bit-exactness against its twin on an observed input sequence instead.
 """
 
 from __future__ import annotations
@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from ember_neuro.backends import registry
-from ember_neuro.errors import BadInput
 from ember_neuro.mappers import MappedNetwork, NeuronGroup, gate_counts
 from ember_neuro.mappers.gate import FIDELITY_MARGIN
-from ember_neuro.models.checkpoint import Checkpoint
 
 GRID_POINTS = 1001
-OBSERVED_PER_UNIT = 2000
 INPUTS_PER_GROUP = 2**17  # per-neuron gates (hundreds of units) get fewer points per unit
 
 
@@ -50,8 +46,13 @@ class UnitInputs:
 
 
 def gate_groups(net: MappedNetwork) -> dict[str, NeuronGroup]:
-    """The sigmoid-gate groups (with a dither): what the fidelity bar applies to."""
-    return {name: g for name, g in net.groups.items() if g.levels.size}
+    """The sigmoid-gate groups (rate-coded, with a dither): what the fidelity bar applies to."""
+    return {name: g for name, g in net.groups.items() if not g.carries_state}
+
+
+def carried_groups(net: MappedNetwork) -> dict[str, NeuronGroup]:
+    """The groups whose state carries across windows (the hard membrane): checked spike for spike."""
+    return {name: g for name, g in net.groups.items() if g.carries_state}
 
 
 def grid_inputs(group: NeuronGroup, points: int | None = None) -> UnitInputs:
@@ -69,71 +70,6 @@ def grid_inputs(group: NeuronGroup, points: int | None = None) -> UnitInputs:
     return UnitInputs(idx, values)
 
 
-@torch.no_grad()
-def observed_inputs(ck: Checkpoint, net: MappedNetwork, data_path: str | None,
-                    per_unit: int = OBSERVED_PER_UNIT, seed: int = 0) -> tuple[dict[str, UnitInputs], str]:
-    """Gate inputs the model produces on validation text, per group, up to `per_unit` per unit.
-
-    Attention: the causal probabilities of each head (and their column and previous-layer
-    loads); Liquid Ember: |h| of each CfC neuron; the membrane: V entering each layer's fire
-    (the hard membrane's sequence: ||attn_out|| of every layer).
-    """
-    from ember_neuro import gates
-    from ember_neuro.models.data import load_data
-
-    if ck.vocab is None:
-        raise BadInput(f"{ck.path} has no vocabulary (config.vocab) to read text with")
-    data = load_data(data_path, vocab=ck.vocab)
-    x, _ = data.val_batches(1, 4, ck.config.block_size, seed=seed)[0]
-    seen: dict[str, list] = {name: [] for name in net.groups}
-    t = x.shape[1]
-    causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
-
-    def attention(layer, p, theta, k, loads=None):
-        heads = torch.arange(p.shape[1]).view(1, -1, 1, 1).expand_as(p)
-        live = causal.expand_as(p)
-        values = {"input": p[live]}
-        for name, load in (loads or {}).items():
-            values[name] = load.expand_as(p)[live]
-        seen["attention"].append((layer, heads[live], values))
-        return gates.fire_curve(p, theta, k)
-
-    def hidden(layer, h, theta, k, loads=None):
-        neurons = torch.arange(h.shape[-1]).expand_as(h).reshape(-1)
-        seen["hidden"].append((layer, neurons, {"input": h.abs().reshape(-1)}))
-        return gates.fire_curve(h, theta, k)
-
-    def membrane(layer, v, importance):
-        seen["membrane"].append((layer, torch.zeros(v.numel(), dtype=torch.long), {"input": v.reshape(-1)}))
-        if "membrane_hard" in seen:
-            seen["membrane_hard"].append((layer, None, {"input": importance.reshape(-1)}))
-        block = ck.model.transformer.h[layer]
-        return gates.membrane_fire(v, block.temporal_threshold, block.temporal_steepness)
-
-    ck.model(x, fire_fn=hidden if "hidden" in net.groups else attention,
-             **({"membrane_fn": membrane} if "membrane" in net.groups else {}))
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, group in gate_groups(net).items():
-        unit_of = {(u.layer, u.head): i for i, u in enumerate(group.units)}
-        keep = points_per_unit(group, per_unit)
-        parts = []
-        for layer, index, values in seen[name]:
-            units = torch.tensor([unit_of[(layer, int(i))] for i in range(int(index.max()) + 1)])[index]
-            for unit in units.unique().tolist():
-                where = torch.nonzero(units == unit).reshape(-1)
-                pick = where[torch.randperm(where.numel(), generator=g)[:keep]]
-                parts.append(UnitInputs(np.full(pick.numel(), unit),
-                                        {s: v[pick].double().numpy() for s, v in values.items()}))
-        out[name] = sum(parts[1:], parts[0]) if parts else grid_inputs(group, 0)
-    if "membrane_hard" in net.groups:  # the sequence of layers, token by token
-        seq = [values["input"].double().numpy() for _, _, values in seen["membrane_hard"]]
-        tokens = min(per_unit, seq[0].size)
-        out["membrane_hard"] = UnitInputs(np.zeros(tokens, np.int64),
-                                          {"input": np.stack([s[:tokens] for s in seq])})
-    return out, data.source
-
-
 def run_on(group: NeuronGroup, backend: str, inputs: UnitInputs, timeout_s: float,
            check_twin: bool = True) -> tuple[np.ndarray, bool | None]:
     """(raster (W, T, M) of the inputs on `backend`, bit-exact vs the backend's twin or None).
@@ -143,7 +79,7 @@ def run_on(group: NeuronGroup, backend: str, inputs: UnitInputs, timeout_s: floa
     """
     b = registry.require(backend)
     fixed = bool(b.fixed)
-    if group.reset_windows > 1:
+    if group.carries_state:
         array = group.layout(np.zeros(inputs.values["input"].shape[1], np.int64), fixed)
         payload = np.stack([group.encode(row, fixed, array.unit_index) for row in inputs.values["input"]])
     else:
@@ -202,9 +138,9 @@ def measure(net: MappedNetwork, backend: str, observed: dict[str, UnitInputs] | 
         out["groups"][name] = {"inputs": inputs, "rates": rates, "rows": rows}
         out["rows"] += rows
         out["bit_exact"][name] = exact
-    if "membrane_hard" in net.groups and observed and "membrane_hard" in observed:
-        raster, exact = run_on(net.group("membrane_hard"), backend, observed["membrane_hard"], timeout_s,
-                               check_twin)
-        out["bit_exact"]["membrane_hard"] = exact
-        out["membrane_hard_spike_fraction"] = float(raster.mean())
+    for name, group in carried_groups(net).items():
+        if observed and name in observed:
+            raster, exact = run_on(group, backend, observed[name], timeout_s, check_twin)
+            out["bit_exact"][name] = exact
+            out[f"{name}_spike_fraction"] = float(raster.mean())
     return out

@@ -1,15 +1,23 @@
 """A checkpoint's gates -> a :class:`MappedNetwork`, and how faithfully a backend runs it.
 
-The library behind ``python -m ember_neuro.map`` (and used by run, validate, the
-bundle and the benchmarks): reading the raw gate arrays out of a loaded model,
-mapping them through the variant registry (mappers/registry.py), loading a
-saved mapping instead (with the checkpoint's sha256 checked), and measuring each
-unit's spike-rate error on a backend against the trained sigmoid.
+The library behind ``python -m ember_neuro.map`` (and what run, validate, the bundle and the
+benchmarks map through), in three steps that each happen once:
+
+    prepare(checkpoint, data)      load the checkpoint, read its gate arrays, calibrate on text
+    Prepared.map(options)          the mapping at one window (a pure function of the above)
+    measure(...)                   every unit over its grid and observed inputs, on a backend
+
+:func:`mapping_for` returns a saved mapping instead (the checkpoint's sha256 checked);
+:func:`choose_window` searches windows for a budget on one Prepared (no reload, no recalibration).
 """
 
 from __future__ import annotations
 
 import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +26,17 @@ import torch
 
 from ember_neuro.backends import registry
 from ember_neuro.cli import package_versions
-from ember_neuro.mappers import (
-    MappedNetwork,
-    MappingError,
-    MappingOptions,
-    load_mapped,
-    map_variant,
-)
-from ember_neuro.mappers.gate import MAX_LEVELS
-from ember_neuro.mappers.registry import check_variant
-from ember_neuro.models.build import is_gate_param
+from ember_neuro.kinds import registry as kinds
+from ember_neuro.kinds.spec import Variant
+from ember_neuro.mappers import MappedNetwork, MappingError, MappingOptions, NeuronGroup, load_mapped
+from ember_neuro.mappers.gate import check_window
+from ember_neuro.mappers.loihi import NEURONS_PER_CHIP
 from ember_neuro.models.checkpoint import Checkpoint
+from ember_neuro.models.hooks import part_state
 
-MAX_TIMESTEPS = 4096
+DEFAULT_TIMESTEPS = 32
+DEFAULT_NEURONS_PER_GATE = 1
+DEFAULT_LEVELS = "uniform"
 
 
 def versions() -> dict[str, Any]:
@@ -38,134 +44,116 @@ def versions() -> dict[str, Any]:
             **package_versions(("ember-neuro", "lava-nc", "torch", "numpy"))}
 
 
-def check_window(timesteps: int, neurons_per_gate: int) -> None:
-    """One-line refusal of a window the fixed-point mapping cannot hold."""
-    t, n = timesteps, neurons_per_gate
-    if t < 1 or n < 1 or t > MAX_TIMESTEPS or t * n > MAX_LEVELS:
-        raise MappingError(f"--timesteps {t} / --neurons-per-gate {n} out of range (T in 1..{MAX_TIMESTEPS}, "
-                           f"N >= 1, N*T <= {MAX_LEVELS}: the dither levels must fit Loihi's 24-bit "
-                           "current, and the bound 1/(2NT) is tiny long before)")
-
-
 def gate_params(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    """A model's raw gate arrays (float64 numpy), the only input a mapper gets."""
-    return {k: v.detach().double().cpu().numpy() for k, v in model.state_dict().items()
-            if is_gate_param(k)}
+    """A model's raw gate arrays by checkpoint key (float64 numpy), the only input a mapper gets."""
+    return {k: v.detach().double().cpu().numpy() for k, v in part_state(model).items()}
 
 
-CALIBRATION_SEED = 0
-CALIBRATION_BATCHES = 4  # of 8 windows each: 2,048 tokens of validation text
-CALIBRATION_HEADROOM = 1.05  # payload scale = this x the largest value seen
-CALIBRATED = ("cfc-lif", "temporal-lif")
+@dataclass(frozen=True)
+class Window:
+    """The window a user asked for; None: the default (or, with a saved mapping, the mapping's)."""
+
+    timesteps: int | None = None
+    neurons_per_gate: int | None = None
+    levels: str | None = None
+
+    def options(self) -> MappingOptions:
+        t = DEFAULT_TIMESTEPS if self.timesteps is None else self.timesteps
+        n = DEFAULT_NEURONS_PER_GATE if self.neurons_per_gate is None else self.neurons_per_gate
+        check_window(t, n)
+        return MappingOptions(timesteps=t, neurons_per_gate=n, levels=self.levels or DEFAULT_LEVELS)
 
 
-@torch.no_grad()
-def calibrate(ck: Checkpoint, data_path: str | None = None) -> dict[str, Any]:
-    """Payload scales of the unbounded gate inputs, measured on validation text.
+@dataclass
+class Prepared:
+    """A checkpoint read once, with what its mapping needs from validation text (measured once)."""
 
-    cfc-lif: the largest |h| of each CfC layer (``hidden_scale``); temporal-lif: the largest
-    membrane V entering each layer's fire (``membrane_scale``) and the largest ||attn_out||
-    any layer integrates (``importance_scale``, the hard membrane's input).  Each scale is
-    CALIBRATION_HEADROOM times the maximum over CALIBRATION_BATCHES fixed batches; a value
-    above it is clipped on chip and counted by the hybrid run.
-    """
-    from ember_neuro import gates
-    from ember_neuro.models.data import load_data
+    ck: Checkpoint
+    data: str | None = None
+    variant: Variant = field(init=False)
+    params: dict[str, np.ndarray] = field(init=False)
 
-    variant, n_layer = ck.config.variant, ck.config.n_layer
-    if variant not in CALIBRATED:
-        return {}
-    if ck.vocab is None:
-        raise MappingError(f"{ck.path} has no vocabulary (config.vocab): {variant} needs text to "
-                           "calibrate its payload scales")
-    data = load_data(data_path, vocab=ck.vocab)
-    batches = data.val_batches(CALIBRATION_BATCHES, 8, ck.config.block_size, seed=CALIBRATION_SEED)
-    seen = {"value": [0.0] * n_layer, "importance": [0.0] * n_layer}
+    def __post_init__(self) -> None:
+        self.variant = kinds.check_variant(self.ck.config.variant)
+        self.params = gate_params(self.ck.model)
 
-    def hidden(layer, h, theta, k, loads=None):
-        seen["value"][layer] = max(seen["value"][layer], float(h.abs().max()))
-        return gates.fire_curve(h, theta, k)
+    @cached_property
+    def text(self) -> Any:
+        """The validation text in the checkpoint's vocabulary (loaded on first use, once)."""
+        from ember_neuro.models.data import load_data
 
-    def membrane(layer, v, importance):
-        seen["value"][layer] = max(seen["value"][layer], float(v.abs().max()))
-        seen["importance"][layer] = max(seen["importance"][layer], float(importance.max()))
-        block = ck.model.transformer.h[layer]
-        return gates.membrane_fire(v, block.temporal_threshold, block.temporal_steepness)
+        if self.ck.vocab is None:
+            raise MappingError(f"{self.ck.path} has no vocabulary (config.vocab) to read text with")
+        return load_data(self.data, vocab=self.ck.vocab)
 
-    for x, _ in batches:
-        if variant == "cfc-lif":
-            ck.model(x, fire_fn=hidden)
-        else:
-            ck.model(x, membrane_fn=membrane)
-    out: dict[str, Any] = {"source": data.source, "batches": CALIBRATION_BATCHES, "seed": CALIBRATION_SEED,
-                           "headroom": CALIBRATION_HEADROOM}
-    key = "hidden_scale" if variant == "cfc-lif" else "membrane_scale"
-    out[key] = [CALIBRATION_HEADROOM * v for v in seen["value"]]
-    if variant == "temporal-lif":
-        out["importance_scale"] = CALIBRATION_HEADROOM * max(seen["importance"])
-    return out
+    @cached_property
+    def calibration(self) -> dict[str, Any]:
+        """The payload scales the variant's kinds need ({} for none), measured on the text once."""
+        from ember_neuro.deploy.calibrate import calibrate
 
+        if not any(k.calibrate for k in self.variant.kinds):
+            return {}
+        return calibrate(self.ck.model, self.variant, self.text)
 
-def map_checkpoint(ck: Checkpoint, options: MappingOptions, calibration: dict | None = None,
-                   data: str | None = None) -> MappedNetwork:
-    """Map every gate of a loaded checkpoint (MappingError, one line, for other variants).
+    def groups(self, options: MappingOptions) -> dict[str, NeuronGroup]:
+        """The neuron groups at one window (budget searches call this many times)."""
+        return kinds.map_variant(self.variant.name, self.params, self.ck.config.n_layer, options,
+                                 self.calibration)
 
-    Variants with unbounded gate inputs are calibrated on validation text first (``data``;
-    default: the Shakespeare corpus) unless ``calibration`` is given.
-    """
-    check_window(options.timesteps, options.neurons_per_gate)
-    check_variant(ck.config.variant)
-    if calibration is None:
-        calibration = calibrate(ck, data)
-    groups = map_variant(ck.config.variant, gate_params(ck.model), ck.config.n_layer, options, calibration)
-    return MappedNetwork(
-        variant=ck.config.variant, groups=groups,
-        options={"timesteps": options.timesteps, "neurons_per_gate": options.neurons_per_gate,
-                 "input_bits": options.input_bits, "dither_bits": options.dither_bits,
-                 "levels": options.levels, "level_floor": options.level_floor,
-                 "calibration": calibration},
-        checkpoint={"path": ck.path, "sha256": ck.sha256, "iter_num": ck.iter_num,
-                    "val_loss": ck.best_val_loss},
-        versions=versions())
+    def map(self, options: MappingOptions) -> MappedNetwork:
+        check_window(options.timesteps, options.neurons_per_gate)
+        return MappedNetwork(
+            variant=self.variant.name, groups=self.groups(options),
+            options={"timesteps": options.timesteps, "neurons_per_gate": options.neurons_per_gate,
+                     "input_bits": options.input_bits, "dither_bits": options.dither_bits,
+                     "levels": options.levels, "level_floor": options.level_floor,
+                     "calibration": self.calibration},
+            checkpoint={"path": self.ck.path, "sha256": self.ck.sha256, "iter_num": self.ck.iter_num,
+                        "val_loss": self.ck.best_val_loss},
+            versions=versions())
 
 
-def choose_window(ck: Checkpoint, max_error: float | None = None, timesteps: int | None = None,
-                  budget: int = 1_048_576, levels: str = "uniform", data: str | None = None) -> Any:
-    """budget.choose for a checkpoint: the (T, N) with the fewest timesteps meeting `max_error`
-    (or the most N at `timesteps`) within `budget` neurons of the generation layout (every unit
-    owns block_size input slots).  Calibrated once; one mapping per (T, N) tried."""
-    from ember_neuro.deploy import budget as B
+def prepare(checkpoint: str | Checkpoint, data: str | None = None) -> Prepared:
+    """Load (unless given) a checkpoint with an LIF gate; MappingError (one line) for other variants."""
+    from ember_neuro.models.checkpoint import load_checkpoint
 
-    check_variant(ck.config.variant)
-    calibration = calibrate(ck, data)
-    params, n_layer = gate_params(ck.model), ck.config.n_layer
-
-    def map_at(t: int, n: int) -> dict[str, Any]:
-        return map_variant(ck.config.variant, params, n_layer,
-                           MappingOptions(timesteps=t, neurons_per_gate=n, levels=levels), calibration)
-
-    shape = map_at(1, 1)
-    return B.choose(map_at, lambda n: B.deployed_neurons(shape, ck.config.block_size, n), max_error,
-                    timesteps, budget)
+    ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    return Prepared(ck, data)
 
 
-def mapping_for(ck: Checkpoint, mapped: str | Path | None, timesteps: int | None,
-                neurons_per_gate: int | None, data: str | None = None,
-                levels: str | None = None) -> MappedNetwork:
-    """The saved mapping at `mapped` (refused if made from another checkpoint, or for other
-    T/N/levels than asked), or a fresh mapping of `ck` (defaults: T = 32, N = 1, uniform)."""
+def map_checkpoint(ck: Checkpoint, options: MappingOptions, data: str | None = None) -> MappedNetwork:
+    """One mapping of a loaded checkpoint (prepare + map)."""
+    return prepare(ck, data).map(options)
+
+
+def mapping_for(prep: Prepared, window: Window, mapped: str | Path | None = None) -> MappedNetwork:
+    """The saved mapping at `mapped` (refused if made from another checkpoint, or for another window
+    than asked), or a fresh mapping at the window (defaults: T = 32, N = 1, uniform levels)."""
     if mapped is None:
-        return map_checkpoint(ck, MappingOptions(timesteps=32 if timesteps is None else timesteps,
-                                                 neurons_per_gate=1 if neurons_per_gate is None
-                                                 else neurons_per_gate,
-                                                 levels=levels or "uniform"), data=data)
-    net = load_mapped(mapped, expect_sha256=ck.sha256)
-    saved = {**net.options, "levels": net.options.get("levels", "uniform")}
-    for name, asked in (("timesteps", timesteps), ("neurons_per_gate", neurons_per_gate), ("levels", levels)):
+        return prep.map(window.options())
+    net = load_mapped(mapped, expect_sha256=prep.ck.sha256)
+    saved = {**net.options, "levels": net.options.get("levels", DEFAULT_LEVELS)}
+    for name in ("timesteps", "neurons_per_gate", "levels"):
+        asked = getattr(window, name)
         if asked is not None and saved.get(name) != asked:
             raise MappingError(f"{mapped} was mapped with {name} = {saved.get(name)}, not {asked}; "
                                "drop the option or map again")
     return net
+
+
+def choose_window(prep: Prepared, max_error: float | None = None, timesteps: int | None = None,
+                  budget: int = NEURONS_PER_CHIP, levels: str = DEFAULT_LEVELS) -> Any:
+    """budget.choose for a prepared checkpoint: the (T, N) with the fewest timesteps meeting `max_error`
+    (or the most N at `timesteps`) within `budget` neurons of the generation layout (every unit
+    owns block_size input slots); one mapping per (T, N) tried."""
+    from ember_neuro.deploy import budget as B
+
+    def map_at(t: int, n: int) -> dict[str, Any]:
+        return prep.groups(MappingOptions(timesteps=t, neurons_per_gate=n, levels=levels))
+
+    shape = map_at(1, 1)
+    block = prep.ck.config.block_size
+    return B.choose(map_at, lambda n: B.deployed_neurons(shape, block, n), max_error, timesteps, budget)
 
 
 def format_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
@@ -212,6 +200,7 @@ def write_map_outputs(dest: Path, force: bool, net: MappedNetwork, summary: dict
         "fidelity": {k: v for k, v in summary.items() if k not in ("heads", "units")},
         "heads": summary["heads"], "units": summary["units"],
     }
+    first = next(iter(measured["groups"]))  # the first group's plots are transfer_L*.png
     with atomic_dir(dest, force=force) as tmp:
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         save_mapped(net, tmp / "mapped.npz")
@@ -224,58 +213,107 @@ def write_map_outputs(dest: Path, force: bool, net: MappedNetwork, summary: dict
                 idx = [i for i, unit in enumerate(group.units) if unit.layer == layer]
                 if len(idx) > 16:  # per-neuron gates: the 8 steepest of the layer
                     idx = sorted(idx, key=lambda i: -group.units[i].k)[:8]
-                prefix = "transfer" if name == "attention" else f"transfer_{name}"
+                prefix = "transfer" if name == first else f"transfer_{name}"
                 plots.transfer_curves(
                     tmp / f"{prefix}_L{layer}.png",
                     f"{name}, layer {layer}: mapped spike-rate gate vs trained sigmoid [{summary['target']}]",
                     [group.units[i] for i in idx], grid_x[:, idx],
                     {f"spike rate, NT={group.timesteps * group.neurons_per_gate}": grid_rates[:, idx]},
                     group.bound, errors=(f"spike rate, NT={group.timesteps * group.neurons_per_gate}",),
-                    xlabel={"attention": "attention probability p", "hidden": "|h|"}.get(name, "V"))
+                    xlabel=group.address.label or f"{name} input")
 
 
-def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 32,
-                    neurons_per_gate: int = 1, out: str | None = None, force: bool = False,
-                    data: str | None = None, grid_only: bool = False, timeout_s: float = 120.0,
-                    bit_exact_check: bool = True, levels: str = "uniform") -> dict[str, Any]:
-    """What ``map`` does: map (calibrating on `data` where needed), run every gate unit over its
-    input grid (+ observed inputs) on `target` and its twin, measure, and write the mapped network
-    (with manifest and plots) to `out`.  Returns the summary."""
-    import sys
-    import time
+@dataclass(frozen=True)
+class MapRequest:
+    """What ``map`` was asked (the CLI's options, by the same names)."""
 
+    checkpoint: str
+    target: str = "lava-sim"
+    timesteps: int | None = None
+    neurons_per_gate: int | None = None
+    levels: str = DEFAULT_LEVELS
+    max_error: float | None = None
+    neuron_budget: int | None = None
+    out: str | None = None
+    force: bool = False
+    data: str | None = None
+    grid_only: bool = False
+    timeout: float = 120.0
+    bit_exact_check: bool = True
+
+
+def resolve_window(req: MapRequest, prep: Prepared) -> tuple[Window, Any]:
+    """The window to map at: the one asked for, or the one --max-error / --neuron-budget choose."""
+    from ember_neuro.errors import BadInput
+
+    if req.max_error is None and req.neuron_budget is None:
+        return Window(req.timesteps, req.neurons_per_gate, req.levels), None
+    if req.neurons_per_gate is not None:
+        raise BadInput("--neurons-per-gate is what --max-error / --neuron-budget choose; drop one")
+    if req.max_error is None and req.timesteps is None:
+        raise BadInput("--neuron-budget needs a target: --max-error E, or -T T (the most N it holds)")
+    if req.neuron_budget is not None and req.neuron_budget < 1:
+        raise BadInput(f"--neuron-budget must be >= 1, got {req.neuron_budget}")
+    choice = choose_window(prep, req.max_error, req.timesteps, req.neuron_budget or NEURONS_PER_CHIP,
+                           req.levels)
+    print(f"chose T={choice.timesteps}, N={choice.neurons_per_gate}: exact worst case "
+          f"{choice.worst_error:.5f}, "
+          f"{choice.neurons:,} Loihi 2 neurons ({choice.cores} cores) in the generation layout; "
+          f"{len(choice.tried)} mappings tried", file=sys.stderr)
+    return Window(choice.timesteps, choice.neurons_per_gate, req.levels), choice
+
+
+def map_and_measure(req: MapRequest) -> dict[str, Any]:
+    """What ``map`` does: prepare the checkpoint once, choose the window, map, run every gate unit
+    over its input grid (+ observed inputs) on the target and its twin, and write the mapped
+    network (with manifest and plots) to ``req.out``.  Returns the summary."""
     from ember_neuro.atomic import check_output_dir
-    from ember_neuro.deploy.fidelity import measure, observed_inputs
-    from ember_neuro.models.checkpoint import load_checkpoint
+    from ember_neuro.deploy.calibrate import observed_inputs
+    from ember_neuro.deploy.fidelity import measure
 
     t0 = time.time()
-    check_window(timesteps, neurons_per_gate)
-    backend = registry.require(target)
+    if req.timesteps is not None or req.neurons_per_gate is not None:
+        Window(req.timesteps, req.neurons_per_gate).options()  # refuse a bad window before loading
+    backend = registry.require(req.target)
     if not backend.spiking:
-        raise MappingError(f"target {target!r} does not spike; choose one of "
+        raise MappingError(f"target {req.target!r} does not spike; choose one of "
                            f"{', '.join(registry.names(spiking=True))}")
-    dest = Path(out) if out else None
+    dest = Path(req.out) if req.out else None
     if dest is not None:
-        check_output_dir(dest, force)
-    ck = load_checkpoint(checkpoint)
-    net = map_checkpoint(ck, MappingOptions(timesteps=timesteps, neurons_per_gate=neurons_per_gate,
-                                            levels=levels), data=data)
+        check_output_dir(dest, req.force)
+    prep = prepare(req.checkpoint, req.data)
+    window, choice = resolve_window(req, prep)
+    options = window.options()
+    net = prep.map(options)
     for w in net.warnings:
         print(f"warning: {w}", file=sys.stderr)
     observed, data_source = None, None
-    if not grid_only:
+    if not req.grid_only:
         try:
-            observed, data_source = observed_inputs(ck, net, data)
+            observed, data_source = observed_inputs(prep.ck.model, net, prep.text), prep.text.source
         except Exception as exc:  # noqa: BLE001 - data is optional for mapping: say so, use the grid
             print(f"warning: no observed inputs ({exc}); using the grid only", file=sys.stderr)
-    measured = measure(net, target, observed, timeout_s, bit_exact_check)
+    measured = measure(net, req.target, observed, req.timeout, req.bit_exact_check)
+    summary = summarise(net, measured, req.target, options, data_source, t0)
+    if choice is not None:
+        summary["choice"] = choice.as_dict()
+    if dest is not None:
+        write_map_outputs(dest, req.force, net, summary, measured)
+        summary["out"] = str(dest)
+        summary["seconds"] = round(time.time() - t0, 2)
+    return summary
+
+
+def summarise(net: MappedNetwork, measured: dict[str, Any], target: str, options: MappingOptions,
+              data_source: str | None, t0: float) -> dict[str, Any]:
+    """The summary ``map`` prints and writes: every unit's row, the worst, the bound, bit-exactness."""
     rows = measured["rows"]
     exact = [v for v in measured["bit_exact"].values() if v is not None]
-    first = next(iter(measured["groups"].values()))
+    first_name, first = next(iter(measured["groups"].items()))
     summary: dict[str, Any] = {
-        "target": target, "variant": net.variant, "timesteps": timesteps,
-        "neurons_per_gate": neurons_per_gate, "levels": levels,
-        "heads": [r for r in rows if r["group"] == "attention"] or rows, "units": rows,
+        "target": target, "variant": net.variant, "timesteps": options.timesteps,
+        "neurons_per_gate": options.neurons_per_gate, "levels": options.levels,
+        "heads": [r for r in rows if r["group"] == first_name], "units": rows,
         "max_abs_error": max(r["max_abs_error"] for r in rows),
         "max_exact_worst_case": max(r["fixed_worst_case_error"] for r in rows),
         "bound": min(net.group(g).bound for g in measured["groups"]),
@@ -286,10 +324,5 @@ def map_and_measure(checkpoint: str, target: str = "lava-sim", timesteps: int = 
         "inputs_per_head": int(max(np.bincount(first["inputs"].unit_index))),
         "observed_source": data_source, "seconds": round(time.time() - t0, 2),
     }
-    if "membrane_hard_spike_fraction" in measured:
-        summary["membrane_hard_spike_fraction"] = measured["membrane_hard_spike_fraction"]
-    if dest is not None:
-        write_map_outputs(dest, force, net, summary, measured)
-        summary["out"] = str(dest)
-        summary["seconds"] = round(time.time() - t0, 2)
+    summary.update({k: v for k, v in measured.items() if k.endswith("_spike_fraction")})
     return summary

@@ -25,16 +25,17 @@ import math
 from typing import Any
 
 from ember_neuro.hybrid.golden import Activity
-from ember_neuro.mappers import NeuronArray
+from ember_neuro.mappers import NeuronArray, loihi
 
 SOURCE_LOIHI2 = "Intel public material via open-neuromorphic.org (SPEC section 7)"
 SOURCE_LOIHI1 = "Davies et al., IEEE Micro 2018, Table 2 (Loihi 1, pre-silicon)"
 SOURCE_PILOTNET = "lava-dl netx/pilotnet_snn/benchmark.ipynb, Oheo Gulch board (Loihi 2)"
 
 CONSTANTS: dict[str, dict[str, Any]] = {
-    "cores_per_chip": {"value": 128, "unit": "neuro cores", "source": SOURCE_LOIHI2},
-    "neurons_per_chip": {"value": 1_048_576, "unit": "neurons", "source": SOURCE_LOIHI2 + " (up to 1 M)"},
-    "neurons_per_core": {"value": 8192, "unit": "neurons",
+    "cores_per_chip": {"value": loihi.CORES_PER_CHIP, "unit": "neuro cores", "source": SOURCE_LOIHI2},
+    "neurons_per_chip": {"value": loihi.NEURONS_PER_CHIP, "unit": "neurons",
+                         "source": SOURCE_LOIHI2 + " (up to 1 M)"},
+    "neurons_per_core": {"value": loihi.NEURONS_PER_CORE, "unit": "neurons",
                          "source": "1 M neurons / 128 cores (" + SOURCE_LOIHI2 + ")"},
     "synapses_per_chip": {"value": 120_000_000, "unit": "synapses", "source": SOURCE_LOIHI2},
     "synaptic_memory_per_core": {"value": 128 * 1024, "unit": "bytes",
@@ -42,7 +43,8 @@ CONSTANTS: dict[str, dict[str, Any]] = {
                                            "published for Loihi 2 (128 KB / 192 KB; SPEC section 7)"},
     "bytes_per_synapse": {"value": 4, "unit": "bytes",
                           "source": "assumption: 8-bit weight plus index for a one-to-one sparse synapse"},
-    "graded_spike_bits": {"value": 24, "unit": "bits", "source": "Lava's Python ports (Loihi 2: up to 32)"},
+    "graded_spike_bits": {"value": loihi.PAYLOAD_BITS, "unit": "bits",
+                          "source": "Lava's Python ports (Loihi 2: up to 32)"},
     "synop_energy": {"value": 23.6e-12, "unit": "J", "source": SOURCE_LOIHI1},
     "neuron_update_active_energy": {"value": 81e-12, "unit": "J", "source": SOURCE_LOIHI1},
     "neuron_update_inactive_energy": {"value": 52e-12, "unit": "J", "source": SOURCE_LOIHI1},

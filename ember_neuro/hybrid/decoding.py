@@ -5,8 +5,9 @@ Modes:
   cache  one new token per step (a KV cache for the transformer, rebuilt from the last half
          block when the context reaches the block size; the recurrent state for Liquid Ember,
          never rebuilt)
-  whole  the last block of context again for every token (lif-refractory: its column load
-         averages over all queries, so a new token changes every earlier gate)
+  whole  the last block of context again for every token (a model whose gates are not causal:
+         lif-refractory's column load averages over all queries, so a new token changes every
+         earlier gate)
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ from ember_neuro.errors import BadInput
 DECODE_MODES = ("auto", "cache", "whole")
 
 
-def decode_mode(variant: str, asked: str = "auto") -> str:
+def decode_mode(asked: str = "auto", noncausal: str = "", name: str = "this model") -> str:
     """How generation feeds the model: "cache" (KV cache or CfC state, one new token per step) or
-    "whole" (the whole window again for each token).  lif-refractory needs "whole": its column
-    load averages over all queries of the window, so a new token changes every earlier gate."""
+    "whole" (the whole window again for each token).  ``noncausal`` says why a new token changes
+    earlier gates ("" when it does not): such a model needs "whole" (lif-refractory's column load
+    averages over all queries of the window)."""
     if asked not in DECODE_MODES:
         raise BadInput(f"unknown --decode {asked!r}; use auto, cache or whole")
-    if asked == "cache" and variant == "lif-refractory":
-        raise BadInput("lif-refractory cannot decode with a KV cache: its column load averages over all "
-                       "queries of the window (not causal); use --decode whole (its default)")
+    if asked == "cache" and noncausal:
+        raise BadInput(f"{name} cannot decode with a KV cache: {noncausal}; use --decode whole (its default)")
     if asked == "auto":
-        return "whole" if variant == "lif-refractory" else "cache"
+        return "whole" if noncausal else "cache"
     return asked
 
 

@@ -219,7 +219,7 @@ def replay(net: MappedNetwork, traces: dict[str, Trace], backend: str = "lava-si
         array = tr.array(net)
         payload, expected = tr.payload(), tr.raster()
         t0 = time.perf_counter()
-        if be.open is not None:
+        if be.persistent:
             runner = be.open(array, timeout_s, **(open_kwargs or {}))
             try:
                 got = runner.run_windows(payload)

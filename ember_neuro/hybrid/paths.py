@@ -1,54 +1,56 @@
 """Gate values in, decoded fire out, on any spiking backend -- numpy only (no torch).
 
-The part of hybrid inference that talks to the neurons, shared by the PyTorch hooks
-(ember_neuro/hybrid/torch_hook.py) and the INRC bundle's generate.py (onnxruntime + Lava):
+The part of hybrid inference that talks to the neurons, shared by the PyTorch hook
+(ember_neuro/hybrid/torch_hook.py) and the INRC bundle's generate.py (onnxruntime + Lava).  A
+gate module hands its hook a dict of input arrays; the group that answers the hook says how
+they reach its units (:class:`~ember_neuro.mappers.network.Addressing`), so no gate kind needs
+code here:
 
-  AttentionPath   fire of attention probabilities p (B, H, Tq, Tk), per head, with
-                  lif-refractory's loads as further host payloads
-  HiddenPath      fire of |h| (B, T, D) of a CfC layer, one unit per neuron
-  MembraneRate    fire of temporal-lif's membrane V (B, T), rate-coded, one unit per layer
-  HardMembrane    0/1 spikes of one LIF neuron per token carried across the layers
+  RateGate     one window of T steps per value, each value on the unit its layer and unit
+               axis name, the fire decoded from the spike count
+  CarriedGate  one LIF neuron per token slot whose state carries across the layers of a
+               forward pass (the hard membrane): one window per layer step, 0/1 spikes
 
-A persistent backend (Lava) is compiled and started once with a fixed layout: every
-gate unit owns `slots` input slots; a call fills its units' slots window by window
-(other slots idle at payload 0).  A stateless backend (the emulators, the numpy
-reference) gets exactly the live inputs of each call.
+A persistent backend (Lava) is compiled and started once with a fixed layout: every unit owns
+`slots` input slots, and a call fills its units' slots window by window (other slots idle at
+payload 0).  A stateless backend (the emulators, the numpy reference) gets exactly the live
+inputs of each call.  :class:`GatePaths` holds one path per hook of a mapped network.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from ember_neuro.backends import numpy_ref, registry
 from ember_neuro.errors import BadInput
-from ember_neuro.mappers import NeuronGroup, gate_counts
+from ember_neuro.mappers import MappedNetwork, NeuronGroup, gate_counts
 
 
-class GatePaths:
-    """Several gate paths started and stopped together (a context manager): if one fails to
-    start, every one is closed; leaving closes them all.  Subclasses list them in `_paths`."""
+def unit_index(group: NeuronGroup, layer: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The unit of every value of one layer's input array (shape), by the group's unit axis."""
+    own = {u.head: i for i, u in enumerate(group.units) if u.layer == layer}
+    if not own:
+        raise KeyError(f"group {group.name!r} has no unit of layer {layer}")
+    axis = group.address.unit_axis
+    if axis is None:
+        return np.full(shape, next(iter(own.values())), np.int64)
+    table = np.array([own[h] for h in range(shape[axis])], np.int64)
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    return np.broadcast_to(table.reshape(view), shape)
 
-    def _paths(self) -> list:
-        raise NotImplementedError
 
-    def __enter__(self):  # noqa: ANN204 - returns the subclass
-        try:
-            for path in self._paths():
-                path.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for path in self._paths():
-            path.close()
+def host_values(group: NeuronGroup, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The group's host sources from the hook's inputs (each read as Addressing.reads says),
+    broadcast to the shape of the first source."""
+    a = group.address
+    sources = group.fixed_params.host_sources
+    first = np.asarray(inputs[a.hook_input(sources[0])], np.float64)
+    return {src: np.broadcast_to(np.asarray(inputs[a.hook_input(src)], np.float64), first.shape)
+            for src in sources}
 
 
 class GateEvaluator:
@@ -70,7 +72,7 @@ class GateEvaluator:
         self.values = 0
         self.stats: dict[int, dict[str, float]] = {}
         # called with (payloads (W, width), rasters (W, T, M)) after every exchange with a
-        # persistent runner: how the INRC bundle records its golden traces (ember_neuro.hybrid.golden)
+        # persistent runner: how the INRC bundle records its golden traces (hybrid/golden.py)
         self.tap: Callable[[np.ndarray, np.ndarray], None] | None = None
 
     def start(self) -> GateEvaluator:
@@ -102,23 +104,23 @@ class GateEvaluator:
             self.tap(payloads, rasters)
         return rasters
 
-    def rates(self, unit_index: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
-        """Decoded fire of unit ``unit_index[i]`` at ``values[source][i]`` (one window each)."""
+    def rates(self, units: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Decoded fire of unit ``units[i]`` at ``values[source][i]`` (one window each)."""
         g, n = self.group, self.group.neurons_per_gate
-        unit_index = np.asarray(unit_index, np.int64)
-        self.values += unit_index.size
-        self.saturated += g.saturated_count(values, unit_index)
+        units = np.asarray(units, np.int64)
+        self.values += units.size
+        self.saturated += g.saturated_count(values, units)
         if self.runner is None:  # stateless backend: exactly these inputs, one vectorised call
-            payload = g.encode(values, self.fixed, unit_index)[None]
-            return g.decode(self.backend.gate_counts(g, unit_index, payload, self.timeout_s)[0])
+            payload = g.encode(values, self.fixed, units)[None]
+            return g.decode(self.backend.gate_counts(g, units, payload, self.timeout_s)[0])
         s, n_units = self.slots, len(g.units)
-        order = np.argsort(unit_index, kind="stable")
+        order = np.argsort(units, kind="stable")
         rank = np.empty_like(order)  # position of each input among its unit's inputs
-        starts = np.searchsorted(unit_index[order], np.arange(n_units))
-        rank[order] = np.arange(order.size) - starts[unit_index[order]]
+        starts = np.searchsorted(units[order], np.arange(n_units))
+        rank[order] = np.arange(order.size) - starts[units[order]]
         windows = max(1, int(-(-(rank.max(initial=0) + 1) // s)))
-        slot = unit_index * s + rank % s  # the input's slot in the layout
-        enc = g.encode(values, self.fixed, unit_index).reshape(-1, unit_index.size)  # (S, I)
+        slot = units * s + rank % s  # the input's slot in the layout
+        enc = g.encode(values, self.fixed, units).reshape(-1, units.size)  # (S, I)
         width = n_units * s
         payload = np.zeros((windows, enc.shape[0] * width), dtype=np.int64 if self.fixed else np.float64)
         for j in range(enc.shape[0]):
@@ -134,65 +136,30 @@ class GateEvaluator:
         st["spikes"] += float(rates.sum()) * per
 
 
-class AttentionPath(GateEvaluator):
-    """Fire of attention probabilities p (B, H, Tq, Tk) per head; refractory loads included."""
+class RateGate(GateEvaluator):
+    """The fire of every value of a layer's hook inputs, rate-coded over one window each."""
 
-    def __init__(self, group: NeuronGroup, backend: str, **kw):
-        super().__init__(group, backend, **kw)
-        self.unit_of = {(u.layer, u.head): i for i, u in enumerate(group.units)}
-
-    def fire(self, layer: int, p: np.ndarray, loads: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """fire (shape of p); entries with p = 0 (masked keys) are not sent and stay 0."""
-        p = np.asarray(p, np.float64)
-        live = p > 0
-        heads = np.broadcast_to(np.arange(p.shape[1]).reshape(1, -1, 1, 1), p.shape)
-        units = np.array([self.unit_of[(layer, h)] for h in range(p.shape[1])])[heads[live]]
-        values = {"input": p[live]}
-        for name, load in (loads or {}).items():
-            values[name] = np.broadcast_to(np.asarray(load, np.float64), p.shape)[live]
-        rates = self.rates(units, values)
+    def fire(self, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """fire (the shape of the hook's "input"); with ``idle_zero`` a value 0 is not sent, fire 0."""
+        values = host_values(self.group, inputs)
+        x = next(iter(values.values()))
+        units = unit_index(self.group, layer, x.shape)
+        live = x != 0 if self.group.address.idle_zero else np.ones(x.shape, bool)
+        rates = self.rates(units[live], {src: v[live] for src, v in values.items()})
         self.record(layer, rates)
-        fire = np.zeros_like(p)
+        fire = np.zeros(x.shape)
         fire[live] = rates
         return fire
 
 
-class HiddenPath(GateEvaluator):
-    """Fire of Liquid Ember's |h| (B, T, D) of CfC layer `layer`, one unit per neuron."""
+class CarriedGate(GateEvaluator):
+    """One LIF neuron per token slot whose state carries across a forward pass's layer steps.
 
-    def __init__(self, group: NeuronGroup, backend: str, **kw):
-        super().__init__(group, backend, **kw)
-        self.first: dict[int, int] = {}
-        for i, u in enumerate(group.units):
-            self.first.setdefault(u.layer, i)
-
-    def fire(self, layer: int, h: np.ndarray) -> np.ndarray:
-        h = np.asarray(h, np.float64)
-        units = self.first[layer] + np.broadcast_to(np.arange(h.shape[-1]), h.shape).ravel()
-        rates = self.rates(units, {"input": np.abs(h).ravel()})
-        self.record(layer, rates)
-        return rates.reshape(h.shape)
-
-
-class MembraneRate(GateEvaluator):
-    """Fire of temporal-lif's membrane V (B, T) entering layer `layer`, rate-coded per token."""
-
-    def fire(self, layer: int, v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, np.float64)
-        rates = self.rates(np.full(v.size, layer), {"input": v.ravel()})
-        self.record(layer, rates)
-        return rates.reshape(v.shape)
-
-
-class HardMembrane(GateEvaluator):
-    """temporal-lif's membrane as one LIF neuron per token (hard mode), on any spiking backend.
-
-    The neuron's voltage *is* V: each layer is one step, the host sends the layer's
-    importance ||attn_out||, the neuron leaks, spikes above its threshold and resets
-    (mappers/temporal.py).  A spike means the layer's MLP runs.  The state carries
-    across the n_layer steps of a forward pass and resets at its start: on Lava by
-    LIFReset every n_layer windows (one window = one step), elsewhere by the same step
-    functions (mappers/loihi.py) on state kept here.
+    The neuron's voltage *is* the membrane (kinds/membrane): each layer is one step, the host
+    sends the layer's input, the neuron leaks, spikes above its threshold and resets.  The
+    state resets at a forward pass's first layer: on Lava by LIFReset every n_layer windows
+    (one window = one step), elsewhere by the same step functions (mappers/loihi.py) on state
+    kept here.
     """
 
     def __init__(self, group: NeuronGroup, backend: str, **kw):
@@ -204,17 +171,19 @@ class HardMembrane(GateEvaluator):
     def layout(self):
         return self.array
 
-    def fire(self, layer: int, importance: np.ndarray) -> np.ndarray:
-        """0/1 spikes (the shape of `importance`) of the tokens' neurons at this layer's step."""
-        imp = np.asarray(importance, np.float64).ravel()
-        if imp.size > self.slots:
-            raise BadInput(f"{imp.size} tokens in one forward pass exceed the {self.slots} membrane neurons")
+    def fire(self, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """0/1 spikes (the shape of the input) of the tokens' neurons at this layer's step."""
+        x = host_values(self.group, inputs)["input"]
+        flat = x.ravel()
+        if flat.size > self.slots:
+            raise BadInput(f"{flat.size} tokens in one forward pass exceed the {self.slots} "
+                           f"{self.group.name} neurons")
         if self.windows % self.group.reset_windows != layer:
-            raise RuntimeError(f"membrane step out of order: layer {layer} at window {self.windows}")
+            raise RuntimeError(f"{self.group.name} step out of order: layer {layer} at window {self.windows}")
         values = np.zeros(self.slots)
-        values[:imp.size] = imp
-        self.values += imp.size
-        self.saturated += self.group.saturated_count(imp, np.zeros(imp.size, np.int64))
+        values[:flat.size] = flat
+        self.values += flat.size
+        self.saturated += self.group.saturated_count(flat, np.zeros(flat.size, np.int64))
         payload = self.group.encode(values, self.fixed, np.zeros(self.slots, np.int64))
         if self.runner is not None:
             spikes = self._exchange(payload[None])[0, 0]
@@ -224,6 +193,79 @@ class HardMembrane(GateEvaluator):
             self.state, raster = numpy_ref.step_window(self.array, self.state, payload)
             spikes = raster[0]
         self.windows += 1
-        fire = spikes[:imp.size].astype(np.float64)
+        fire = spikes[:flat.size].astype(np.float64)
         self.record(layer, fire, 1.0)
-        return fire.reshape(np.shape(importance))
+        return fire.reshape(x.shape)
+
+
+class GatePaths:
+    """One gate path per hook of a mapped network, on one backend, started and stopped together.
+
+    ``slots``: inputs per unit (one number, or per hook); ``mode`` picks among a hook's
+    alternative groups (``--temporal hard``: the carried membrane).  A context manager: if one
+    path fails to start every one is closed, and leaving closes them all.
+    """
+
+    def __init__(self, net: MappedNetwork, backend: str, slots: int | Mapping[str, int] = 64,
+                 timeout_s: float = 60.0, mode: str = "rate"):
+        self.paths: dict[str, GateEvaluator] = {}
+        for hook in net.hooks:
+            group = net.for_hook(hook, mode)
+            n = slots if isinstance(slots, int) else slots[hook]
+            kind = CarriedGate if group.carries_state else RateGate
+            self.paths[hook] = kind(group, backend, slots=n, timeout_s=timeout_s)
+
+    def fire(self, hook: str, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self.paths[hook].fire(layer, inputs)
+
+    def __enter__(self) -> GatePaths:
+        try:
+            for path in self.paths.values():
+                path.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for path in self.paths.values():
+            path.close()
+
+    @property
+    def lava_steps(self) -> int:
+        return sum(p.lava_steps for p in self.paths.values())
+
+    @property
+    def lava_seconds(self) -> float:
+        return sum(p.lava_seconds for p in self.paths.values())
+
+    @property
+    def persistent(self) -> bool:
+        return any(p.runner is not None for p in self.paths.values())
+
+    @property
+    def saturated(self) -> int:
+        return sum(p.saturated for p in self.paths.values())
+
+    def stats(self) -> dict:
+        """Per layer (per group and layer where there are several): gates, firing, spikes."""
+        many = len(self.paths) > 1
+        return {f"{p.group.name}/{layer}" if many else str(layer): dict(st)
+                for p in self.paths.values() for layer, st in p.stats.items()}
+
+
+class SigmoidGates:
+    """The trained fire itself (float64) from a mapped network's float neurons: what the spiking
+    paths approximate (the ONNX check runs the host graphs with these)."""
+
+    def __init__(self, net: MappedNetwork):
+        self.net = net
+
+    def fire(self, hook: str, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        group = self.net.for_hook(hook)
+        values = host_values(group, inputs)
+        shape = next(iter(values.values())).shape
+        return group.target(values, unit_index(group, layer, shape))

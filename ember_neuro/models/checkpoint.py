@@ -2,7 +2,7 @@
 
 A checkpoint is a `torch.save` dict:
 
-    model        state dict (gate parameters stored raw, see model.py / liquid.py)
+    model        state dict (gate parameters stored raw; each gate kind documents its keys)
     model_args   EmberConfig fields (variant, vocab_size, block_size, n_layer, ...)
     iter_num     int
     best_val_loss float
@@ -26,8 +26,9 @@ import torch.nn as nn
 
 from ember_neuro.atomic import atomic_write_bytes
 from ember_neuro.errors import BadInput
-from ember_neuro.models.build import build_model, is_gate_param
+from ember_neuro.models.build import build_model, family_class
 from ember_neuro.models.config import EmberConfig
+from ember_neuro.models.hooks import part_state
 
 REQUIRED_KEYS = ("model", "model_args")
 
@@ -109,17 +110,11 @@ def _check_claimed_sizes(state: dict, cfg: EmberConfig) -> None:
     bad = [k for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"state dict entry {bad[0]!r} is not a named tensor")
-    prefix, emb = ("transformer.h.", "transformer.wte.weight") if cfg.is_transformer else \
-        ("layers.", "wte.weight")
+    prefix, claims = family_class(cfg).claimed_shapes(cfg)
     layers = _layer_indices(state, prefix)
     if layers != set(range(cfg.n_layer)):
         raise CheckpointError(f"model_args claims n_layer = {cfg.n_layer} but the state dict holds "
                               f"{len(layers)} layer(s)")
-    claims = {emb: (cfg.vocab_size, cfg.n_embd)}
-    if cfg.is_transformer:
-        claims["transformer.wpe.weight"] = (cfg.block_size, cfg.n_embd)
-    else:
-        claims["layers.0.cfc.rnn_cell.ff1.weight"] = (cfg.cfc_units, None)
     for key, want in claims.items():
         if key not in state:
             raise CheckpointError(f"state dict lacks {key}")
@@ -131,6 +126,7 @@ def _check_claimed_sizes(state: dict, cfg: EmberConfig) -> None:
 
 def _check_state(state: dict, model: nn.Module, variant: str) -> None:
     expected = model.state_dict()
+    gate_keys = set(part_state(model, gates_only=False))
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
@@ -150,7 +146,7 @@ def _check_state(state: dict, model: nn.Module, variant: str) -> None:
             )
         if ref.is_floating_point() and not t.is_floating_point():
             raise CheckpointError(f"{name} has dtype {t.dtype}, expected a floating-point tensor")
-        if is_gate_param(name) and not torch.isfinite(t).all():
+        if name in gate_keys and not torch.isfinite(t).all():
             raise CheckpointError(f"gate parameter {name} contains NaN or Inf")
 
 

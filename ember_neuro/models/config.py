@@ -1,20 +1,11 @@
-"""Model configurations, variants and presets (the paper's numbers live here)."""
+"""Model configurations and presets (the paper's numbers live here); the variants are in
+ember_neuro/kinds/registry.py."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-TRANSFORMER_VARIANTS = (
-    "standard",
-    "lif-fixed",
-    "lif-learnable",
-    "lif-refractory",
-    "temporal-lif",
-    "qwen-gate",
-)
-LIQUID_VARIANTS = ("cfc", "cfc-lif")
-VARIANTS = TRANSFORMER_VARIANTS + LIQUID_VARIANTS
-LIF_VARIANTS = ("lif-fixed", "lif-learnable", "lif-refractory", "temporal-lif", "cfc-lif")
+from ember_neuro.kinds import registry
 
 
 @dataclass
@@ -32,9 +23,9 @@ class EmberConfig:
     cfc_units: int = 192  # Liquid Ember only
 
     def __post_init__(self) -> None:
-        if not isinstance(self.variant, str) or self.variant not in VARIANTS:
+        if not isinstance(self.variant, str) or self.variant not in registry.VARIANTS:
             raise ValueError(
-                f"unknown variant {self.variant!r}; expected one of: {', '.join(VARIANTS)}"
+                f"unknown variant {self.variant!r}; expected one of: {', '.join(registry.names())}"
             )
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "cfc_units"):
             value = getattr(self, name)
@@ -49,12 +40,17 @@ class EmberConfig:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
 
     @property
+    def family(self) -> str:
+        """The model family of the variant: "transformer" or "liquid"."""
+        return registry.get(self.variant).family
+
+    @property
     def is_transformer(self) -> bool:
-        return self.variant in TRANSFORMER_VARIANTS
+        return self.family == "transformer"
 
     @property
     def has_lif_gate(self) -> bool:
-        return self.variant in LIF_VARIANTS
+        return registry.get(self.variant).mappable
 
     def to_dict(self) -> dict:
         return asdict(self)

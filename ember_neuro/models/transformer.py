@@ -1,69 +1,52 @@
-"""Transformer Ember: nanoGPT with a learned LIF gate on attention probabilities.
+"""Transformer Ember: nanoGPT whose sites host a variant's gates.
 
-One screen per idea: the gate math is in gates.py; this file only places it.
-State-dict key names (raw, pre-transform gate values) follow from the module
-structure below; mappers/params.py documents and reads them.
+The gate formulas are in ember_neuro/gates.py and each gate kind's module in
+ember_neuro/kinds/<kind>/module.py; this file only says where they sit:
+
+    attn      the post-softmax probabilities p (B, H, T, Tk) of every layer (the LIF gates)
+    attn_out  the attention output y before its projection (qwen-gate's dense gate)
+    mlp       the MLP's update of the residual stream (temporal-lif's membrane)
+
+A site the variant leaves empty computes plain nanoGPT.  Every gate's fire comes from the
+``hook`` argument (models/hooks.py: the trained sigmoid unless a caller supplies another), and a
+part that carries state from layer to layer (the refractory load, the membrane V) passes it up
+the stack in an explicit :class:`Carry`.  State-dict key names follow from the module
+structure and each part's attribute; every kind documents the keys it reads.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ember_neuro import gates
+from ember_neuro.kinds import registry
 from ember_neuro.models.config import EmberConfig
-
-# fire_fn(layer, p, theta, k, loads) -> fire, same shape as p.  None means the trained sigmoid.
-# loads: None, or for lif-refractory {"col_load": (B, H, 1, Tk), "prev_load": (B, 1, 1, Tk)}.
-FireFn = Callable[..., torch.Tensor]
-# membrane_fn(layer, v, importance) -> fire (B, T) of temporal-lif's membrane after this layer's
-# integration (v; importance = ||attn_out|| is what it integrated).  None means the trained
-# sigmoid.  With hard_membrane the fire is 0/1 and the MLP runs only where it is 1.
-MembraneFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+from ember_neuro.models.hooks import Hook, place, site, trained
 
 
-class LIFGate(nn.Module):
-    """Per-head LIF gate parameters (raw) for one attention layer."""
+class Carry(NamedTuple):
+    """What the parts at each site pass from one layer to the next (None: nothing yet)."""
 
-    def __init__(self, n_head: int, variant: str):
-        super().__init__()
-        self.variant = variant
-        if variant == "lif-fixed":
-            self.register_buffer("threshold", torch.full((n_head,), gates.LIF_FIXED_THETA))
-        else:
-            self.threshold = nn.Parameter(torch.full((n_head,), gates.THETA_INIT))
-        self.leak = nn.Parameter(torch.full((n_head,), gates.LEAK_RAW_INIT))
-        self.steepness = nn.Parameter(torch.full((n_head,), gates.STEEPNESS_RAW_INIT))
-        if variant == "lif-refractory":
-            self.ref_strength = nn.Parameter(torch.full((n_head,), gates.REF_STRENGTH_INIT))
-            self.cross_layer_weight = nn.Parameter(
-                torch.full((n_head,), gates.CROSS_LAYER_WEIGHT_INIT)
-            )
-
-    def transformed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(theta, leak, k), each (H,)."""
-        return self.threshold, gates.leak_of(self.leak), gates.steepness_of(self.steepness)
+    attn: Any = None
+    mlp: Any = None
 
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: EmberConfig, layer: int):
         super().__init__()
-        self.layer = layer
         self.n_head, self.n_embd = cfg.n_head, cfg.n_embd
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.attn_dropout = nn.Dropout(cfg.dropout)
         self.resid_dropout = nn.Dropout(cfg.dropout)
-        self.gate = LIFGate(cfg.n_head, cfg.variant) if cfg.has_lif_gate else None
-        self.qwen_gate = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False) if cfg.variant == "qwen-gate" else None
         self.register_buffer(
             "mask", torch.tril(torch.ones(cfg.block_size, cfg.block_size)).bool(), persistent=False
         )
+        self.sites = place(self, cfg, layer, "attn", "attn_out")
 
     def probabilities(self, x: torch.Tensor, past_k: Optional[torch.Tensor] = None,
                       past_v: Optional[torch.Tensor] = None):
@@ -80,52 +63,24 @@ class CausalSelfAttention(nn.Module):
         att = att.masked_fill(~self.mask[past:past + t, :tk], float("-inf"))
         return F.softmax(att, dim=-1), k, v
 
-    def gate_loads(self, p: torch.Tensor, prev_load: Optional[torch.Tensor]) -> Optional[dict]:
-        """lif-refractory's host payloads: column load (B, H, 1, Tk), previous load (B, 1, 1, Tk)."""
-        if self.gate is None or self.gate.variant != "lif-refractory":
-            return None
-        prev = torch.zeros_like(p[:, :1, :1]) if prev_load is None else prev_load[:, None, None, :]
-        return {"col_load": gates.column_load(p), "prev_load": prev}
-
-    def gate_probs(self, p: torch.Tensor, prev_load: Optional[torch.Tensor],
-                   fire_fn: Optional[FireFn]) -> torch.Tensor:
-        """Apply the LIF gate to post-softmax probabilities p (B, H, Tq, Tk)."""
-        theta, leak, k = self.gate.transformed()
-        h = self.n_head
-        loads = self.gate_loads(p, prev_load)
-        if loads is not None:
-            th = gates.refractory_theta(theta, self.gate.ref_strength,
-                                        self.gate.cross_layer_weight, p, prev_load)
-        else:
-            th = theta.view(1, h, 1, 1)
-        kk, lk = k.view(1, h, 1, 1), leak.view(1, h, 1, 1)
-        fire = fire_fn(self.layer, p, th, kk, loads) if fire_fn is not None else None
-        return gates.lif_gate(p, th, lk, kk, fire=fire)
-
-    def gate_with_fire(self, p: torch.Tensor, fire: torch.Tensor) -> torch.Tensor:
-        """The host part of the gate once `fire` is known: the leak product and row renormalisation."""
-        _, leak, _ = self.gate.transformed()
-        return gates.lif_gate(p, None, leak.view(1, self.n_head, 1, 1), None, fire=fire)
-
     def attend(self, p: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The (gated) probabilities times the values, through the output projection."""
         b, t, c = x.shape
         y = (self.attn_dropout(p) @ v).transpose(1, 2).contiguous().view(b, t, c)
-        if self.qwen_gate is not None:
-            y = y * torch.sigmoid(self.qwen_gate(x))
+        out_gate = site(self, "attn_out")
+        if out_gate is not None:
+            y = out_gate(y, x)
         return self.resid_dropout(self.c_proj(y))
 
-    def forward(self, x, prev_load=None, fire_fn=None, cache=None):
-        """cache: None (whole sequence) or a dict holding this layer's keys/values so far;
-        the new rows of x attend to the cached positions and to themselves (causally)."""
-        past = (cache.get("k"), cache.get("v")) if cache is not None else (None, None)
-        p, k, v = self.probabilities(x, *past)
+    def forward(self, x: torch.Tensor, hook: Hook, cache: Optional[dict] = None, carry: Any = None):
+        """cache: None (whole sequence) or this layer's keys and values so far (updated in place)."""
+        p, k, v = self.probabilities(x, *((cache.get("k"), cache.get("v")) if cache is not None else ()))
         if cache is not None:
             cache["k"], cache["v"] = k, v
-        load = gates.layer_load(p)
-        if self.gate is not None:
-            p = self.gate_probs(p, prev_load, fire_fn)
-        return self.attend(p, v, x), load
+        gate = site(self, "attn")
+        if gate is not None:
+            p, carry = gate(p, hook, carry)
+        return self.attend(p, v, x), carry
 
 
 class MLP(nn.Module):
@@ -142,47 +97,25 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: EmberConfig, layer: int):
         super().__init__()
+        # placed first, so its parameters come first in the block (as the membrane's did when they
+        # were the block's own): parameter order is gradient-clipping order, and training reproduces
+        self.sites = place(self, cfg, layer, "mlp")
         self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg, layer)
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
-        self.temporal = cfg.variant == "temporal-lif"
-        if self.temporal:
-            self.temporal_decay = nn.Parameter(torch.tensor(gates.TEMPORAL_DECAY_INIT))
-            self.temporal_threshold = nn.Parameter(torch.tensor(gates.TEMPORAL_THRESHOLD_INIT))
-            self.temporal_steepness = nn.Parameter(torch.tensor(gates.TEMPORAL_STEEPNESS_INIT))
 
-    def forward(self, x, state):
-        """state: dict carrying prev_load (refractory) and membrane V (temporal)."""
-        caches = state.get("caches")
-        attn_out, load = self.attn(self.ln_1(x), state.get("prev_load"), state.get("fire_fn"),
-                                   None if caches is None else caches[self.attn.layer])
-        x = x + attn_out
-        if self.temporal:
-            importance = attn_out.norm(dim=-1)
-            v = gates.membrane_integrate(state["v"], importance, self.temporal_decay)
-            membrane_fn = state.get("membrane_fn")
-            if membrane_fn is None:
-                fire = gates.membrane_fire(v, self.temporal_threshold, self.temporal_steepness)
-            else:
-                fire = membrane_fn(self.attn.layer, v, importance)
-            if state.get("hard_membrane"):  # a spike runs the MLP; no spike skips it
-                run = fire > 0.5
-                update = torch.zeros_like(x)
-                if bool(run.any()):
-                    update[run] = self.mlp(self.ln_2(x[run]))
-                x = x + update
-                stats = state.get("stats")
-                if stats is not None:
-                    stats["mlp_run"] = stats.get("mlp_run", 0) + int(run.sum())
-                    stats["mlp_total"] = stats.get("mlp_total", 0) + run.numel()
-            else:
-                x = x + fire.unsqueeze(-1) * self.mlp(self.ln_2(x))
-            state["v"] = v * (1.0 - fire)
-        else:
-            x = x + self.mlp(self.ln_2(x))
-        state["prev_load"] = load
-        return x
+    def ffn(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.ln_2(x))
+
+    def forward(self, x: torch.Tensor, hook: Hook, cache: Optional[dict], carry: Carry):
+        a, attn_carry = self.attn(self.ln_1(x), hook, cache, carry.attn)
+        x = x + a
+        gate = site(self, "mlp")
+        if gate is None:
+            return x + self.ffn(x), Carry(attn_carry, carry.mlp)
+        update, mlp_carry = gate(x, a, self.ffn, hook, carry.mlp)
+        return x + update, Carry(attn_carry, mlp_carry)
 
 
 class TransformerEmber(nn.Module):
@@ -212,32 +145,30 @@ class TransformerEmber(nn.Module):
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx, targets=None, fire_fn: Optional[FireFn] = None,
-                caches: Optional[list[dict]] = None, membrane_fn: Optional[MembraneFn] = None,
-                hard_membrane: bool = False, stats: Optional[dict] = None):
-        """Whole sequence (caches=None) or incremental decoding with a KV cache.
+    @staticmethod
+    def claimed_shapes(cfg: EmberConfig) -> tuple[str, dict[str, tuple]]:
+        """(layer key prefix, {key: shape}) of tensors whose size model_args claims (checkpoint checks)."""
+        return "transformer.h.", {"transformer.wte.weight": (cfg.vocab_size, cfg.n_embd),
+                                  "transformer.wpe.weight": (cfg.block_size, cfg.n_embd)}
 
-        caches: one dict per layer (start with empty dicts); idx then holds only the
-        new tokens, placed after the cached positions.  The temporal-LIF membrane is
-        per token, so new tokens start from V = 0 either way.  membrane_fn /
-        hard_membrane replace temporal-lif's membrane fire (stats counts the MLPs a
-        hard membrane ran: mlp_run of mlp_total).
-        """
+    def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None, hook: Optional[Hook] = None,
+                caches: Optional[list[dict]] = None):
+        """Whole sequence (caches=None) or incremental decoding with a KV cache: caches holds one dict
+        per layer (start with empty dicts), idx only the new tokens after the cached positions.
+        hook supplies every gate's fire (default: the trained sigmoid)."""
         b, t = idx.shape
         pos0 = 0 if not caches or "k" not in caches[0] else caches[0]["k"].size(2)
         if pos0 + t > self.config.block_size:
-            raise ValueError(
-                f"sequence length {pos0 + t} exceeds block_size {self.config.block_size}")
-        if caches is not None and self.config.variant == "lif-refractory":
-            raise ValueError("lif-refractory cannot decode incrementally: its column load "
-                             "averages over all queries (not causal); use whole-sequence mode")
+            raise ValueError(f"sequence length {pos0 + t} exceeds block_size {self.config.block_size}")
+        noncausal = registry.get(self.config.variant).noncausal
+        if caches is not None and noncausal:
+            raise ValueError(f"{self.config.variant} cannot decode incrementally: {noncausal}; "
+                             "use whole-sequence mode")
         pos = torch.arange(pos0, pos0 + t, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        state = {"fire_fn": fire_fn, "prev_load": None, "caches": caches, "membrane_fn": membrane_fn,
-                 "hard_membrane": hard_membrane, "stats": stats,
-                 "v": torch.zeros(b, t, device=idx.device, dtype=x.dtype)}
-        for block in self.transformer.h:
-            x = block(x, state)
+        carry = Carry()
+        for i, block in enumerate(self.transformer.h):
+            x, carry = block(x, hook or trained, None if caches is None else caches[i], carry)
         logits = self.lm_head(self.transformer.ln_f(x))
         loss = None
         if targets is not None:

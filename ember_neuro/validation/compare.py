@@ -24,6 +24,10 @@ from ember_neuro.mappers.network import NeuronArray, NeuronGroup, gate_counts
 SIMULATORS = tuple(b.label for b in registry.validated())
 FLOAT_SIMS = tuple(b.label for b in registry.validated() if not b.fixed)
 FIXED_SIMS = tuple(b.label for b in registry.validated() if b.fixed)
+REF_FLOAT = registry.reference(False).label  # what a float result is compared with (NIR, rasters)
+REF_FIXED = registry.reference(True).label  # ... and a fixed-point one (the per-unit error)
+SWEEPERS = {True: registry.get(registry.reference(True).twin),
+            False: registry.get(registry.reference(False).twin)}
 SWEEP_T = (8, 16, 32, 64)
 KEPT = 1000  # mismatches kept per pair in report.json
 BAR_AGREE, BAR_EXCESS = 0.9999, 0.002
@@ -255,7 +259,7 @@ def nir_roundtrip(mapped: NeuronGroup, graph: Any, fa: NeuronArray, lava_float: 
     if same:  # the file is this checkpoint's mapping: its grid part of the main Lava run
         ref = lava_float[:, :width]
     else:  # another mapping: Lava float on the graph's own neurons
-        ref = registry.get("lava-sim-float").rasters(na, x, timeout_s)[0]
+        ref = registry.reference(False).rasters(na, x, timeout_s)[0]
     try:
         names = [str(d["name"]) for d in json.loads(meta["units"])]
     except (KeyError, TypeError, ValueError):  # another writer's metadata: number the units
@@ -273,21 +277,31 @@ def nir_roundtrip(mapped: NeuronGroup, graph: Any, fa: NeuronArray, lava_float: 
 
 
 def sweep_error(remap: Any, inputs: UnitInputs, n: int) -> list[dict[str, float]]:
-    """Max |rate - trained fire| (emulator fixed and float) against 1/(2NT), T in SWEEP_T.
-
-    ``remap(t)`` maps the same units at window t (same N, same calibration).
-    """
-    from ember_neuro.backends.emulator import emulate
+    """Max |rate - trained fire| against 1/(2NT), T in SWEEP_T, on the references' twins (the fast
+    emulators, fixed point and float).  ``remap(t)`` maps the same units at window t (same N, same
+    calibration)."""
     from ember_neuro.mappers.gate import MAX_LEVELS
 
     rows = []
     for t in (t for t in SWEEP_T if t * n <= MAX_LEVELS):
         m = remap(t)
         target = m.target(inputs.values, inputs.unit_index)
-        err = {}
-        for f in (True, False):
-            counts = emulate(m.layout(inputs.unit_index, f), m.encode(inputs.values, f, inputs.unit_index))
-            err[f] = float(np.abs(m.decode(gate_counts(counts, n)) - target).max())
-        rows.append({"timesteps": t, "bound": m.bound, "emulator-fixed": err[True],
-                     "emulator-float": err[False]})
+        row: dict[str, float] = {"timesteps": t, "bound": m.bound}
+        for f, backend in SWEEPERS.items():
+            payload = m.encode(inputs.values, f, inputs.unit_index)
+            counts = backend.counts(m.layout(inputs.unit_index, f), payload)
+            row[backend.label] = float(np.abs(m.decode(gate_counts(counts, n)[0]) - target).max())
+        rows.append(row)
     return rows
+
+
+def fixed_pairs() -> list[str]:
+    """The pairs of fixed-point simulators: one integer arithmetic, so any difference is a bug."""
+    return [pair_key(a, b) for i, a in enumerate(FIXED_SIMS) for b in FIXED_SIMS[i + 1:]]
+
+
+def headline_pairs() -> list[str]:
+    """The pairs ``validate`` prints: the fixed-point ones, the float reference against every other
+    float simulator, and the two references against each other."""
+    return [*fixed_pairs(), *(pair_key(REF_FLOAT, b) for b in FLOAT_SIMS if b != REF_FLOAT),
+            pair_key(REF_FLOAT, REF_FIXED)]

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,17 @@ from ember_neuro.cli import package_versions
 from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs, points_per_unit
 from ember_neuro.errors import BadInput
 from ember_neuro.mappers import NeuronArray, NeuronGroup, loihi
-from ember_neuro.mappers.registry import check_variant
 from ember_neuro.validation.compare import (
     BAR_AGREE,
     BAR_EXCESS,
     FIXED_SIMS,
     FLOAT_SIMS,
+    REF_FIXED,
+    REF_FLOAT,
     SIMULATORS,
     compare,
     fixed_drive,
+    fixed_pairs,
     float_reference,
     head_errors,
     nir_roundtrip,
@@ -86,8 +89,7 @@ def bars(result: dict) -> list[str]:
     """The acceptance bars of one gate group; each missed one as a line."""
     fails = []
     pairs = result["pairs"]
-    if pairs[pair_key("lava-fixed", "emulator-fixed")]["agreement"] != 1.0:
-        fails.append("lava-fixed vs emulator-fixed is not bit-exact")
+    fails += [f"{key} is not bit-exact" for key in fixed_pairs() if pairs[key]["agreement"] != 1.0]
     for key, rec in pairs.items():
         a, b = key.split("/")
         if a in FLOAT_SIMS and b in FLOAT_SIMS and rec["agreement"] < BAR_AGREE:
@@ -125,18 +127,18 @@ def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: An
         "rate_cosine": {k: v["rate_cosine"] for k, v in pairs.items()},
         "closest_margin": float(np.abs(v_float - fa.vth).min()),
         "float_fixed_same_slots": all(
-            np.array_equal(rasters[f] != rasters[x], rasters["lava-float"] != rasters["lava-fixed"])
+            np.array_equal(rasters[f] != rasters[x], rasters[REF_FLOAT] != rasters[REF_FIXED])
             for f in FLOAT_SIMS for x in FIXED_SIMS),
         "heads": [{"name": u.name, "layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak,
                    "k": u.k, "w_in": int(w_in[i]), "w_dither": int(w_d[i]),
                    **{s: float(errors[s][i]) for s in SIMULATORS}} for i, u in enumerate(units)],
-        "max_abs_error": float(errors["lava-fixed"].max()), "bound": group.bound,
+        "max_abs_error": float(errors[REF_FIXED].max()), "bound": group.bound,
         "max_exact_worst_case": float(group.fixed_worst_error.max()),
         "max_abs_error_by_simulator": {s: float(e.max()) for s, e in errors.items()},
         "warnings": list(group.warnings),
     }
     step(f"NIR {group.name}")
-    nir_result = nir_roundtrip(group, graph, fa, rasters["lava-float"], timeout_s,
+    nir_result = nir_roundtrip(group, graph, fa, rasters[REF_FLOAT], timeout_s,
                                points=points_per_unit(group, GRID_POINTS))
     nir_result.update(file=nir_file, external=external)
     result["nir"] = nir_result
@@ -150,7 +152,7 @@ def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: An
 
 
 def validate_sequence(group: NeuronGroup, sequence: np.ndarray, timeout_s: float) -> dict[str, Any]:
-    """The hard membrane (state carried across its layer steps) on the six simulators.
+    """A group whose state carries across its layer steps (the hard membrane) on the six simulators.
 
     Its layer sequence for each token becomes one window of n_layer steps whose input
     is a chip table (docs/architecture.md: a table presents row t at step t), so every
@@ -169,12 +171,11 @@ def validate_sequence(group: NeuronGroup, sequence: np.ndarray, timeout_s: float
             diff = rasters[a] != rasters[b]
             pairs[pair_key(a, b)] = {"agreement": float(1.0 - diff.mean()), "mismatches": int(diff.sum())}
     fails = []
-    if pairs[pair_key("lava-fixed", "emulator-fixed")]["mismatches"]:
-        fails.append("membrane_hard: lava-fixed vs emulator-fixed is not bit-exact")
+    fails += [f"{group.name}: {key} is not bit-exact" for key in fixed_pairs() if pairs[key]["mismatches"]]
     for key, rec in pairs.items():
         a, b = key.split("/")
         if a in FLOAT_SIMS and b in FLOAT_SIMS and rec["agreement"] < BAR_AGREE:
-            fails.append(f"membrane_hard {key}: agreement {rec['agreement']:.6f} < {BAR_AGREE}")
+            fails.append(f"{group.name} {key}: agreement {rec['agreement']:.6f} < {BAR_AGREE}")
     return {"group": group.name, "tokens": int(sequence.shape[1]), "steps": int(sequence.shape[0]),
             "pairs": pairs, "spike_fraction": {k: float(r.mean()) for k, r in rasters.items()},
             "failures": fails, "nir": "not exported: the NIR gate format holds memoryless gate neurons; a "
@@ -194,63 +195,78 @@ def as_window(group: NeuronGroup, sequence: np.ndarray, fixed: bool) -> NeuronAr
     return dataclasses.replace(array, timesteps=steps, synapses=(held, table), reset_windows=1)
 
 
-def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_per_gate: int | None = None,
-                        out: str | None = None, force: bool = False, nir: str | None = None,
-                        grid_only: bool = False, data: str | None = None, timeout_s: float = 120.0,
-                        mapped: str | None = None, step: Any = lambda name: None,
-                        t0: float | None = None, levels: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ValidateRequest:
+    """What ``validate`` was asked (the CLI's options, by the same names)."""
+
+    checkpoint: str
+    timesteps: int | None = None
+    neurons_per_gate: int | None = None
+    levels: str | None = None
+    mapped: str | None = None
+    out: str | None = None
+    force: bool = False
+    nir: str | None = None
+    grid_only: bool = False
+    data: str | None = None
+    timeout: float = 120.0
+
+
+def validate_checkpoint(req: ValidateRequest, step: Any = lambda name: None,
+                        t0: float | None = None) -> dict[str, Any]:
     """Validate every gate group of a checkpoint's mapping; writes the report folder, returns the result."""
     from ember_neuro.atomic import atomic_dir, check_output_dir
-    from ember_neuro.deploy.fidelity import gate_groups, grid_inputs, observed_inputs
-    from ember_neuro.deploy.mapping import check_window, map_checkpoint, mapping_for
+    from ember_neuro.deploy.calibrate import observed_inputs
+    from ember_neuro.deploy.fidelity import carried_groups, gate_groups, grid_inputs
+    from ember_neuro.deploy.mapping import Window, mapping_for, prepare
     from ember_neuro.export import nir_gates as G
     from ember_neuro.mappers import MappingOptions
-    from ember_neuro.models.checkpoint import load_checkpoint
 
     t0 = time.time() if t0 is None else t0
-    check_window(32 if timesteps is None else timesteps,
-                 1 if neurons_per_gate is None else neurons_per_gate)
+    checkpoint, mapped, nir, timeout_s = req.checkpoint, req.mapped, req.nir, req.timeout
+    window = Window(req.timesteps, req.neurons_per_gate, req.levels)
+    window.options()  # refuse a bad window before anything else
     stem = Path(checkpoint).stem
-    default = f"runs/validate-{stem}-" + ("mapped" if mapped and timesteps is None else f"T{timesteps or 32}")
-    dest = Path(out or default)
-    check_output_dir(dest, force)
+    window_name = "mapped" if mapped and req.timesteps is None else f"T{req.timesteps or 32}"
+    default = f"runs/validate-{stem}-{window_name}"
+    dest = Path(req.out or default)
+    check_output_dir(dest, req.force)
     for module in ("snntorch", "norse.torch", "nir"):
         references.require(module)
     external = G.read_gates(nir) if nir else None  # refuse a foreign file before any run
-    ck = load_checkpoint(checkpoint)
-    check_variant(ck.config.variant)  # refuse before the progress bar appears
+    prep = prepare(checkpoint, req.data)  # refuses a variant without a gate before the progress bar
+    ck = prep.ck
     step("map")
-    net = mapping_for(ck, mapped, timesteps, neurons_per_gate, data=data, levels=levels)
+    net = mapping_for(prep, window, mapped)
     groups = gate_groups(net)
     if external is not None and len(groups) > 1:
         raise ValidateError("--nir validates one gate group; this checkpoint maps several "
                             f"({', '.join(groups)})")
     step("observed inputs")
     observed, source = {}, None
-    if not grid_only:
+    if not req.grid_only:
         try:
-            observed, source = observed_inputs(ck, net, data)
+            observed, source = observed_inputs(ck.model, net, prep.text), prep.text.source
         except Exception as exc:  # noqa: BLE001 - observed inputs are optional: say so, use the grid
             print(f"warning: no observed inputs ({exc}); grid only", file=sys.stderr)
-    calibration = net.options.get("calibration")
+    n, lv = int(net.options["neurons_per_gate"]), net.options.get("levels", "uniform")
 
-    def remap_of(name: str) -> Any:
-        n = next(iter(groups.values())).neurons_per_gate
-        lv = net.options.get("levels", "uniform")
-        return lambda t: map_checkpoint(ck, MappingOptions(timesteps=t, neurons_per_gate=n, levels=lv),
-                                        calibration=calibration).group(name)
+    def remap_of(name: str) -> Any:  # the same units at another T (same N, levels and calibration)
+        return lambda t: prep.map(MappingOptions(timesteps=t, neurons_per_gate=n, levels=lv)).group(name)
 
+    first = next(iter(groups))  # its files sit at the top of the report; the others in subfolders
     results: dict[str, dict] = {}
     inputs_of: dict[str, UnitInputs] = {}
-    with atomic_dir(dest, force=force) as tmp:
+    with atomic_dir(dest, force=req.force) as tmp:
         for name, group in groups.items():
             inputs = grid_inputs(group)
             if name in observed:
                 inputs = inputs + observed[name]
-            nir_file = str(nir) if external is not None else str(dest / f"{_prefix(name)}gates.nir")
+            prefix = "" if name == first else f"{name}_"
+            nir_file = str(nir) if external is not None else str(dest / f"{prefix}gates.nir")
             graph = external if external is not None else \
-                G.read_gates(G.write_gates(group, tmp / f"{_prefix(name)}gates.nir"))
-            folder = tmp if name == "attention" or len(groups) == 1 else tmp / name
+                G.read_gates(G.write_gates(group, tmp / f"{prefix}gates.nir"))
+            folder = tmp if name == first else tmp / name
             folder.mkdir(exist_ok=True)
             inputs_of[name] = inputs
             results[name] = validate_group(group, inputs, remap_of(name), graph, nir_file,
@@ -259,19 +275,19 @@ def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_p
             results[name]["observed_per_unit"] = int(max(np.bincount(observed[name].unit_index,
                                                                       minlength=len(group.units))))\
                 if name in observed else 0
-        if "membrane_hard" in net.groups and "membrane_hard" in observed:
-            step("hard membrane")
-            results["membrane_hard"] = validate_sequence(net.group("membrane_hard"),
-                                                         observed["membrane_hard"].values["input"], timeout_s)
+        for name, group in carried_groups(net).items():
+            if name in observed:
+                step(name)
+                results[name] = validate_sequence(group, observed[name].values["input"], timeout_s)
         step("write")
-        primary = results.get("attention") or next(iter(results.values()))
+        primary = results[first]
         result: dict[str, Any] = {
             **primary,
             "checkpoint": {"path": str(checkpoint), "sha256": ck.sha256, "variant": ck.config.variant},
             "mapped": str(mapped) if mapped else None, "observed_source": source,
             "groups": results, "versions": versions(),
         }
-        result["failures"] = [f if name == primary["group"] else f"{name}: {f}"
+        result["failures"] = [f if name == first else f"{name}: {f}"
                               for name, r in results.items() for f in r["failures"]]
         result["passed"] = not result["failures"]
         result["out"] = str(dest)
@@ -280,10 +296,6 @@ def validate_checkpoint(checkpoint: str, timesteps: int | None = None, neurons_p
         (tmp / "report.md").write_text(render_markdown(result, inputs_of))
     result["seconds"] = round(time.time() - t0, 2)
     return result
-
-
-def _prefix(group: str) -> str:
-    return "" if group == "attention" else f"{group}_"
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:

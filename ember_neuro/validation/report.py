@@ -19,9 +19,14 @@ from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs, grid_inputs, po
 from ember_neuro.mappers import NeuronGroup
 from ember_neuro.validation.compare import (
     BAR_EXCESS,
+    FIXED_SIMS,
     FLOAT_SIMS,
     KEPT,
+    REF_FIXED,
+    REF_FLOAT,
     SIMULATORS,
+    SWEEPERS,
+    fixed_pairs,
     pair_key,
     raster_gate_counts,
 )
@@ -31,9 +36,12 @@ LISTED = 100  # mismatches listed per pair in report.md (all are counted and cla
 
 # -- figures ---------------------------------------------------------------------------------
 
-STYLE = {"lava-float": ("tab:red", "-"), "emulator-float": ("tab:orange", "--"),
-         "snntorch": ("tab:green", ":"), "norse": ("tab:purple", "-."),
-         "lava-fixed": ("tab:blue", "-"), "emulator-fixed": ("tab:cyan", "--")}
+PALETTE = {False: (("tab:red", "-"), ("tab:orange", "--"), ("tab:green", ":"), ("tab:purple", "-.")),
+           True: (("tab:blue", "-"), ("tab:cyan", "--"), ("tab:olive", ":"))}
+# each simulator's line in the figures: the references solid, the others dashed, by arithmetic
+STYLE = {label: PALETTE[fixed][i % len(PALETTE[fixed])]
+         for fixed, labels in ((False, FLOAT_SIMS), (True, FIXED_SIMS))
+         for i, label in enumerate(sorted(labels, key=lambda s: s not in (REF_FLOAT, REF_FIXED)))}
 
 
 def grid_rates(mapped: NeuronGroup, raster: np.ndarray) -> np.ndarray:
@@ -51,8 +59,9 @@ def plot_error_vs_t(path: Path, rows: list[dict[str, float]], n: int) -> None:
     ts = [r["timesteps"] for r in rows]
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     ax.loglog(ts, [r["bound"] for r in rows], "k--", lw=1.2, label=f"1/(2NT) limit, N={n}")
-    ax.loglog(ts, [r["emulator-fixed"] for r in rows], "o-", color="tab:blue", label="emulator-fixed")
-    ax.loglog(ts, [r["emulator-float"] for r in rows], "x:", color="tab:red", label="emulator-float")
+    lines = (("o-", "tab:blue"), ("x:", "tab:red"))  # the fixed-point and the float emulator
+    for backend, (marker, color) in zip(SWEEPERS.values(), lines, strict=True):
+        ax.loglog(ts, [r[backend.label] for r in rows], marker, color=color, label=backend.label)
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(ts)
     ax.set_xticklabels([str(t) for t in ts])
@@ -79,11 +88,11 @@ def plot_raster(path: Path, mapped: NeuronGroup, unit: int, rasters: dict[str, n
     u, n, g = len(mapped.units), mapped.neurons_per_gate, points_per_unit(mapped, GRID_POINTS)
     b = np.rint(np.linspace(0, g - 1, RASTER_P)).astype(int)
     cols = ((b * u + unit)[:, None] * n + np.arange(n)).ravel()
-    fl, fx = rasters["lava-float"][:, cols].T, rasters["lava-fixed"][:, cols].T
+    fl, fx = rasters[REF_FLOAT][:, cols].T, rasters[REF_FIXED][:, cols].T
     fig, axes = plt.subplots(1, 3, figsize=(11, 4.6), sharey=True)
     p = grid_inputs(mapped).values["input"].reshape(g, u)[b, unit]
     extent = (0.5, mapped.timesteps + 0.5, len(cols) - 0.5, -0.5)
-    for ax, img, title in ((axes[0], fl, "lava-float"), (axes[1], fx, "lava-fixed"),
+    for ax, img, title in ((axes[0], fl, REF_FLOAT), (axes[1], fx, REF_FIXED),
                            (axes[2], fl != fx, "float ≠ fixed")):
         ax.imshow(img, aspect="auto", cmap="Greys" if title != "float ≠ fixed" else "Reds",
                   interpolation="nearest", extent=extent, vmin=0, vmax=1)
@@ -117,8 +126,8 @@ def write_figures(folder: Path, mapped: NeuronGroup, rasters: dict[str, np.ndarr
             f"{mapped.name}, layer {layer}, T={mapped.timesteps}: six simulators over the sigmoid (error "
             "strip: lava-float red, lava-fixed blue)", [units[i] for i in idx], grid[:, idx],
             {name: rates[name][:, idx] for name in SIMULATORS}, mapped.bound,
-            errors=("lava-float", "lava-fixed"), styles=STYLE, dpi=100,
-            xlabel={"attention": "attention probability p", "hidden": "|h|"}.get(mapped.name, "V"))
+            errors=(REF_FLOAT, REF_FIXED), styles=STYLE, dpi=100,
+            xlabel=mapped.address.label or f"{mapped.name} input")
         figures.append(f"transfer_L{layer}.png")
     head = raster_head(mapped)
     plot_raster(folder / f"raster_{units[head].name}.png", mapped, head, rasters)
@@ -236,16 +245,17 @@ def render_group(r: dict, inputs: UnitInputs, source: str | None, h: str = "##")
             if rec["mismatches"]:
                 out += ["", *_mismatch_rows(rec["listed"], names, unit_index, p, n), ""]
     out += ["", "Causes: " + "; ".join(f"*{k}*: {v}" for k, v in CAUSES.items()) + ".", "",
-            f"{h} Fixed point vs float, and Lava vs emulator", ""]
-    fixed = pairs[pair_key("lava-fixed", "emulator-fixed")]
-    out += [f"lava-fixed vs emulator-fixed: {fixed['mismatches']} differing slots (the same integer "
-            "arithmetic; any difference is a bug).", ""]
-    if fixed["mismatches"]:
-        out += [*_fixed_rows(fixed["listed"], names, unit_index, p, n), ""]
-    fx = pairs[pair_key("lava-float", "lava-fixed")]
+            f"{h} Fixed point vs float, and between the fixed-point simulators", ""]
+    for key in fixed_pairs():
+        fixed = pairs[key]
+        out += [f"{key.replace('/', ' vs ')}: {fixed['mismatches']} differing slots (the same integer "
+                "arithmetic; any difference is a bug).", ""]
+        if fixed["mismatches"]:
+            out += [*_fixed_rows(fixed["listed"], names, unit_index, p, n), ""]
+    fx = pairs[pair_key(REF_FLOAT, REF_FIXED)]
     same = ("the other float/fixed pairs differ in exactly these slots" if r["float_fixed_same_slots"]
             else "the other float/fixed pairs differ in other slots too: see the table above")
-    out += [f"lava-float vs lava-fixed: {fx['mismatches']} differing slots ({1 - fx['agreement']:.4%}; "
+    out += [f"{REF_FLOAT} vs {REF_FIXED}: {fx['mismatches']} differing slots ({1 - fx['agreement']:.4%}; "
             f"{same}). For each slot the float v and the "
             "fixed-point v (recomputed from the integer weights, payload and bias; in logit units) were "
             "checked to predict their own simulator's spike: "
@@ -273,7 +283,7 @@ def render_group(r: dict, inputs: UnitInputs, source: str | None, h: str = "##")
     for s in r["error_vs_T"]:
         out.append(f"| {s['timesteps']} | {s['bound']:.6f} | {s['emulator-fixed']:.6f} | "
                    f"{s['emulator-float']:.6f} |")
-    folder = "" if r["group"] == "attention" or not r.get("subfolder") else f"{r['group']}/"
+    folder = f"{r['group']}/" if r.get("subfolder") else ""
     out += ["", f"{h} Figures", "", *[f"![{f}]({folder}{f})" for f in r["figures"]], ""]
     return out
 
@@ -300,14 +310,15 @@ def render_markdown(result: dict, inputs_of: dict[str, UnitInputs]) -> str:
         if many:
             out += [f"## Group `{name}`", ""]
         out += render_group(g, inputs_of[name], r.get("observed_source"), "###" if many else "##")
-    hard = r["groups"].get("membrane_hard")
-    if hard:
-        out += ["## The hard membrane (one LIF neuron per token, state carried across layers)", "",
-                f"{hard['tokens']} tokens x {hard['steps']} layer steps from validation text, run as one "
-                "window per token whose input is a chip table (so every simulator carries the state "
+    for name, carried in r["groups"].items():
+        if name in inputs_of or "tokens" not in carried:
+            continue
+        out += [f"## Group `{name}` (one LIF neuron per token, state carried across layers)", "",
+                f"{carried['tokens']} tokens x {carried['steps']} layer steps from validation text, run as "
+                "one window per token whose input is a chip table (so every simulator carries the state "
                 "the same way).", "", "| pair | agreement | differing slots |", "|---|---|---|"]
-        out += [f"| {k} | {v['agreement']:.7f} | {v['mismatches']} |" for k, v in hard["pairs"].items()]
-        out += ["", f"NIR: {hard['nir']}.", ""]
+        out += [f"| {k} | {v['agreement']:.7f} | {v['mismatches']} |" for k, v in carried["pairs"].items()]
+        out += ["", f"NIR: {carried['nir']}.", ""]
     return "\n".join(out)
 
 

@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="where the gates run: Lava's bit-accurate simulation (default), the numpy "
                          "reference, or Loihi 2 (INRC)")
     ap.add_argument("--temporal", default=None, choices=("rate", "hard"),
-                    help="temporal-lif's membrane (default: the mode the golden trace was recorded in)")
+                    help="which group answers a hook with alternatives (temporal-lif's membrane: rate or "
+                         "hard; default: the mode the golden trace was recorded in)")
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds before a stalled Lava exchange fails")
     ap.add_argument("--json", action="store_true", help="print one JSON object with a `text` key")
@@ -56,13 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE / "lib"))
     from ember_neuro.cli import run_and_report
     from ember_neuro.hybrid import decoding
-    from ember_neuro.hybrid.onnx_host import OnnxHost, SpikingGates
+    from ember_neuro.hybrid.onnx_host import OnnxHost
+    from ember_neuro.hybrid.paths import GatePaths
     from ember_neuro.mappers import load_mapped
 
     def generate(a: argparse.Namespace) -> dict:
         vocab = json.loads((HERE / "model" / "vocab.json").read_text())
         info = json.loads((HERE / "bundle.json").read_text())
-        chars, block, variant = vocab["chars"], vocab["block_size"], vocab["variant"]
+        chars, block = vocab["chars"], vocab["block_size"]
         seqs = decoding.encode_prompts(chars, [a.prompt])  # one-line refusals before Lava starts
         net = load_mapped(HERE / "model" / "mapped.npz")
         temporal = a.temporal or info.get("temporal", "rate")
@@ -70,19 +72,19 @@ def main(argv: list[str] | None = None) -> int:
         if not a.json:
             sys.stdout.write(a.prompt)
         pick = decoding.greedy if a.greedy else decoding.numpy_sampler(a.temperature, a.top_k, a.seed)
-        with SpikingGates(net, a.backend, slots=block, timeout_s=a.timeout, membrane=temporal) as gates:
+        with GatePaths(net, a.backend, slots=block, timeout_s=a.timeout, mode=temporal) as gates:
             host = OnnxHost(HERE / "model" / "onnx", gates)
+            mode, recurrent = host.decode_settings()  # whole windows where the gates are not causal
             t0 = time.perf_counter()
-            out = decoding.decode(host, seqs, a.tokens, block,
-                                  decoding.decode_mode(variant), variant == "cfc-lif", pick, emit)[0]
+            out = decoding.decode(host, seqs, a.tokens, block, mode, recurrent, pick, emit)[0]
             secs = time.perf_counter() - t0
         if not a.json:
             sys.stdout.write("\n")
         return {"prompt": a.prompt, "text": "".join(chars[i] for i in out), "token_ids": out,
                 "tokens": a.tokens, "greedy": a.greedy or a.temperature <= 0, "backend": a.backend,
-                "variant": variant, "timesteps": info["timesteps"],
+                "variant": net.variant, "timesteps": info["timesteps"],
                 "neurons_per_gate": info["neurons_per_gate"],
-                "temporal": temporal if variant == "temporal-lif" else None,
+                "temporal": temporal if net.alternatives else None,
                 "tokens_per_s": a.tokens / secs if secs else None}
 
     def report(result: dict) -> None:
