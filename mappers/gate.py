@@ -200,30 +200,35 @@ def shared_weight_exponent(bits: int, lmax: float) -> int:
     return e
 
 
-def fixed_counts(a: int, b: int, bias: int, weight_exp: int, payload: np.ndarray,
-                 dither: np.ndarray) -> np.ndarray:
-    """Spike counts of the one-input fixed-point neuron for each payload, step by step (no shortcut).
+SEARCH_OFFSET = np.int64(1) << 40  # > any |drive| + |bias| of a neuron in the 24-bit budget
 
-    Exact for this memoryless neuron: u forgets (du = 4095) and, because each
-    channel's levels ascend, the v residual after a failed step (dv = 4095 keeps
-    v/4096 <= 0) only meets levels it would fail anyway.  The emulator, the numpy
-    reference and Lava run the full dynamics; tests check they agree.
+
+def count_above(terms: np.ndarray, sequence: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """For each item, how many terms t of its sequence give base + t > 0: one binary search.
+
+    ``terms`` (G, K): the K terms of each of G sequences (any order); ``sequence``: each item's
+    sequence; ``base``: each item's constant part (the shapes of ``sequence`` and ``base`` broadcast).
+    This is how a memoryless neuron facing ascending levels counts its spikes without stepping
+    (mappers/gate.py, the emulator's counts by search): one home for the search.  The sequences sit
+    SEARCH_OFFSET apart in one sorted array, so their ranges never interleave.
     """
-    drive = (loihi.weight_shift(a * payload, weight_exp)[:, None, None]
-             + loihi.weight_shift(b * dither, weight_exp)[None])
-    v = loihi.memoryless_drive(drive, bias)
-    return (v > loihi.threshold(0)).sum(axis=(1, 2))
+    terms = np.asarray(terms, np.int64).reshape(len(terms), -1)
+    flat = np.sort(-terms, axis=1)
+    asc = (flat + (np.arange(len(terms), dtype=np.int64) * SEARCH_OFFSET)[:, None]).ravel()
+    sequence = np.asarray(sequence, np.int64)
+    return np.searchsorted(asc, sequence * SEARCH_OFFSET + np.asarray(base, np.int64), side="left") \
+        - sequence * flat.shape[1]
 
 
 def counts_for_drive(drive: np.ndarray, dither_terms: np.ndarray, bias: int) -> np.ndarray:
     """Spike counts for realised host drives (a_in units), by binary search over the dither terms.
 
-    A neuron spikes at level m iff ((drive + D_m) << 6) + bias > 0, i.e. D_m >=
-    ceil((1 - bias) / 64) - drive: the count is how many dither terms reach that.
+    A neuron spikes at level m iff ((drive + D_m) << 6) + bias > 0: the count is how many
+    dither terms D_m pass that (:func:`count_above`).
     """
-    terms = np.sort(np.asarray(dither_terms, np.int64).ravel())
-    need = -((bias - 1) // 2**loihi.ACT_SHIFT) - np.asarray(drive, np.int64)  # ceil((1 - bias) / 64) - drive
-    return terms.size - np.searchsorted(terms, need, side="left")
+    shifted = loihi.act_shift(np.asarray(dither_terms, np.int64).ravel())[None]
+    base = loihi.act_shift(np.asarray(drive, np.int64)) + int(bias)
+    return count_above(shifted, np.zeros(base.shape, np.int64), base)
 
 
 @dataclass(frozen=True)

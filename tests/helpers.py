@@ -222,3 +222,11 @@ def run_script(bundle: Path, script: str, *args: str, blocked: str = "torch") ->
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-c", BLOCKED_RUN, blocked, str(bundle / script), *args],
                           capture_output=True, text=True, timeout=300, env=env, cwd=bundle)
+
+
+def runner_for(group, width: int, fixed: bool, unit_index: np.ndarray | None = None, **kwargs):
+    """A Lava runner for `width` input slots of a group (default: the slots cycle through the units)."""
+    from ember_neuro.backends.lava import LavaGateRunner
+
+    unit_index = np.arange(width) % len(group.units) if unit_index is None else np.asarray(unit_index)
+    return LavaGateRunner(group.layout(unit_index.ravel(), fixed), **kwargs)

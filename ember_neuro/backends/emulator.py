@@ -33,6 +33,7 @@ import torch
 
 from ember_neuro.backends import numpy_ref
 from ember_neuro.mappers import loihi
+from ember_neuro.mappers.gate import count_above
 from ember_neuro.mappers.network import NeuronArray, NeuronGroup
 
 DEFAULT_BLOCK = 1 << 18  # (batch x neuron) elements per block: cache-sized tensors
@@ -149,11 +150,7 @@ def _search_counts(seqs: np.ndarray, group_of: np.ndarray, term_h: np.ndarray, b
     drive = int(np.abs(term_h).max(initial=0)) + int(np.abs(seqs).max(initial=0)) // 2**loihi.ACT_SHIFT
     if drive >= FAST_DRIVE_LIMIT or int(np.abs(bias).max(initial=0)) >= 2**24:
         return None
-    offset = np.int64(1) << 40  # > any |drive| + |bias|: the sequences' ranges never interleave
-    flat = np.sort(-seqs.reshape(len(seqs), -1), axis=1)
-    asc = (flat + (np.arange(len(seqs), dtype=np.int64) * offset)[:, None]).ravel()
-    base = loihi.act_shift(term_h) + bias
-    return np.searchsorted(asc, group_of * offset + base, side="left") - group_of * flat.shape[1]
+    return count_above(seqs, group_of, loihi.act_shift(term_h) + bias)
 
 
 def counts_by_search(a: NeuronArray, x: np.ndarray) -> np.ndarray | None:

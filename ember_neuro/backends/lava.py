@@ -85,7 +85,7 @@ import numpy as np
 
 from ember_neuro.errors import RuntimeFault, Unavailable
 from ember_neuro.mappers import loihi
-from ember_neuro.mappers.network import NeuronArray, NeuronGroup
+from ember_neuro.mappers.network import NeuronArray
 
 PAYLOAD_BITS = loihi.PAYLOAD_BITS  # declared graded-spike width of every connection
 LOIHI2_EXTENSION = "lava.utils.loihi2_profiler"  # ships only with Intel's lava-loihi
@@ -318,10 +318,10 @@ def _build(array: NeuronArray, buffer_size: int, fused: bool, hardware: bool = F
 class LavaGateRunner:
     """One compiled, running Lava network evaluating a neuron array, window after window.
 
-    ``run_window(x)`` -> (T, M) bool raster of one window, neuron m = i * N + c.
-    Fixed mode takes the integer payload of ``NeuronGroup.encode`` (int32 graded
-    spikes), float mode the float payload.  Build it from an array
-    (``LavaGateRunner(group.layout(unit_index, fixed))``) or with :meth:`for_group`.
+    ``run_windows(x)`` -> (W, T, M) bool rasters, neuron m = i * N + c: the registry's
+    Runner.  Fixed mode takes the integer payload of ``NeuronGroup.encode`` (int32 graded
+    spikes), float mode the float payload.  Build it from an array:
+    ``LavaGateRunner(group.layout(unit_index, fixed))``.
     ``hardware=True`` runs on Loihi 2 through Loihi2HwCfg (Intel's extension
     required; ``callbacks`` are its profiler loggers).  ``fused=False`` uses a
     separate WindowSource and RasterSink (same rasters, slower).
@@ -365,19 +365,6 @@ class LavaGateRunner:
             self.close()
             raise
         self.startup_s = time.perf_counter() - t0
-
-    @classmethod
-    def for_group(cls, group: NeuronGroup, width: int, fixed: bool,
-                  unit_index: np.ndarray | None = None, **kwargs: Any) -> LavaGateRunner:
-        """Runner for `width` input slots of a group (default: slots cycle through the units)."""
-        if width < 1:
-            raise ValueError(f"width must be >= 1, got {width}")
-        if unit_index is None:
-            unit_index = np.arange(width) % len(group.units)
-        unit_index = np.asarray(unit_index, dtype=np.int64).ravel()
-        if unit_index.shape != (width,):
-            raise ValueError(f"unit_index must have shape ({width},), got {unit_index.shape}")
-        return cls(group.layout(unit_index, fixed), **kwargs)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -524,10 +511,6 @@ class LavaGateRunner:
         self.steps += self.array.timesteps
         return np.unpackbits(packed, axis=1, count=self.array.size).view(bool)
 
-    def run_window(self, x_payload: np.ndarray) -> np.ndarray:
-        """One window: payload (I,) -> (T, M) bool spike raster."""
-        return self.run_windows(np.asarray(x_payload)[None])[0]
-
     def run_windows(self, payloads: np.ndarray) -> np.ndarray:
         """Several windows pipelined through the channel buffers: (W, I) -> (W, T, M).
 
@@ -553,10 +536,6 @@ class LavaGateRunner:
             self.close()
             raise
         return out
-
-    def counts(self, x_payload: np.ndarray) -> np.ndarray:
-        """Spike count per neuron (M,) of one window."""
-        return self.run_window(x_payload).sum(axis=0)
 
 
 def _force_stop(runtime: Any, actors: list[Any]) -> None:

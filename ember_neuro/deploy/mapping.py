@@ -121,11 +121,6 @@ def prepare(checkpoint: str | Checkpoint, data: str | None = None) -> Prepared:
     return Prepared(ck, data)
 
 
-def map_checkpoint(ck: Checkpoint, options: MappingOptions, data: str | None = None) -> MappedNetwork:
-    """One mapping of a loaded checkpoint (prepare + map)."""
-    return prepare(ck, data).map(options)
-
-
 def mapping_for(prep: Prepared, window: Window, mapped: str | Path | None = None) -> MappedNetwork:
     """The saved mapping at `mapped` (refused if made from another checkpoint, or for another window
     than asked), or a fresh mapping at the window (defaults: T = 32, N = 1, uniform levels)."""

@@ -120,12 +120,6 @@ def find_mismatches(array: NeuronArray, x: np.ndarray, a: np.ndarray, b: np.ndar
     return sorted(out, key=lambda mm: abs(mm.margin))
 
 
-def closest_margin(array: NeuronArray, x: np.ndarray) -> float:
-    """Smallest |v - vth| over all slots: how hard the comparison was (0 = an exact tie)."""
-    _, v = float_reference(array, x)
-    return float(np.abs(v - array.vth).min())
-
-
 # -- the validation run -------------------------------------------------------------------------
 
 

@@ -32,7 +32,7 @@ from ember_neuro.backends.lava import (  # noqa: E402
 )
 from ember_neuro.mappers import MappingOptions, map_gates  # noqa: E402
 
-from ..helpers import nasty_array, nasty_payload, random_units, running  # noqa: E402
+from ..helpers import nasty_array, nasty_payload, random_units, runner_for, running  # noqa: E402
 
 pytestmark = [pytest.mark.torchfree, pytest.mark.lava]
 
@@ -62,9 +62,9 @@ def test_runner_equals_numpy_reference(fixed: bool, fused: bool) -> None:
     group = map_gates(random_units(rng, 5), MappingOptions(timesteps=7, neurons_per_gate=2))
     unit_index = rng.integers(0, 5, 24)
     x = group.encode(rng.uniform(0, 1, (4, 24)), fixed)
-    with LavaGateRunner.for_group(group, 24, fixed, unit_index=unit_index, timeout_s=30,
+    with runner_for(group, 24, fixed, unit_index=unit_index, timeout_s=30,
                                   fused=fused) as runner:
-        first = runner.run_window(x[0])
+        first = runner.run_windows(np.atleast_2d(x[0]))[0]
         rest = runner.run_windows(x[1:])
         assert runner.windows == 4 and runner.steps == 4 * 7
     raster = numpy_ref.rasters(group.layout(unit_index, fixed), x)
@@ -80,7 +80,7 @@ def test_log_levels_on_lava_equal_numpy_reference() -> None:
                       MappingOptions(timesteps=16, neurons_per_gate=2, levels="log"))
     unit_index = rng.integers(0, 4, 32)
     x = group.encode(rng.uniform(0, 1, (3, 32)) ** 3, True)  # mostly small p: the fine levels
-    with LavaGateRunner.for_group(group, 32, True, unit_index=unit_index, timeout_s=30) as runner:
+    with runner_for(group, 32, True, unit_index=unit_index, timeout_s=30) as runner:
         out = runner.run_windows(x)
     np.testing.assert_array_equal(out, numpy_ref.rasters(group.layout(unit_index, True), x))
     assert out.any() and not out.all()
@@ -102,32 +102,32 @@ def test_many_connections_and_wraps_equal_numpy_reference(fixed: bool) -> None:
 def test_stalled_runtime_times_out_and_cleans_up() -> None:
     rng = np.random.default_rng(1)
     group = map_gates(random_units(rng, 2), MappingOptions(timesteps=4))
-    runner = LavaGateRunner.for_group(group, 8, True, timeout_s=1.0, stop_timeout_s=1.0)
+    runner = runner_for(group, 8, True, timeout_s=1.0, stop_timeout_s=1.0)
     try:
         x = group.encode(rng.uniform(0, 1, 8), True)
-        runner.run_window(x)
+        runner.run_windows(np.atleast_2d(x))
         pids, segments = _pids(runner), _segments(runner)
         os.kill(pids[0], signal.SIGSTOP)  # freeze one Lava process: the step never ends
         t0 = time.monotonic()
         with pytest.raises(LavaTimeoutError, match="within 1 s"):
-            runner.run_window(x)
+            runner.run_windows(np.atleast_2d(x))
         assert time.monotonic() - t0 < 6
     finally:
         runner.close()
     _assert_released(pids, segments)
     with pytest.raises(LavaRuntimeError, match="closed"):
-        runner.run_window(x)
+        runner.run_windows(np.atleast_2d(x))
 
 
 def test_dead_process_is_reported_quickly() -> None:
     rng = np.random.default_rng(2)
     group = map_gates(random_units(rng, 2), MappingOptions(timesteps=4))
-    with LavaGateRunner.for_group(group, 8, False, timeout_s=30) as runner:
+    with runner_for(group, 8, False, timeout_s=30) as runner:
         pids, segments = _pids(runner), _segments(runner)
         os.kill(pids[1], signal.SIGKILL)
         t0 = time.monotonic()
         with pytest.raises(LavaRuntimeError, match="died"):
-            runner.run_window(np.full(8, 0.5))
+            runner.run_windows(np.atleast_2d(np.full(8, 0.5)))[0]
         assert time.monotonic() - t0 < 5
     _assert_released(pids, segments)
 
@@ -136,9 +136,9 @@ def test_exception_inside_with_block_stops_runtime() -> None:
     rng = np.random.default_rng(3)
     group = map_gates(random_units(rng, 2), MappingOptions(timesteps=4))
     with pytest.raises(KeyboardInterrupt):
-        with LavaGateRunner.for_group(group, 8, True, timeout_s=30) as runner:
+        with runner_for(group, 8, True, timeout_s=30) as runner:
             pids, segments = _pids(runner), _segments(runner)
-            runner.run_window(group.encode(np.full(8, 0.3), True))
+            runner.run_windows(group.encode(np.full(8, 0.3), True)[None])
             raise KeyboardInterrupt
     _assert_released(pids, segments)
 
@@ -197,8 +197,8 @@ def test_throughput(width: int) -> None:
     group = map_gates(random_units(rng, 8), MappingOptions(timesteps=32))
     windows = 40 if width <= 4096 else 3
     x = group.encode(rng.uniform(0, 1, (windows, width)), True)
-    with LavaGateRunner.for_group(group, width, True, timeout_s=120) as runner:
-        runner.run_window(x[0])
+    with runner_for(group, width, True, timeout_s=120) as runner:
+        runner.run_windows(np.atleast_2d(x[0]))[0]
         t0 = time.perf_counter()
         out = runner.run_windows(x)
         rate = windows * 32 / (time.perf_counter() - t0)

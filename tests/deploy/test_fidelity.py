@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ember_neuro.backends.emulator import emulate
-from ember_neuro.deploy.mapping import map_checkpoint
+from ember_neuro.deploy.mapping import prepare
 from ember_neuro.gates import fire_curve_np
 from ember_neuro.kinds.registry import mappable
 from ember_neuro.mappers import GateUnit, MappingError, MappingOptions, NeuronGroup, gate_counts, map_gates
@@ -125,7 +125,7 @@ def test_variants_without_an_lif_gate_are_refused_with_a_reason(tiny_ckpts) -> N
     for variant in ("standard", "qwen-gate", "cfc"):
         ck = load_checkpoint(tiny_ckpts[variant])
         with pytest.raises(MappingError, match="no LIF gate to map"):
-            map_checkpoint(ck, MappingOptions(timesteps=8))
+            prepare(ck)
 
 
 def test_bound_shrinks_as_t_grows(shipped) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ember_neuro.deploy.mapping import map_checkpoint
+from ember_neuro.deploy.mapping import prepare
 from ember_neuro.hybrid.paths import GatePaths
 from ember_neuro.hybrid.session import Deployment, Evaluation, Generation, generate, run_hybrid
 from ember_neuro.hybrid.torch_hook import TorchHook
@@ -55,7 +55,7 @@ def test_generation_on_the_emulator(tiny_ckpts, vocab_text, variant) -> None:
 
 def test_cfc_state_decoding_equals_whole_sequence_with_spiking_gates(tiny_ckpts, vocab_text) -> None:
     ck = load_checkpoint(tiny_ckpts["cfc-lif"])
-    net = map_checkpoint(ck, MappingOptions(timesteps=16), data=str(vocab_text))
+    net = prepare(ck, str(vocab_text)).map(MappingOptions(timesteps=16))
     hook = TorchHook(GatePaths(net, "emulator"))
     (a,), _ = generate(ck.model, ck.vocab, "ROMEO ", 10, hook, 0.0, 1, "cpu", decode_as="cache")
     (b,), _ = generate(ck.model, ck.vocab, "ROMEO ", 10, hook, 0.0, 1, "cpu", decode_as="whole")
@@ -83,7 +83,7 @@ def test_a_cfc_whose_outputs_are_zero_cannot_be_calibrated(tiny_ckpts, vocab_tex
     dead = tmp_path / "dead-cfc.pt"
     save_checkpoint(dead, ck.model, ck.config, 0, 3.0, ck.train_config)
     with pytest.raises(MappingError, match="cannot be calibrated"):
-        map_checkpoint(load_checkpoint(dead), MappingOptions(timesteps=8), data=str(vocab_text))
+        prepare(str(dead), str(vocab_text)).map(MappingOptions(timesteps=8))
     r = run_main("ember_neuro.map", str(dead), "--target", "emulator", "--data", str(vocab_text))
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "cannot be calibrated" in r.stderr
 

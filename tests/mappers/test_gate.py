@@ -1,6 +1,6 @@
 """Property tests of the pure mapping function (no simulator needed).
 
-`fixed_counts` evaluates the exact fixed-point transfer of a memoryless neuron;
+`counts_for_drive` evaluates the exact fixed-point transfer of a memoryless neuron;
 the emulator/Lava tests check that the full dynamics agree with it.
 """
 

@@ -167,8 +167,9 @@ def test_exact_threshold_ties_do_not_spike(fixed: bool) -> None:
 
 
 def test_numpy_reference_counts_are_the_mappers_exact_counts() -> None:
-    """The mapper's shortcut (fixed_counts, memoryless) equals the full dynamics."""
-    from ember_neuro.mappers.gate import fixed_counts
+    """The mapper's shortcut (counts_for_drive: a memoryless neuron facing ascending levels counts the
+    levels its drive passes) equals the full dynamics, per unit and payload."""
+    from ember_neuro.mappers.gate import counts_for_drive
 
     rng = np.random.default_rng(2)
     group = map_gates(random_units(rng, 4, k_max=30.0), MappingOptions(timesteps=16, neurons_per_gate=2))
@@ -178,7 +179,7 @@ def test_numpy_reference_counts_are_the_mappers_exact_counts() -> None:
     for u in range(4):
         array = group.layout(np.full(payload.size, u), True)
         full = numpy_ref.rasters(array, payload)[0].sum(axis=0).reshape(-1, 2).sum(axis=1)
-        short = fixed_counts(int(w_in.weight[u]), int(dither.weight[u]),
-                             int(fp.bias_mant[u]) << int(fp.bias_exp[u]), w_in.weight_exp, payload,
-                             dither.table)
+        drive = loihi.weight_shift(int(w_in.weight[u]) * payload, w_in.weight_exp)
+        terms = loihi.weight_shift(int(dither.weight[u]) * dither.table, dither.weight_exp)
+        short = counts_for_drive(drive, terms, int(fp.bias_mant[u]) << int(fp.bias_exp[u]))
         np.testing.assert_array_equal(full, short)
