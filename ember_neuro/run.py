@@ -42,7 +42,7 @@ from ember_neuro.hybrid.session import Deployment, Evaluation, Generation, run_h
 
 
 def _backends() -> str:
-    names = ("float", *registry.names(spiking=True, hybrid=True))
+    names = registry.names(hybrid=True)
     return "\n".join(f"  {n:<15} {registry.get(n).description}" for n in names)
 
 

@@ -1,4 +1,4 @@
-"""Validate a checkpoint's mapped gates on six simulators, spike for spike, and through NIR.
+"""Validate a checkpoint's mapped gates on every validated simulator, spike for spike, and through NIR.
 
     python -m ember_neuro.validate ckpt.pt [--timesteps 32] [--out DIR] [--force] [--json]
                                            [--mapped MAPDIR] [--nir FILE] [--grid-only] [--data TEXT]
@@ -6,16 +6,16 @@
 Why: a spike-rate gate is only trustworthy if simulators written by other people
 produce the same spikes from the same neurons.  One neuron array -- every gate
 unit at a 1,001-point p grid (input i = b*U + u, the NIR layout) plus observed
-attention probabilities -- runs on lava-float, lava-fixed (one Lava run per
-arithmetic), emulator-float, emulator-fixed, snntorch and norse.  Every pair
-gets the fraction of identical (step, neuron) slots and the rate cosine; every
-slot where two float simulators differ is listed with its distance to threshold
-and cause.  Float and fixed point legitimately differ near threshold; those
-slots are explained by recomputing the fixed-point drive.  The NIR round trip
-exports the gates (or reads --nir FILE), imports them in snnTorch and Norse (dt
-passed explicitly) and compares with Lava float.  Error vs T (8..64) uses the
-fixed-point emulator (bit-exact with Lava).  --mapped MAPDIR validates the
-mapping `map --out MAPDIR` saved (refused if made from another checkpoint).
+attention probabilities -- runs on each simulator below (one Lava run per
+arithmetic).  Every pair gets the fraction of identical (step, neuron) slots
+and the rate cosine; every slot where two float simulators differ is listed
+with its distance to threshold and cause.  Float and fixed point legitimately
+differ near threshold; those slots are explained by recomputing the fixed-point
+drive.  The NIR round trip exports the gates (or reads --nir FILE), imports them
+in snnTorch and Norse (dt passed explicitly) and compares with the float
+reference.  Error vs T (8..64) uses the references' fast twins (the emulators,
+bit-exact with Lava).  --mapped MAPDIR validates the mapping `map --out MAPDIR`
+saved (refused if made from another checkpoint).
 
 DIR (default runs/validate-<ckpt stem>-T<T>) gets report.md, report.json,
 gates.nir and the figures, all or nothing.  Exit 0: every bar met; 1: a bar
@@ -29,6 +29,7 @@ import argparse
 import sys
 import time
 
+from ember_neuro.backends import registry
 from ember_neuro.cli import (
     add_json_option,
     add_levels_option,
@@ -38,12 +39,15 @@ from ember_neuro.cli import (
     run_and_report,
     torch_threads,
 )
-from ember_neuro.validation.compare import REF_FLOAT, headline_pairs
+from ember_neuro.validation.compare import roles
 from ember_neuro.validation.pipeline import Progress, ValidateRequest, summary, validate_checkpoint
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = parser("ember_neuro.validate", __doc__)
+    table = "\n".join(f"  {b.label:<16}{b.description}" + ("  [reference]" if b.reference else "")
+                      for b in registry.validated())
+    ap = parser("ember_neuro.validate", __doc__,
+                f"\nsimulators compared (the backend registry, in report order):\n{table}\n")
     ap.add_argument("checkpoint", help="Ember checkpoint (.pt) with LIF gates")
     ap.add_argument("--timesteps", "-T", type=int, default=None,
                     help="window length T (default 32, or the --mapped mapping's)")
@@ -75,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             progress.close()
 
     def report(result: dict) -> None:
-        for key in headline_pairs():
+        sims = roles()
+        for key in sims.headline_pairs():
             print(f"{key:<30} agreement {result['agreement'][key]:.7f}")
-        print(f"NIR round trip vs {REF_FLOAT}: {result['nir_roundtrip']}")
+        print(f"NIR round trip vs {sims.ref_float}: {result['nir_roundtrip']}")
         print(f"max_abs_error {result['max_abs_error']:.6f} (bound {result['bound']:.6f}); "
               f"{'all bars met' if result['passed'] else 'MISSED: ' + '; '.join(result['failures'])}; "
               f"{result['seconds']:.1f} s")

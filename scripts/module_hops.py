@@ -7,8 +7,9 @@ Runs ``python -m ember_neuro.<command>`` in process under ``sys.setprofile`` and
 call from a function of one package module into a function of another (import-time code
 excluded).  Reports the modules touched, the distinct module-to-module hops (A -> B pairs),
 the distinct cross-module call sites (caller function -> callee function) and, per module,
-how many distinct callers from other modules enter it (a hub's fan-in).  The same script
-measured before and after a change gives comparable numbers.
+how many distinct callers from other modules enter it (a hub's fan-in), and how many times the
+expensive steps ran (loading the checkpoint, reading the text, calibrating: a path that doubles
+back repeats them).  The same script measured before and after a change gives comparable numbers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import json
 import sys
 
 PACKAGE_DIRS = {"ember_neuro", "mappers", "processes", "export"}
+# counted wherever they are defined, except a gate kind's own `calibrate` (scales -> entries)
+STEPS = ("load_checkpoint", "load_text", "calibrate")
 
 
 def _module_of(filename: str) -> str | None:
@@ -35,6 +38,7 @@ def _module_of(filename: str) -> str | None:
 
 def trace(command: str, argv: list[str]) -> dict:
     calls: set[tuple[str, str]] = set()
+    steps: collections.Counter = collections.Counter()
 
     def profile(frame, event, arg):  # noqa: ANN001 - sys.setprofile's signature
         if event != "call" or frame.f_code.co_name == "<module>":
@@ -42,6 +46,8 @@ def trace(command: str, argv: list[str]) -> dict:
         callee = _module_of(frame.f_code.co_filename)
         if callee is None:
             return
+        if frame.f_code.co_name in STEPS and not callee.startswith("ember_neuro.kinds."):
+            steps[frame.f_code.co_name] += 1
         caller = frame.f_back
         while caller is not None and _module_of(caller.f_code.co_filename) is None:
             caller = caller.f_back
@@ -61,7 +67,7 @@ def trace(command: str, argv: list[str]) -> dict:
     fan_in = collections.Counter(b for _, b in hops)
     modules = sorted({m for h in hops for m in h})
     return {"command": command, "argv": argv, "exit": code, "modules": len(modules), "hops": len(hops),
-            "call_sites": len(calls), "fan_in": dict(fan_in.most_common(8)), "module_list": modules}
+            "call_sites": len(calls), "steps": dict(steps), "fan_in": dict(fan_in.most_common(8)), "module_list": modules}
 
 
 if __name__ == "__main__":

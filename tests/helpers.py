@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,39 @@ def random_units(rng: np.random.Generator, count: int, k_max: float = 5.0) -> li
     """Typical trained values: theta in [-0.5, 1.2], k in [0.3, k_max]."""
     return [GateUnit(0, h, float(rng.uniform(-0.5, 1.2)), float(rng.uniform(0, 1)),
                      float(rng.uniform(0.3, k_max))) for h in range(count)]
+
+
+def attention_params(n_layer: int, heads: int, refractory: bool = False, seed: int = 0) -> dict:
+    """Raw gate arrays of a transformer (the checkpoint keys mappers/params.py reads)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for layer in range(n_layer):
+        p = f"transformer.h.{layer}.attn.gate."
+        out[p + "threshold"] = rng.uniform(-0.3, 1.1, heads)
+        out[p + "leak"] = rng.uniform(-1, 1, heads)
+        out[p + "steepness"] = rng.uniform(-1, 3, heads)
+        if refractory:
+            out[p + "ref_strength"] = rng.uniform(-3, 1, heads)
+            out[p + "cross_layer_weight"] = rng.uniform(-3, 1, heads)
+    return out
+
+
+def cfc_params(n_layer: int, dim: int, seed: int = 0) -> dict:
+    """Raw gate arrays of a Liquid Ember (CfC) network."""
+    rng = np.random.default_rng(seed)
+    return {f"layers.{layer}.gate.{name}": rng.uniform(lo, hi, dim)
+            for layer in range(n_layer)
+            for name, lo, hi in (("threshold", -0.5, 1.5), ("leak", -1, 1), ("steepness", -1, 2))}
+
+
+def doc_table(path: Path, after: str) -> list[str]:
+    """The backticked names in the first column of the first markdown table after the line that
+    starts with `after` (the field tables of docs/*.md)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(after))
+    first = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("|"))
+    end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return [name for row in lines[first + 2:end] for name in re.findall(r"`([^`]+)`", row.split("|")[1])]
 
 
 def make_array(fixed: bool, timesteps: int, n: int, unit_index: np.ndarray,

@@ -63,6 +63,24 @@ def test_generic_folders_live_inside_the_namespace(tmp_path):
         assert not top_level, f"a top-level '{name}' package is importable"
 
 
+def test_every_package_folder_is_declared_for_the_wheel():
+    """A wheel holds only the packages pyproject lists: a new kind's folder missing there would
+    import from the checkout (editable) and vanish from an installed wheel."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        tomllib = pytest.importorskip("tomli")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    served = {pkg: ROOT / path for pkg, path in config["package-dir"].items()}
+    on_disk = set()
+    for pkg, root in served.items():
+        for init in root.rglob("__init__.py"):
+            parts = init.parent.relative_to(root).parts
+            if "__pycache__" not in parts:
+                on_disk.add(".".join((pkg, *parts)))
+    assert on_disk - set(config["packages"]) == set()
+
+
 def test_processes_modules_are_side_effect_free():
     """Lava imports every module in a Process's folder: importing them must not run anything."""
     code = ("import sys, ember_neuro.processes as p, pkgutil, importlib;"

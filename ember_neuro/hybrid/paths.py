@@ -56,8 +56,10 @@ def host_values(group: NeuronGroup, inputs: Mapping[str, np.ndarray]) -> dict[st
 class GateEvaluator:
     """Spike-rate fire of a neuron group's units for any values, on one backend."""
 
-    def __init__(self, group: NeuronGroup, backend: str, slots: int = 64, timeout_s: float = 60.0):
-        self.backend = registry.require(backend)
+    def __init__(self, group: NeuronGroup, backend: str | registry.Backend, slots: int = 64,
+                 timeout_s: float = 60.0):
+        # a name is checked here; an entry is taken as checked (GatePaths checks once for all groups)
+        self.backend = registry.require(backend) if isinstance(backend, str) else backend
         if not self.backend.spiking:
             raise BadInput(f"backend {backend!r} does not spike; choose one of "
                            f"{', '.join(registry.names(spiking=True, hybrid=True))}")
@@ -206,8 +208,9 @@ class GatePaths:
     path fails to start every one is closed, and leaving closes them all.
     """
 
-    def __init__(self, net: MappedNetwork, backend: str, slots: int | Mapping[str, int] = 64,
-                 timeout_s: float = 60.0, mode: str = "rate"):
+    def __init__(self, net: MappedNetwork, backend: str | registry.Backend,
+                 slots: int | Mapping[str, int] = 64, timeout_s: float = 60.0, mode: str = "rate"):
+        backend = registry.require(backend) if isinstance(backend, str) else backend
         self.paths: dict[str, GateEvaluator] = {}
         for hook in net.hooks:
             group = net.for_hook(hook, mode)

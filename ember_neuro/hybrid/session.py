@@ -91,6 +91,7 @@ class Session:
     prep: Prepared
     device: torch.device
     net: MappedNetwork | None
+    backend: registry.Backend  # checked once, in prepare_session
 
     @property
     def model(self) -> torch.nn.Module:
@@ -103,7 +104,7 @@ class Session:
         block = self.prep.ck.config.block_size
         slots = {k.hook: (k.slots or (lambda b, t, w: b * t))(batch, block,
                                                               whole) for k in self.prep.variant.kinds}
-        return GatePaths(self.net, self.dep.backend, slots=slots, timeout_s=self.dep.timeout,
+        return GatePaths(self.net, self.backend, slots=slots, timeout_s=self.dep.timeout,
                          mode=self.dep.temporal)
 
 
@@ -117,7 +118,7 @@ def resolve_device(name: str) -> torch.device:
 
 def prepare_session(dep: Deployment) -> Session:
     """Every check first (one-line refusals before anything starts), then the checkpoint and mapping."""
-    usable = ("float", *registry.names(spiking=True, hybrid=True))
+    usable = registry.names(hybrid=True)
     backend = registry.require(dep.backend)
     if backend.name not in usable:
         raise RunError(f"backend {dep.backend!r} cannot run hybrid inference; choose one of "
@@ -130,7 +131,7 @@ def prepare_session(dep: Deployment) -> Session:
     prep = prepare(dep.checkpoint, dep.data)
     net = mapping_for(prep, dep.window, dep.mapped) if backend.spiking else None
     prep.ck.model.to(device)
-    return Session(dep, prep, device, net)
+    return Session(dep, prep, device, net, backend)
 
 
 def decode_mode(model: torch.nn.Module, asked: str) -> str:

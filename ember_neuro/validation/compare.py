@@ -1,4 +1,4 @@
-"""Run one neuron array on six simulators and measure how far they agree.
+"""Run one neuron array on every validated simulator and measure how far they agree.
 
 Why this module: the validator's numbers -- spike agreement and rate cosine per
 simulator pair, every mismatch classified by cause, per-head error against the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,16 +22,45 @@ from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray, NeuronGroup, gate_counts
 
-SIMULATORS = tuple(b.label for b in registry.validated())
-FLOAT_SIMS = tuple(b.label for b in registry.validated() if not b.fixed)
-FIXED_SIMS = tuple(b.label for b in registry.validated() if b.fixed)
-REF_FLOAT = registry.reference(False).label  # what a float result is compared with (NIR, rasters)
-REF_FIXED = registry.reference(True).label  # ... and a fixed-point one (the per-unit error)
-SWEEPERS = {True: registry.get(registry.reference(True).twin),
-            False: registry.get(registry.reference(False).twin)}
 SWEEP_T = (8, 16, 32, 64)
 KEPT = 1000  # mismatches kept per pair in report.json
 BAR_AGREE, BAR_EXCESS = 0.9999, 0.002
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Who a validation compares, by label: read from the registry's fields when it runs (a backend
+    registered at run time takes part).  The simulators in report order, split by arithmetic; each
+    arithmetic's reference (what a float or fixed result is compared with: NIR, rasters, the per-unit
+    error); and the fast twins of the references that sweep the error over T."""
+
+    simulators: tuple[str, ...]
+    float_sims: tuple[str, ...]
+    fixed_sims: tuple[str, ...]
+    ref_float: str
+    ref_fixed: str
+    sweepers: Mapping[bool, registry.Backend]  # {fixed: backend}
+
+    def fixed_pairs(self) -> list[str]:
+        """The pairs of fixed-point simulators: one integer arithmetic, so any difference is a bug."""
+        return [pair_key(a, b) for i, a in enumerate(self.fixed_sims) for b in self.fixed_sims[i + 1:]]
+
+    def headline_pairs(self) -> list[str]:
+        """The pairs ``validate`` prints: the fixed-point ones, the float reference against every other
+        float simulator, and the two references against each other."""
+        return [*self.fixed_pairs(), *(pair_key(self.ref_float, b) for b in self.float_sims
+                                       if b != self.ref_float), pair_key(self.ref_float, self.ref_fixed)]
+
+    def both_float(self, key: str) -> bool:
+        return all(s in self.float_sims for s in key.split("/"))
+
+
+def roles() -> Roles:
+    sims = registry.validated()
+    refs = {fixed: registry.reference(fixed) for fixed in (True, False)}
+    return Roles(tuple(b.label for b in sims), tuple(b.label for b in sims if not b.fixed),
+                 tuple(b.label for b in sims if b.fixed), refs[False].label, refs[True].label,
+                 {fixed: registry.get(ref.twin) for fixed, ref in refs.items()})
 
 
 # -- measures -----------------------------------------------------------------------------------
@@ -166,14 +196,15 @@ def compare(rasters: dict[str, np.ndarray], fa: NeuronArray, xf: np.ndarray, v_f
     """Per pair: agreement, rate cosine, mismatch count and every mismatch's cause."""
     out: dict[str, dict] = {}
     n = fa.neurons_per_gate
-    for a, b in itertools.combinations(SIMULATORS, 2):
+    r = roles()
+    for a, b in itertools.combinations(r.simulators, 2):
         ra, rb = rasters[a], rasters[b]
         diff = ra != rb
         rec: dict[str, Any] = {"agreement": spike_agreement(ra, rb), "rate_cosine": rate_cosine(ra, rb),
                                "mismatches": int(diff.sum()),
                                "max_count_diff": int(np.abs(raster_gate_counts(ra, n)
                                                             - raster_gate_counts(rb, n)).max())}
-        kinds = {a in FLOAT_SIMS, b in FLOAT_SIMS}
+        kinds = {a in r.float_sims, b in r.float_sims}
         if kinds == {True}:
             mism = find_mismatches(fa, xf, ra, rb)
             rec["causes"] = _count(m.cause for m in mism)
@@ -184,7 +215,7 @@ def compare(rasters: dict[str, np.ndarray], fa: NeuronArray, xf: np.ndarray, v_f
             rec["listed"] = [{"t": int(t), "neuron": int(m), "a": bool(ra[t, m]), "b": bool(rb[t, m]),
                               "cause": "unexplained"} for t, m in zip(ts[:KEPT], ms[:KEPT], strict=True)]
         else:  # float vs fixed: explained when each side's own arithmetic predicts its spike
-            fl, fx = (ra, rb) if a in FLOAT_SIMS else (rb, ra)
+            fl, fx = (ra, rb) if a in r.float_sims else (rb, ra)
             ok = ((v_float > fa.vth) == fl) & ((v_fixed > vth_fixed) == fx)
             rec["causes"] = {k: v for k, v in (("fixed-point quantisation", int((diff & ok).sum())),
                                                 ("unexplained", int((diff & ~ok).sum()))) if v}
@@ -281,7 +312,7 @@ def sweep_error(remap: Any, inputs: UnitInputs, n: int) -> list[dict[str, float]
         m = remap(t)
         target = m.target(inputs.values, inputs.unit_index)
         row: dict[str, float] = {"timesteps": t, "bound": m.bound}
-        for f, backend in SWEEPERS.items():
+        for f, backend in roles().sweepers.items():
             payload = m.encode(inputs.values, f, inputs.unit_index)
             counts = backend.counts(m.layout(inputs.unit_index, f), payload)
             row[backend.label] = float(np.abs(m.decode(gate_counts(counts, n)[0]) - target).max())
@@ -289,13 +320,3 @@ def sweep_error(remap: Any, inputs: UnitInputs, n: int) -> list[dict[str, float]
     return rows
 
 
-def fixed_pairs() -> list[str]:
-    """The pairs of fixed-point simulators: one integer arithmetic, so any difference is a bug."""
-    return [pair_key(a, b) for i, a in enumerate(FIXED_SIMS) for b in FIXED_SIMS[i + 1:]]
-
-
-def headline_pairs() -> list[str]:
-    """The pairs ``validate`` prints: the fixed-point ones, the float reference against every other
-    float simulator, and the two references against each other."""
-    return [*fixed_pairs(), *(pair_key(REF_FLOAT, b) for b in FLOAT_SIMS if b != REF_FLOAT),
-            pair_key(REF_FLOAT, REF_FIXED)]

@@ -1,4 +1,4 @@
-"""One validation run: the same mapped neurons and inputs on six simulators, NIR, error vs T.
+"""One validation run: the same mapped neurons and inputs on every validated simulator, NIR, error vs T.
 
 The library behind ``python -m ember_neuro.validate`` (the CLI only parses and
 prints): :func:`validate_checkpoint` maps the checkpoint (or loads a saved
@@ -28,18 +28,14 @@ from ember_neuro.mappers import NeuronArray, NeuronGroup, loihi
 from ember_neuro.validation.compare import (
     BAR_AGREE,
     BAR_EXCESS,
-    FIXED_SIMS,
-    FLOAT_SIMS,
-    REF_FIXED,
-    REF_FLOAT,
-    SIMULATORS,
+    Roles,
     compare,
     fixed_drive,
-    fixed_pairs,
     float_reference,
     head_errors,
     nir_roundtrip,
     pair_key,
+    roles,
     run_all,
     sweep_error,
 )
@@ -85,15 +81,18 @@ def versions() -> dict[str, str | None]:
                              "nir", "nirtorch"))
 
 
+def pair_bars(pairs: dict[str, dict], sims: Roles, prefix: str = "") -> list[str]:
+    """The spike-agreement bars: fixed-point pairs bit-exact, float pairs at BAR_AGREE or better."""
+    fails = [f"{prefix}{key} is not bit-exact" for key in sims.fixed_pairs() if pairs[key]["mismatches"]]
+    return fails + [f"{prefix}{key}: agreement {rec['agreement']:.6f} < {BAR_AGREE}"
+                    for key, rec in pairs.items() if sims.both_float(key) and rec["agreement"] < BAR_AGREE]
+
+
 def bars(result: dict) -> list[str]:
     """The acceptance bars of one gate group; each missed one as a line."""
-    fails = []
     pairs = result["pairs"]
-    fails += [f"{key} is not bit-exact" for key in fixed_pairs() if pairs[key]["agreement"] != 1.0]
+    fails = pair_bars(pairs, roles())
     for key, rec in pairs.items():
-        a, b = key.split("/")
-        if a in FLOAT_SIMS and b in FLOAT_SIMS and rec["agreement"] < BAR_AGREE:
-            fails.append(f"{key}: agreement {rec['agreement']:.6f} < {BAR_AGREE}")
         if rec["causes"].get("unexplained"):
             fails.append(f"{key}: {rec['causes']['unexplained']} unexplained mismatches")
     for name, frac in result["nir"]["agreement"].items():
@@ -107,8 +106,9 @@ def bars(result: dict) -> list[str]:
 
 def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: Any, nir_file: str,
                    external: bool, folder: Path, timeout_s: float, step: Any) -> dict[str, Any]:
-    """One gate group on six simulators: pairs, per-unit errors, NIR round trip, error vs T, figures."""
-    units, t, n = group.units, group.timesteps, group.neurons_per_gate
+    """One gate group on every validated simulator: pairs, per-unit errors, NIR round trip, error vs T,
+    figures."""
+    units, t, n, sims = group.units, group.timesteps, group.neurons_per_gate, roles()
     rasters, fa, qa = run_all(group, inputs, timeout_s, step)
     step(f"compare {group.name}")
     xf = group.encode(inputs.values, False, inputs.unit_index)
@@ -122,23 +122,23 @@ def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: An
     result: dict[str, Any] = {
         "group": group.name, "timesteps": t, "neurons_per_gate": n, "unit_names": [u.name for u in units],
         "inputs": int(inputs.unit_index.size), "neurons": fa.size, "slots": fa.size * t,
-        "host_sources": list(fp.host_sources), "simulators": list(SIMULATORS), "pairs": pairs,
+        "host_sources": list(fp.host_sources), "simulators": list(sims.simulators), "pairs": pairs,
         "agreement": {k: v["agreement"] for k, v in pairs.items()},
         "rate_cosine": {k: v["rate_cosine"] for k, v in pairs.items()},
         "closest_margin": float(np.abs(v_float - fa.vth).min()),
         "float_fixed_same_slots": all(
-            np.array_equal(rasters[f] != rasters[x], rasters[REF_FLOAT] != rasters[REF_FIXED])
-            for f in FLOAT_SIMS for x in FIXED_SIMS),
+            np.array_equal(rasters[f] != rasters[x], rasters[sims.ref_float] != rasters[sims.ref_fixed])
+            for f in sims.float_sims for x in sims.fixed_sims),
         "heads": [{"name": u.name, "layer": u.layer, "head": u.head, "theta": u.theta, "leak": u.leak,
                    "k": u.k, "w_in": int(w_in[i]), "w_dither": int(w_d[i]),
-                   **{s: float(errors[s][i]) for s in SIMULATORS}} for i, u in enumerate(units)],
-        "max_abs_error": float(errors[REF_FIXED].max()), "bound": group.bound,
+                   **{s: float(errors[s][i]) for s in sims.simulators}} for i, u in enumerate(units)],
+        "max_abs_error": float(errors[sims.ref_fixed].max()), "bound": group.bound,
         "max_exact_worst_case": float(group.fixed_worst_error.max()),
         "max_abs_error_by_simulator": {s: float(e.max()) for s, e in errors.items()},
         "warnings": list(group.warnings),
     }
     step(f"NIR {group.name}")
-    nir_result = nir_roundtrip(group, graph, fa, rasters[REF_FLOAT], timeout_s,
+    nir_result = nir_roundtrip(group, graph, fa, rasters[sims.ref_float], timeout_s,
                                points=points_per_unit(group, GRID_POINTS))
     nir_result.update(file=nir_file, external=external)
     result["nir"] = nir_result
@@ -152,7 +152,7 @@ def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: An
 
 
 def validate_sequence(group: NeuronGroup, sequence: np.ndarray, timeout_s: float) -> dict[str, Any]:
-    """A group whose state carries across its layer steps (the hard membrane) on the six simulators.
+    """A group whose state carries across its layer steps (the hard membrane) on every validated simulator.
 
     Its layer sequence for each token becomes one window of n_layer steps whose input
     is a chip table (docs/architecture.md: a table presents row t at step t), so every
@@ -165,17 +165,12 @@ def validate_sequence(group: NeuronGroup, sequence: np.ndarray, timeout_s: float
         a = seq_array[f]
         zeros = np.zeros((1, a.payload_width), np.int64 if f else np.float64)
         rasters[backend.label] = np.asarray(backend.rasters(a, zeros, timeout_s)[0], dtype=bool)
-    pairs = {}
-    for i, a in enumerate(SIMULATORS):
-        for b in SIMULATORS[i + 1:]:
+    sims, pairs = roles(), {}
+    for i, a in enumerate(sims.simulators):
+        for b in sims.simulators[i + 1:]:
             diff = rasters[a] != rasters[b]
             pairs[pair_key(a, b)] = {"agreement": float(1.0 - diff.mean()), "mismatches": int(diff.sum())}
-    fails = []
-    fails += [f"{group.name}: {key} is not bit-exact" for key in fixed_pairs() if pairs[key]["mismatches"]]
-    for key, rec in pairs.items():
-        a, b = key.split("/")
-        if a in FLOAT_SIMS and b in FLOAT_SIMS and rec["agreement"] < BAR_AGREE:
-            fails.append(f"{group.name} {key}: agreement {rec['agreement']:.6f} < {BAR_AGREE}")
+    fails = pair_bars(pairs, sims, prefix=f"{group.name}: ")
     return {"group": group.name, "tokens": int(sequence.shape[1]), "steps": int(sequence.shape[0]),
             "pairs": pairs, "spike_fraction": {k: float(r.mean()) for k, r in rasters.items()},
             "failures": fails, "nir": "not exported: the NIR gate format holds memoryless gate neurons; a "

@@ -1,7 +1,7 @@
 """report.md and the figures of a validation run (matplotlib via plots._plt).
 
 Why this module: how a validation result reads -- the pair tables, every
-mismatch with its cause, the importer conventions, transfer curves of all six
+mismatch with its cause, the importer conventions, transfer curves of all the
 simulators, a raster and error vs T -- is presentation, kept apart from the
 numbers (validation/compare.py) and the run (validation/pipeline.py).
 """
@@ -17,19 +17,7 @@ import numpy as np
 from ember_neuro import plots
 from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs, grid_inputs, points_per_unit
 from ember_neuro.mappers import NeuronGroup
-from ember_neuro.validation.compare import (
-    BAR_EXCESS,
-    FIXED_SIMS,
-    FLOAT_SIMS,
-    KEPT,
-    REF_FIXED,
-    REF_FLOAT,
-    SIMULATORS,
-    SWEEPERS,
-    fixed_pairs,
-    pair_key,
-    raster_gate_counts,
-)
+from ember_neuro.validation.compare import BAR_EXCESS, KEPT, Roles, pair_key, raster_gate_counts, roles
 
 RASTER_P = 40
 LISTED = 100  # mismatches listed per pair in report.md (all are counted and classified)
@@ -38,10 +26,14 @@ LISTED = 100  # mismatches listed per pair in report.md (all are counted and cla
 
 PALETTE = {False: (("tab:red", "-"), ("tab:orange", "--"), ("tab:green", ":"), ("tab:purple", "-.")),
            True: (("tab:blue", "-"), ("tab:cyan", "--"), ("tab:olive", ":"))}
-# each simulator's line in the figures: the references solid, the others dashed, by arithmetic
-STYLE = {label: PALETTE[fixed][i % len(PALETTE[fixed])]
-         for fixed, labels in ((False, FLOAT_SIMS), (True, FIXED_SIMS))
-         for i, label in enumerate(sorted(labels, key=lambda s: s not in (REF_FLOAT, REF_FIXED)))}
+
+
+def styles(r: Roles) -> dict[str, tuple[str, str]]:
+    """Each simulator's line in the figures: the references solid (float red, fixed blue), the
+    others dashed or dotted, by arithmetic."""
+    return {label: PALETTE[fixed][i % len(PALETTE[fixed])]
+            for fixed, labels in ((False, r.float_sims), (True, r.fixed_sims))
+            for i, label in enumerate(sorted(labels, key=lambda s: s not in (r.ref_float, r.ref_fixed)))}
 
 
 def grid_rates(mapped: NeuronGroup, raster: np.ndarray) -> np.ndarray:
@@ -60,7 +52,8 @@ def plot_error_vs_t(path: Path, rows: list[dict[str, float]], n: int) -> None:
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
     ax.loglog(ts, [r["bound"] for r in rows], "k--", lw=1.2, label=f"1/(2NT) limit, N={n}")
     lines = (("o-", "tab:blue"), ("x:", "tab:red"))  # the fixed-point and the float emulator
-    for backend, (marker, color) in zip(SWEEPERS.values(), lines, strict=True):
+    sweepers = roles().sweepers
+    for backend, (marker, color) in zip((sweepers[True], sweepers[False]), lines, strict=True):
         ax.loglog(ts, [r[backend.label] for r in rows], marker, color=color, label=backend.label)
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(ts)
@@ -88,11 +81,12 @@ def plot_raster(path: Path, mapped: NeuronGroup, unit: int, rasters: dict[str, n
     u, n, g = len(mapped.units), mapped.neurons_per_gate, points_per_unit(mapped, GRID_POINTS)
     b = np.rint(np.linspace(0, g - 1, RASTER_P)).astype(int)
     cols = ((b * u + unit)[:, None] * n + np.arange(n)).ravel()
-    fl, fx = rasters[REF_FLOAT][:, cols].T, rasters[REF_FIXED][:, cols].T
+    r = roles()
+    fl, fx = rasters[r.ref_float][:, cols].T, rasters[r.ref_fixed][:, cols].T
     fig, axes = plt.subplots(1, 3, figsize=(11, 4.6), sharey=True)
     p = grid_inputs(mapped).values["input"].reshape(g, u)[b, unit]
     extent = (0.5, mapped.timesteps + 0.5, len(cols) - 0.5, -0.5)
-    for ax, img, title in ((axes[0], fl, REF_FLOAT), (axes[1], fx, REF_FIXED),
+    for ax, img, title in ((axes[0], fl, r.ref_float), (axes[1], fx, r.ref_fixed),
                            (axes[2], fl != fx, "float ≠ fixed")):
         ax.imshow(img, aspect="auto", cmap="Greys" if title != "float ≠ fixed" else "Reds",
                   interpolation="nearest", extent=extent, vmin=0, vmax=1)
@@ -112,8 +106,8 @@ def plot_raster(path: Path, mapped: NeuronGroup, unit: int, rasters: dict[str, n
 def write_figures(folder: Path, mapped: NeuronGroup, rasters: dict[str, np.ndarray],
                   error_rows: list[dict[str, float]]) -> list[str]:
     """Transfer curves per layer, the most telling unit's raster and error vs T; their file names."""
-    units = mapped.units
-    rates = {s: grid_rates(mapped, r) for s, r in rasters.items()}
+    units, r = mapped.units, roles()
+    rates = {s: grid_rates(mapped, raster) for s, raster in rasters.items()}
     g = points_per_unit(mapped, GRID_POINTS)
     grid = grid_inputs(mapped).values["input"].reshape(g, len(units))
     figures = []
@@ -123,10 +117,10 @@ def write_figures(folder: Path, mapped: NeuronGroup, rasters: dict[str, np.ndarr
             idx = sorted(idx, key=lambda i: -units[i].k)[:8]
         plots.transfer_curves(
             folder / f"transfer_L{layer}.png",
-            f"{mapped.name}, layer {layer}, T={mapped.timesteps}: six simulators over the sigmoid (error "
-            "strip: lava-float red, lava-fixed blue)", [units[i] for i in idx], grid[:, idx],
-            {name: rates[name][:, idx] for name in SIMULATORS}, mapped.bound,
-            errors=(REF_FLOAT, REF_FIXED), styles=STYLE, dpi=100,
+            f"{mapped.name}, layer {layer}, T={mapped.timesteps}: {len(r.simulators)} simulators over the "
+            f"sigmoid (error strip: {r.ref_float} red, {r.ref_fixed} blue)", [units[i] for i in idx],
+            grid[:, idx], {name: rates[name][:, idx] for name in r.simulators}, mapped.bound,
+            errors=(r.ref_float, r.ref_fixed), styles=styles(r), dpi=100,
             xlabel=mapped.address.label or f"{mapped.name} input")
         figures.append(f"transfer_L{layer}.png")
     head = raster_head(mapped)
@@ -222,6 +216,7 @@ def render_group(r: dict, inputs: UnitInputs, source: str | None, h: str = "##")
     """One gate group's sections: pairs, every mismatch with its cause, errors, NIR, error vs T."""
     names, n, pairs = r["unit_names"], r["neurons_per_gate"], r["pairs"]
     unit_index, p = inputs.unit_index, inputs.values["input"]
+    sims = roles()
     observed = (f" + {r['observed_per_unit']} observed inputs per unit from {source}"
                 if r.get("observed_per_unit") else "")
     grid = grid_inputs_of(r, inputs)
@@ -238,24 +233,24 @@ def render_group(r: dict, inputs: UnitInputs, source: str | None, h: str = "##")
            f"Closest approach to threshold over all slots: |v - vth| = {r['closest_margin']:.3e} (how hard "
            "the comparison was: float32 rounding can only flip slots closer than ~1e-7).", ""]
     for key, rec in pairs.items():
-        a, b = key.split("/")
-        if a in FLOAT_SIMS and b in FLOAT_SIMS:
+        if sims.both_float(key):
             out.append(f"* **{key}**: {rec['mismatches']} differing slots"
                        + (", listed below." if rec["mismatches"] else "."))
             if rec["mismatches"]:
                 out += ["", *_mismatch_rows(rec["listed"], names, unit_index, p, n), ""]
     out += ["", "Causes: " + "; ".join(f"*{k}*: {v}" for k, v in CAUSES.items()) + ".", "",
             f"{h} Fixed point vs float, and between the fixed-point simulators", ""]
-    for key in fixed_pairs():
+    for key in sims.fixed_pairs():
         fixed = pairs[key]
         out += [f"{key.replace('/', ' vs ')}: {fixed['mismatches']} differing slots (the same integer "
                 "arithmetic; any difference is a bug).", ""]
         if fixed["mismatches"]:
             out += [*_fixed_rows(fixed["listed"], names, unit_index, p, n), ""]
-    fx = pairs[pair_key(REF_FLOAT, REF_FIXED)]
+    fx = pairs[pair_key(sims.ref_float, sims.ref_fixed)]
     same = ("the other float/fixed pairs differ in exactly these slots" if r["float_fixed_same_slots"]
             else "the other float/fixed pairs differ in other slots too: see the table above")
-    out += [f"{REF_FLOAT} vs {REF_FIXED}: {fx['mismatches']} differing slots ({1 - fx['agreement']:.4%}; "
+    out += [f"{sims.ref_float} vs {sims.ref_fixed}: {fx['mismatches']} differing slots "
+            f"({1 - fx['agreement']:.4%}; "
             f"{same}). For each slot the float v and the "
             "fixed-point v (recomputed from the integer weights, payload and bias; in logit units) were "
             "checked to predict their own simulator's spike: "
@@ -271,18 +266,19 @@ def render_group(r: dict, inputs: UnitInputs, source: str | None, h: str = "##")
     out += [f"{h} Gate error per unit (spike rate vs the trained fire, all inputs)", "",
             f"bound = 1/(2NT) = {r['bound']:.6f}; bar = bound + {BAR_EXCESS}; the mapper's exact worst case "
             f"over the whole input range is {r['max_exact_worst_case']:.6f}.", "",
-            "| unit | theta | k | w_in/w_dither | lava-fixed | lava-float | emulator-fixed |",
-            "|---|---|---|---|---|---|---|"]
+            "| unit | theta | k | w_in/w_dither | " + " | ".join(r["simulators"]) + " |",
+            "|---|---|---|---|" + "---|" * len(r["simulators"])]
     for u in r["heads"]:
         out.append(f"| {u['name']} | {u['theta']:.4f} | {u['k']:.4f} | {u['w_in']}/{u['w_dither']} | "
-                   f"{u['lava-fixed']:.6f} | {u['lava-float']:.6f} | {u['emulator-fixed']:.6f} |")
-    out += ["", f"max_abs_error (lava-fixed) = {r['max_abs_error']:.6f}, bound = {r['bound']:.6f}.", "",
-            f"{h} NIR round trip", "", *_nir_section(r["nir"], n, grid), "",
-            f"{h} Error vs T (emulator, fixed point and float)", "",
-            "| T | 1/(2NT) | emulator-fixed | emulator-float |", "|---|---|---|---|"]
+                   + " | ".join(f"{u[s]:.6f}" for s in r["simulators"]) + " |")
+    sweep = [sims.sweepers[True].label, sims.sweepers[False].label]
+    out += ["", f"max_abs_error ({sims.ref_fixed}) = {r['max_abs_error']:.6f}, bound = {r['bound']:.6f}.",
+            "", f"{h} NIR round trip", "", *_nir_section(r["nir"], n, grid), "",
+            f"{h} Error vs T ({', '.join(sweep)}: the references' fast twins)", "",
+            "| T | 1/(2NT) | " + " | ".join(sweep) + " |", "|---|---|" + "---|" * len(sweep)]
     for s in r["error_vs_T"]:
-        out.append(f"| {s['timesteps']} | {s['bound']:.6f} | {s['emulator-fixed']:.6f} | "
-                   f"{s['emulator-float']:.6f} |")
+        out.append(f"| {s['timesteps']} | {s['bound']:.6f} | " + " | ".join(f"{s[k]:.6f}" for k in sweep)
+                   + " |")
     folder = f"{r['group']}/" if r.get("subfolder") else ""
     out += ["", f"{h} Figures", "", *[f"![{f}]({folder}{f})" for f in r["figures"]], ""]
     return out

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ..helpers import SHIPPED, run_main
+from ..helpers import ROOT, SHIPPED, doc_table, run_main
 
 CKPT = SHIPPED / "lif-learnable-strong.pt"
 
@@ -29,6 +29,14 @@ def test_map_emulator_json_and_outputs(tmp_path):
     assert names == ["manifest.json", "mapped.npz"] + [f"transfer_L{i}.png" for i in range(4)]
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["checkpoint"]["sha256"]) == 64 and manifest["versions"]["lava-nc"] == "0.10.0"
+    # docs/mapped-format.md's manifest table names every key, and every unit row's and summary's field
+    table = ROOT / "docs" / "mapped-format.md"
+    assert set(manifest) == set(doc_table(table, "## `manifest.json`"))
+    rows = table.read_text().split("## `manifest.json`")[1].split("\n## ")[0]
+    documented = {name for line in rows.splitlines() if line.startswith("| `")
+                  for name in re.findall(r"`([^`]+)`", line.split("|")[3])}
+    fields = set(manifest["fidelity"]) | {k for row in manifest["units"] for k in row}
+    assert fields - documented == set()
 
 
 def test_refuses_to_overwrite_without_force(tmp_path):

@@ -15,26 +15,14 @@ from ember_neuro.kinds import registry
 from ember_neuro.kinds.registry import map_variant
 from ember_neuro.mappers import Addressing, MappingError, MappingOptions
 
+from ..helpers import attention_params, cfc_params
+
 pytestmark = pytest.mark.torchfree
 OPTS = MappingOptions(timesteps=8, neurons_per_gate=2)
 
 
-def _attention_params(n_layer: int, heads: int, refractory: bool = False, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    out = {}
-    for layer in range(n_layer):
-        p = f"transformer.h.{layer}.attn.gate."
-        out[p + "threshold"] = rng.uniform(-0.3, 1.1, heads)
-        out[p + "leak"] = rng.uniform(-1, 1, heads)
-        out[p + "steepness"] = rng.uniform(-1, 3, heads)
-        if refractory:
-            out[p + "ref_strength"] = rng.uniform(-3, 1, heads)
-            out[p + "cross_layer_weight"] = rng.uniform(-3, 1, heads)
-    return out
-
-
 def test_refractory_maps_loads_as_their_own_connections() -> None:
-    groups = map_variant("lif-refractory", _attention_params(2, 3, refractory=True), 2, OPTS)
+    groups = map_variant("lif-refractory", attention_params(2, 3, refractory=True), 2, OPTS)
     g = groups["attention"]
     assert g.address == Addressing(hook="attention", unit_axis=1, idle_zero=True,
                                    label="attention probability p")
@@ -57,15 +45,8 @@ def test_refractory_maps_loads_as_their_own_connections() -> None:
     np.testing.assert_allclose(g.target(values, idx), want, rtol=0, atol=1e-12)
 
 
-def _cfc_params(n_layer: int, dim: int, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    return {f"layers.{layer}.gate.{name}": rng.uniform(lo, hi, dim)
-            for layer in range(n_layer)
-            for name, lo, hi in (("threshold", -0.5, 1.5), ("leak", -1, 1), ("steepness", -1, 2))}
-
-
 def test_cfc_gates_scale_their_input_per_layer() -> None:
-    groups = map_variant("cfc-lif", _cfc_params(2, 5), 2, OPTS, {"hidden_scale": [2.0, 4.0]})
+    groups = map_variant("cfc-lif", cfc_params(2, 5), 2, OPTS, {"hidden_scale": [2.0, 4.0]})
     g = groups["hidden"]
     assert [u.name for u in g.units[:2]] == ["L0N0", "L0N1"] and len(g.units) == 10
     assert (g.address.hook, g.address.unit_axis, g.address.idle_zero) == ("hidden", -1, False)
@@ -82,11 +63,11 @@ def test_cfc_gates_scale_their_input_per_layer() -> None:
 def test_cfc_without_a_calibrated_scale_is_refused(scales) -> None:
     cal = None if scales is None else {"hidden_scale": scales}
     with pytest.raises(MappingError, match="scale"):
-        map_variant("cfc-lif", _cfc_params(2, 3), 2, OPTS, cal)
+        map_variant("cfc-lif", cfc_params(2, 3), 2, OPTS, cal)
 
 
 def test_temporal_maps_attention_membrane_and_the_hard_neuron() -> None:
-    params = _attention_params(3, 2)
+    params = attention_params(3, 2)
     for layer, (d, t, s) in enumerate(((1.0, 0.0, 1.5), (0.8, 0.2, 1.4), (1.2, -0.1, 1.6))):
         params.update({f"transformer.h.{layer}.temporal_decay": np.array(d),
                        f"transformer.h.{layer}.temporal_threshold": np.array(t),
@@ -130,7 +111,7 @@ def test_the_registry_names_every_variant_once_and_each_kind_answers_its_hook() 
         assert len(sites) == len(set(sites)), name
         assert variant.mappable == (name in registry.mappable()) == bool(variant.kinds)
         assert bool(variant.refused) != variant.mappable, name  # refused exactly when nothing maps
-    params = {**_attention_params(2, 3, refractory=True), **_cfc_params(2, 3)}
+    params = {**attention_params(2, 3, refractory=True), **cfc_params(2, 3)}
     for layer in range(2):
         params.update({f"transformer.h.{layer}.temporal_{n}": np.array(0.5)
                        for n in ("decay", "threshold", "steepness")})
@@ -146,7 +127,7 @@ def test_a_registered_variant_maps_and_an_unknown_one_is_refused() -> None:
 
     try:
         registry.register(Variant("lif-learnable-copy", "transformer", (attention.KIND,)))
-        groups = map_variant("lif-learnable-copy", _attention_params(2, 3), 2, OPTS)
+        groups = map_variant("lif-learnable-copy", attention_params(2, 3), 2, OPTS)
         assert set(groups) == {"attention"}
     finally:
         registry.VARIANTS.pop("lif-learnable-copy", None)

@@ -47,7 +47,7 @@ def validated(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, dict, P
 def test_cli_json_meets_the_bars(validated) -> None:
     _, d, _ = validated
     assert KEYS <= set(d) and d["timesteps"] == 8 and d["bound"] == 1 / 16
-    pairs = {f"{a}/{b}" for i, a in enumerate(V.SIMULATORS) for b in V.SIMULATORS[i + 1:]}
+    pairs = {f"{a}/{b}" for i, a in enumerate(V.roles().simulators) for b in V.roles().simulators[i + 1:]}
     assert set(d["agreement"]) == pairs == set(d["rate_cosine"])
     assert d["agreement"]["lava-fixed/emulator-fixed"] == 1.0
     for other in ("emulator-float", "snntorch", "norse"):
