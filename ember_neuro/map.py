@@ -34,16 +34,8 @@ from __future__ import annotations
 import math
 import sys
 
+from ember_neuro import cli
 from ember_neuro.backends import registry
-from ember_neuro.cli import (
-    add_json_option,
-    add_levels_option,
-    add_threads_option,
-    from_args,
-    parser,
-    run_and_report,
-    torch_threads,
-)
 from ember_neuro.deploy.mapping import MapRequest, format_table, map_and_measure
 
 
@@ -52,7 +44,7 @@ def _targets() -> str:
 
 
 def build_parser():
-    ap = parser("ember_neuro.map", __doc__, "\ntargets:\n" + _targets())
+    ap = cli.parser("ember_neuro.map", __doc__, "\ntargets:\n" + _targets())
     ap.add_argument("checkpoint", help="Ember checkpoint (.pt)")
     ap.add_argument("--target", default="lava-sim", metavar="NAME",
                     help="where the neurons run (default lava-sim; list above)")
@@ -64,14 +56,14 @@ def build_parser():
                     help="choose T (fewest) and N for an exact per-gate worst case <= E")
     ap.add_argument("--neuron-budget", type=int, default=None, metavar="B",
                     help="neurons the choice may use (default 1,048,576: one Loihi 2 chip)")
-    add_levels_option(ap, "uniform")
+    cli.add_levels_option(ap, "uniform")
     ap.add_argument("--out", help="write mapped.npz, manifest.json and plots to this folder")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
-    add_json_option(ap)
+    cli.add_json_option(ap)
     ap.add_argument("--data", help="validation text for observed probabilities (default: Shakespeare)")
     ap.add_argument("--grid-only", action="store_true", help="skip observed probabilities")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a Lava run is stopped")
-    add_threads_option(ap)
+    cli.add_threads_option(ap)
     ap.add_argument("--no-bit-exact-check", action="store_true",
                     help="skip running the target's twin implementation")
     return ap
@@ -81,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def map_it(a) -> dict:
-        torch_threads(a.threads)
-        return map_and_measure(from_args(MapRequest, a, bit_exact_check=not a.no_bit_exact_check))
+        cli.torch_threads(a.threads)
+        return map_and_measure(cli.from_args(MapRequest, a, bit_exact_check=not a.no_bit_exact_check))
 
     def report(summary: dict) -> None:
         print(format_table(summary["units"], summary))
@@ -93,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = all(r["within"] for r in summary["units"])
         return 0 if ok or math.isnan(summary["max_abs_error"]) else 1
 
-    return run_and_report(map_it, args, "interrupted: nothing was written", report, status)
+    return cli.run_and_report(map_it, args, "interrupted: nothing was written", report, status)
 
 
 if __name__ == "__main__":

@@ -29,15 +29,8 @@ from __future__ import annotations
 
 import sys
 
+from ember_neuro import cli
 from ember_neuro.backends import registry
-from ember_neuro.cli import (
-    add_json_option,
-    add_levels_option,
-    add_threads_option,
-    from_args,
-    parser,
-    run_and_report,
-)
 from ember_neuro.hybrid.session import Deployment, Evaluation, Generation, run_hybrid
 
 
@@ -47,7 +40,7 @@ def _backends() -> str:
 
 
 def build_parser():
-    ap = parser("ember_neuro.run", __doc__, "\nbackends:\n" + _backends())
+    ap = cli.parser("ember_neuro.run", __doc__, "\nbackends:\n" + _backends())
     ap.add_argument("checkpoint")
     ap.add_argument("--backend", default="lava-sim", metavar="NAME", help="default lava-sim (list above)")
     ap.add_argument("--timesteps", "-T", type=int, default=None,
@@ -64,7 +57,7 @@ def build_parser():
                     help="generation: cache (KV cache / CfC state: one new token per step), whole "
                          "(the whole window again per token), or auto (default: whole for "
                          "lif-refractory, whose column load is not causal; cache otherwise)")
-    add_levels_option(ap)
+    cli.add_levels_option(ap)
     ap.add_argument("--prompt", action="append", default=None,
                     help="prompt text (default ROMEO:); give it several times to generate for all of them "
                          "in one batch -- one Lava network, one gate window per layer serving every "
@@ -84,8 +77,8 @@ def build_parser():
     ap.add_argument("--data", help="validation text (default: Shakespeare)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds before a stalled Lava exchange fails")
-    add_threads_option(ap)
-    add_json_option(ap, "print one JSON object instead of streaming")
+    cli.add_threads_option(ap)
+    cli.add_json_option(ap, "print one JSON object instead of streaming")
     return ap
 
 
@@ -93,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def run(a) -> dict:
-        dep = from_args(Deployment, a)
+        dep = cli.from_args(Deployment, a)
         if a.eval:
-            return run_hybrid(dep, ev=from_args(Evaluation, a), progress=not a.json and sys.stderr.isatty())
-        gen = from_args(Generation, a, prompts=tuple(a.prompt or ["ROMEO:"]),
-                        temperature=0.0 if a.greedy else a.temperature)
+            return run_hybrid(dep, ev=cli.from_args(Evaluation, a),
+                              progress=not a.json and sys.stderr.isatty())
+        gen = cli.from_args(Generation, a, prompts=tuple(a.prompt or ["ROMEO:"]),
+                            temperature=0.0 if a.greedy else a.temperature)
         return run_hybrid(dep, gen=gen, stream=None if a.json else sys.stdout)
 
     def report(result: dict) -> None:
@@ -110,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{args.backend} T={result['timesteps']}: {args.tokens} tokens, "
                   f"{result['tokens_per_s']:.1f} tokens/s]", file=sys.stderr)
 
-    return run_and_report(run, args, "\ninterrupted: Lava stopped", report)
+    return cli.run_and_report(run, args, "\ninterrupted: Lava stopped", report)
 
 
 if __name__ == "__main__":

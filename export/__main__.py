@@ -20,19 +20,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ember_neuro.cli import (
-    add_json_option,
-    add_levels_option,
-    add_threads_option,
-    from_args,
-    parser,
-    run_and_report,
-    torch_threads,
-)
+from ember_neuro import cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = parser("ember_neuro.export", __doc__)
+    ap = cli.parser("ember_neuro.export", __doc__)
     sub = ap.add_subparsers(dest="command", required=True, metavar="{onnx,inrc}")
     onnx = sub.add_parser("onnx", help="host graphs as ONNX, checked against PyTorch")
     inrc = sub.add_parser("inrc", help="the INRC bundle (Lava gate network + ONNX host + golden traces)")
@@ -41,12 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=True, help="output folder (refused if it exists, unless --force)")
         p.add_argument("--force", action="store_true", help="replace --out if it exists")
         p.add_argument("--data", default=None, help="text file for validation windows (default: Shakespeare)")
-        add_json_option(p)
-        add_threads_option(p)
+        cli.add_json_option(p)
+        cli.add_threads_option(p)
     inrc.add_argument("-T", "--timesteps", type=int, default=32, help="window length per gate (default 32)")
     inrc.add_argument("-N", "--neurons-per-gate", type=int, default=1,
                       help="neurons per gate, each with its own dither phase (default 1)")
-    add_levels_option(inrc, "uniform")
+    cli.add_levels_option(inrc, "uniform")
     inrc.add_argument("--temporal", default="rate",
                       help="which group answers a hook with alternatives (temporal-lif's membrane): rate "
                            "(default) or hard")
@@ -65,14 +57,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name} ...", file=sys.stderr)
 
     def export(a: argparse.Namespace) -> dict:
-        torch_threads(a.threads)
+        cli.torch_threads(a.threads)
         if a.command == "onnx":
             from ember_neuro.export.onnx import export_onnx
 
             return export_onnx(a.checkpoint, a.out, a.force, a.data)
         from ember_neuro.export.inrc import BundleRequest, build_bundle
 
-        return build_bundle(from_args(BundleRequest, a, report=not a.no_report), step)
+        return build_bundle(cli.from_args(BundleRequest, a, report=not a.no_report), step)
 
     def report(result: dict) -> None:
         if args.command == "onnx":
@@ -86,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['golden_windows']}; greedy {result['prompt']!r} -> {result['greedy_text']!r}")
         print(f"check it: cd {result['out']} && python verify.py")
 
-    return run_and_report(export, args, "\ninterrupted: nothing was written", report)
+    return cli.run_and_report(export, args, "\ninterrupted: nothing was written", report)
 
 
 if __name__ == "__main__":

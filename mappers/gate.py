@@ -61,6 +61,7 @@ targets are a min-plus / max-plus convolution of per-connection bin edges.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -172,16 +173,22 @@ def fixed_dither_table(levels: np.ndarray, timesteps: int, neurons_per_gate: int
     return -np.rint(levels * 2.0**bits).astype(np.int64).reshape(timesteps, neurons_per_gate)
 
 
-def best_weight_ratio(k: float, wmax: int = loihi.WEIGHT_MAX) -> list[tuple[int, int, float]]:
-    """Candidate (a, b, relative error) with a/b ~ k, 0 <= a, 1 <= b <= wmax, sorted best first.
+def weight_ratios(k: float, wmax: int = loihi.WEIGHT_MAX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate (a, b, relative error) arrays with a/b ~ k, 0 <= a, 1 <= b <= wmax, best first.
 
-    Ties prefer larger b: a larger dither weight means a finer logit resolution.
+    a = round(k b) for every dither weight b; ties prefer larger b: a larger dither weight means
+    a finer logit resolution.
     """
     b = np.arange(1, wmax + 1)
     a = np.clip(np.rint(k * b), 0, wmax).astype(np.int64)
     err = np.abs(a / b - k) / k
     order = np.lexsort((-b, err))
-    return [(int(a[i]), int(b[i]), float(err[i])) for i in order]
+    return a[order], b[order], err[order]
+
+
+def best_weight_ratio(k: float, wmax: int = loihi.WEIGHT_MAX) -> list[tuple[int, int, float]]:
+    """:func:`weight_ratios` as (a, b, relative error) tuples, best first."""
+    return [(int(a), int(b), float(e)) for a, b, e in zip(*weight_ratios(k, wmax), strict=True)]
 
 
 def shared_weight_exponent(bits: int, lmax: float) -> int:
@@ -274,12 +281,18 @@ class _Config:
         return self.bits[j] + self.exps[j] - dither_bits - self.dither_exp
 
 
+@functools.lru_cache(maxsize=64)
 def _bins(bits: int, coef: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Payloads 0..2^bits and the ideal logit range coef * v over each payload's bin of v in [0, 1]."""
+    """Payloads 0..2^bits and the ideal logit range coef * v over each payload's bin of v in [0, 1].
+
+    Cached (read-only arrays): every candidate weight pair of a unit measures the same bins."""
     x = np.arange(2**bits + 1, dtype=np.int64)
     lo = np.clip((x - 0.5) / 2**bits, 0.0, 1.0) * coef
     hi = np.clip((x + 0.5) / 2**bits, 0.0, 1.0) * coef
-    return x, np.minimum(lo, hi), np.maximum(lo, hi)
+    out = (x, np.minimum(lo, hi), np.maximum(lo, hi))
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
 def _by_term(terms: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -305,16 +318,23 @@ def _by_term(terms: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndar
 
 
 def _combine(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-    """Distinct sums of two connections' terms, with min-plus / max-plus combined ideal ranges."""
+    """Distinct sums of two connections' terms, with min-plus / max-plus combined ideal ranges.
+
+    The larger connection is laid out densely over its term range (unreachable terms +-inf, which
+    no min or max keeps), so each term of the smaller one shifts it by a slice: one vectorised
+    min and max per term, no index arrays (the mapper's hot path with several inputs).
+    """
     (va, loa, hia), (vb, lob, hib) = (a, b) if a[0].size >= b[0].size else (b, a)
     base = int(va[0] + vb[0])
-    size = int(va[-1] + vb[-1]) - base + 1
+    span = int(va[-1] - va[0]) + 1
+    lo_a, hi_a = np.full(span, np.inf), np.full(span, -np.inf)
+    lo_a[va - va[0]], hi_a[va - va[0]] = loa, hia
+    size = span + int(vb[-1] - vb[0])
     lo, hi = np.full(size, np.inf), np.full(size, -np.inf)
-    idx = va - va[0]
     for v, lv, hv in zip((vb - vb[0]).tolist(), lob.tolist(), hib.tolist(), strict=True):
-        at = idx + v
-        lo[at] = np.minimum(lo[at], loa + lv)
-        hi[at] = np.maximum(hi[at], hia + hv)
+        at = slice(v, v + span)
+        np.minimum(lo[at], lo_a + lv, out=lo[at])
+        np.maximum(hi[at], hi_a + hv, out=hi[at])
     keep = np.isfinite(lo)
     return np.flatnonzero(keep) + base, lo[keep], hi[keep]
 
@@ -370,23 +390,30 @@ def _choose_unit(coef: np.ndarray, center: float, cfg: _Config, dither_bits: int
     units_per_b = 2.0 ** (dither_bits + cfg.dither_exp)
     ratio = coef[0] * 2.0 ** -cfg.shift(0, dither_bits)
     dither_terms = None
-    scored = []
-    for a, b, err in best_weight_ratio(ratio) if ratio > 0 else [(0, loihi.WEIGHT_MAX, 0.0)]:
-        s_u = b * units_per_b
-        others = [int(np.clip(np.rint(c * b * 2.0 ** -cfg.shift(j, dither_bits)), -loihi.WEIGHT_MAX,
-                              loihi.WEIGHT_MAX)) for j, c in enumerate(coef) if j > 0]
-        pos = a * 2.0 ** (cfg.bits[0] + cfg.exps[0])
-        neg = sum(abs(w) * 2.0 ** (cfg.bits[j + 1] + cfg.exps[j + 1]) for j, w in enumerate(others))
-        if not loihi.fits_act(max(pos, neg) + s_u * lmax):
-            continue
-        mant, exp, clipped = loihi.split_bias(gate_bias(a, center, cfg, len(coef)))
-        predicted = 0.224 * err + 0.25 * (1.0 + 2.0 ** (exp - 1) / 64) / s_u
-        scored.append((clipped, predicted, a, b, others, mant, exp))
-    scored.sort(key=lambda c: c[:2])
+    if ratio > 0:
+        a, b, err = weight_ratios(ratio)
+    else:
+        a, b, err = np.zeros(1, np.int64), np.full(1, loihi.WEIGHT_MAX), np.zeros(1)
+    # every candidate pair scored at once: its further weights, whether the accumulator holds it,
+    # its bias, its predicted error
+    further = [np.clip(np.rint(c * b * 2.0 ** -cfg.shift(j, dither_bits)), -loihi.WEIGHT_MAX,
+                       loihi.WEIGHT_MAX).astype(np.int64) for j, c in enumerate(coef) if j > 0]
+    s_u = b * units_per_b
+    pos = a * 2.0 ** (cfg.bits[0] + cfg.exps[0])
+    neg = np.zeros(b.size)
+    for j, w in enumerate(further, start=1):
+        neg = neg + np.abs(w) * 2.0 ** (cfg.bits[j] + cfg.exps[j])
+    fits = loihi.fits_act(np.maximum(pos, neg) + s_u * lmax)
+    mant, exp, clipped = loihi.split_bias(gate_bias(a, center, cfg, len(coef)))
+    predicted = 0.224 * err + 0.25 * (1.0 + 2.0 ** (exp - 1) / 64) / s_u
+    kept = np.flatnonzero(fits)
+    ranked = kept[np.lexsort((predicted[kept], clipped[kept]))]  # stable: ties keep the ratio order
+    scored = [(bool(clipped[i]), int(a[i]), int(b[i]), [int(w[i]) for w in further], int(mant[i]),
+               int(exp[i])) for i in ranked[:SELECTION_CANDIDATES]]
     best = None
     offset = -float(coef[0]) * center
     first_only = _Config(cfg.bits[:1], cfg.exps[:1], cfg.dither_exp)
-    for clipped, _, a, b, others, mant, exp in scored[:SELECTION_CANDIDATES]:
+    for clipped, a, b, others, mant, exp in scored:
         dither_terms = loihi.weight_shift(b * dither, cfg.dither_exp)
         worst = exact_worst_case(np.array([a]), coef[:1], first_only, mant * 2**exp, offset, dither_terms,
                                  decode_values) + load_rounding(coef, others, b, cfg, dither_bits)

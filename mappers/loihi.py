@@ -125,18 +125,24 @@ def lava_weights(w: np.ndarray, n_cols: int) -> np.ndarray:
     return (np.clip(w, -WEIGHT_MAX - 1, WEIGHT_MAX) >> 1) << 1  # MIXED
 
 
-def split_bias(value: float) -> tuple[int, int, bool]:
+def split_bias(value: Any) -> tuple[Any, Any, Any]:
     """value ~ mant * 2^exp with a 13-bit signed mantissa and exp in 0..7; (mant, exp, clipped).
 
     The smallest exponent that fits keeps the most precision; a value beyond
-    4095 * 2^7 is saturated and reported (never wrapped).
+    4095 * 2^7 is saturated and reported (never wrapped).  The mantissa rounds half to
+    even (``np.rint``, as Python's ``round``).  A scalar gives ints and a bool; an array gives
+    arrays of its shape (the mapper scores every candidate weight pair at once).
     """
-    for e in range(BIAS_EXP_MAX + 1):
-        m = int(round(value / 2**e))
-        if -BIAS_MANT_MAX - 1 <= m <= BIAS_MANT_MAX:
-            return m, e, False
-    m = BIAS_MANT_MAX if value > 0 else -BIAS_MANT_MAX - 1
-    return m, BIAS_EXP_MAX, True
+    v = np.asarray(value, np.float64)
+    mant = np.rint(v[..., None] / 2.0 ** np.arange(BIAS_EXP_MAX + 1))
+    fits = (mant >= -BIAS_MANT_MAX - 1) & (mant <= BIAS_MANT_MAX)
+    clipped = ~fits.any(axis=-1)
+    exp = np.where(clipped, BIAS_EXP_MAX, fits.argmax(axis=-1))
+    chosen = np.take_along_axis(mant, exp[..., None], axis=-1)[..., 0]
+    mant = np.where(clipped, np.where(v > 0, BIAS_MANT_MAX, -BIAS_MANT_MAX - 1), chosen).astype(np.int64)
+    if v.ndim == 0:
+        return int(mant), int(exp), bool(clipped)
+    return mant, exp.astype(np.int64), clipped
 
 
 def bias_value(mant: np.ndarray, exp: np.ndarray) -> np.ndarray:
@@ -148,8 +154,8 @@ def bias_value(mant: np.ndarray, exp: np.ndarray) -> np.ndarray:
     return out.astype(np.int32).astype(np.int64)
 
 
-def fits_act(max_abs_a_in: float) -> bool:
-    """Whether a synaptic input of this size fits the 16-bit dendritic accumulator."""
+def fits_act(max_abs_a_in: Any) -> Any:
+    """Whether a synaptic input of this size fits the 16-bit dendritic accumulator (elementwise)."""
     return max_abs_a_in < ACT_LIMIT
 
 

@@ -67,7 +67,8 @@ def trace(command: str, argv: list[str]) -> dict:
     fan_in = collections.Counter(b for _, b in hops)
     modules = sorted({m for h in hops for m in h})
     return {"command": command, "argv": argv, "exit": code, "modules": len(modules), "hops": len(hops),
-            "call_sites": len(calls), "steps": dict(steps), "fan_in": dict(fan_in.most_common(8)), "module_list": modules}
+            "call_sites": len(calls), "steps": dict(steps), "fan_in": dict(fan_in.most_common(8)),
+            "module_list": modules}
 
 
 if __name__ == "__main__":

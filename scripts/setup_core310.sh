@@ -9,7 +9,7 @@ source scripts/find_py310.sh
 VENV="${VENV310:-.venv310}"
 PY="$(find_py310)" || { echo "setup310: no Python 3.10 found (set PYTHON310)" >&2; exit 1; }
 STAMP="$VENV/.ember-neuro-installed"
-WANT="$(cat constraints.txt pyproject.toml scripts/setup_core310.sh | sha256sum | cut -c1-16)"
+WANT="$(cat constraints.txt pyproject.toml setup.py scripts/setup_core310.sh | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
     echo "setup310: $VENV is up to date"
     exit 0

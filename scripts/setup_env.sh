@@ -14,7 +14,7 @@ PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 VENV="${VENV:-.venv}"
 STAMP="$VENV/.ember-neuro-installed"
-WANT="$(cat constraints.txt pyproject.toml scripts/setup_env.sh scripts/patch_lava.py | sha256sum | cut -c1-16)"
+WANT="$(cat constraints.txt pyproject.toml setup.py scripts/setup_env.sh scripts/patch_lava.py | sha256sum | cut -c1-16)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
     echo "setup: $VENV is up to date"
     exit 0

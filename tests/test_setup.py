@@ -4,6 +4,7 @@ packages, side-effect-free processes.  Torch-free: part of the Python 3.10 suite
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -63,22 +64,24 @@ def test_generic_folders_live_inside_the_namespace(tmp_path):
         assert not top_level, f"a top-level '{name}' package is importable"
 
 
-def test_every_package_folder_is_declared_for_the_wheel():
-    """A wheel holds only the packages pyproject lists: a new kind's folder missing there would
-    import from the checkout (editable) and vanish from an installed wheel."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        tomllib = pytest.importorskip("tomli")
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    served = {pkg: ROOT / path for pkg, path in config["package-dir"].items()}
-    on_disk = set()
-    for pkg, root in served.items():
-        for init in root.rglob("__init__.py"):
-            parts = init.parent.relative_to(root).parts
-            if "__pycache__" not in parts:
-                on_disk.add(".".join((pkg, *parts)))
-    assert on_disk - set(config["packages"]) == set()
+def test_the_wheel_ships_every_package_folder(tmp_path):
+    """A wheel built from the checkout holds every package folder (a new gate kind's folder found by
+    setup.py, not listed by hand), inside the ember_neuro namespace only, with the checkpoints."""
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                        "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 and ("No module named" in r.stderr or "invalid command 'bdist_wheel'" in r.stderr):
+        pytest.skip("this venv's setuptools cannot build wheels offline (the 3.11 suite checks the wheel)")
+    assert r.returncode == 0, r.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {str(Path(n).parent).replace("/", ".") for n in names if n.endswith("/__init__.py")}
+    on_disk = {".".join(("ember_neuro", *i.parent.relative_to(ROOT / "ember_neuro").parts))
+               for i in (ROOT / "ember_neuro").rglob("__init__.py") if "__pycache__" not in i.parts}
+    on_disk |= {f"ember_neuro.{folder}" for folder in ("mappers", "processes", "export")}
+    assert on_disk <= shipped
+    top = {n.split("/")[0] for n in names}
+    assert len(top) == 2 and "ember_neuro" in top and any(t.endswith(".dist-info") for t in top), top
+    assert any(n.endswith("-strong.pt") for n in names) and "ember_neuro/export/bundle/verify.py" in names
 
 
 def test_processes_modules_are_side_effect_free():

@@ -16,6 +16,8 @@ from ember_neuro.backends import numpy_ref
 from ember_neuro.gates import fire_curve_np, sigmoid
 from ember_neuro.mappers import GateUnit, MappingOptions, loihi, map_gates
 from ember_neuro.mappers.gate import (
+    _by_term,
+    _combine,
     _Config,
     counts_for_drive,
     exact_worst_case,
@@ -174,6 +176,38 @@ def test_exact_worst_case_equals_brute_force_over_three_inputs(seed: int) -> Non
     bias, offset = int(rng.integers(-3000, 3000)), float(rng.uniform(-3, 1))
     exact = exact_worst_case(weights, coef, cfg, bias, offset, dither_terms)
     assert exact == pytest.approx(_brute_force(weights, coef, cfg, bias, offset, dither_terms), abs=1e-12)
+
+
+def _ranges_by_definition(pairs) -> tuple[np.ndarray, ...]:
+    """{value: (min lo, max hi)} over (value, lo, hi) triples, as sorted arrays."""
+    out: dict[int, tuple[float, float]] = {}
+    for v, lo, hi in pairs:
+        old = out.get(int(v), (np.inf, -np.inf))
+        out[int(v)] = (min(old[0], lo), max(old[1], hi))
+    keys = sorted(out)
+    return np.array(keys), np.array([out[k][0] for k in keys]), np.array([out[k][1] for k in keys])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_terms_and_their_sums_keep_every_extreme(seed: int) -> None:
+    """_by_term (runs of a monotone term, or any order) and _combine (min-plus / max-plus over every
+    pair of terms) against their definitions, sparse and dense term sets alike."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(int(rng.integers(1, 300)))
+    w, e = int(rng.integers(-300, 300)), int(rng.integers(-8, 3))
+    terms = loihi.weight_shift(w * x, e) if seed % 4 else rng.integers(-40, 40, x.size)  # the last: unordered
+    lo = rng.normal(size=x.size)
+    hi = lo + rng.uniform(0, 1, x.size)
+    got = _by_term(terms, lo, hi)
+    for g, want in zip(got, _ranges_by_definition(zip(terms, lo, hi, strict=True)), strict=True):
+        np.testing.assert_array_equal(g, want)
+    v2 = np.unique(rng.integers(-60, 60, int(rng.integers(1, 40))) * int(rng.integers(1, 4)))
+    lo2 = rng.normal(size=v2.size)
+    b = (v2, lo2, lo2 + rng.uniform(0, 1, v2.size))
+    pairs = [(va + vb, la + lb, ha + hb) for va, la, ha in zip(*got, strict=True)
+             for vb, lb, hb in zip(*b, strict=True)]
+    for g, want in zip(_combine(got, b), _ranges_by_definition(pairs), strict=True):
+        np.testing.assert_array_equal(g, want)
 
 
 def test_counts_for_drive_equals_the_step_by_step_neuron() -> None:

@@ -77,20 +77,34 @@ def test_pickled_code_is_never_executed(tmp_path):
     assert not marker.exists()
 
 
-def test_state_dict_missing_keys(tmp_path, tiny_ckpts):
-    raw = _raw(tiny_ckpts["lif-learnable"])
+def _drop_steepness(raw):
     del raw["model"]["transformer.h.0.attn.gate.steepness"]
-    bad = tmp_path / "missing.pt"
-    torch.save(raw, bad)
-    _expect_error(bad, "does not match variant 'lif-learnable'.*missing 1 keys")
 
 
-def test_gate_tensor_wrong_shape(tmp_path, tiny_ckpts):
-    raw = _raw(tiny_ckpts["lif-learnable"])
+def _misshape_threshold(raw):
     raw["model"]["transformer.h.1.attn.gate.threshold"] = torch.zeros(5)
-    bad = tmp_path / "shape.pt"
+
+
+def _rename_variant(raw):
+    raw["model_args"]["variant"] = "lif-quantum"
+
+
+def _drop_variant(raw):
+    del raw["model_args"]["variant"]
+
+
+@pytest.mark.parametrize(("variant", "mutate", "fragment"), [
+    ("lif-learnable", _drop_steepness, "does not match variant 'lif-learnable'.*missing 1 keys"),
+    ("lif-learnable", _misshape_threshold, r"gate.threshold has shape \(5,\), expected \(2,\)"),
+    ("lif-learnable", _rename_variant, "unknown variant 'lif-quantum'"),
+    ("standard", _drop_variant, "no 'variant'"),  # plain nanoGPT args
+])
+def test_a_mismatched_checkpoint_is_refused_in_one_line(tmp_path, tiny_ckpts, variant, mutate, fragment):
+    raw = _raw(tiny_ckpts[variant])
+    mutate(raw)
+    bad = tmp_path / "bad.pt"
     torch.save(raw, bad)
-    _expect_error(bad, r"gate.threshold has shape \(5,\), expected \(2,\)")
+    _expect_error(bad, fragment)
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf])
@@ -100,22 +114,6 @@ def test_nonfinite_gate_params(tmp_path, tiny_ckpts, value):
     bad = tmp_path / "nan.pt"
     torch.save(raw, bad)
     _expect_error(bad, "contains NaN or Inf")
-
-
-def test_unknown_variant(tmp_path, tiny_ckpts):
-    raw = _raw(tiny_ckpts["lif-learnable"])
-    raw["model_args"]["variant"] = "lif-quantum"
-    bad = tmp_path / "variant.pt"
-    torch.save(raw, bad)
-    _expect_error(bad, "unknown variant 'lif-quantum'")
-
-
-def test_plain_nanogpt_args_rejected(tmp_path, tiny_ckpts):
-    raw = _raw(tiny_ckpts["standard"])
-    del raw["model_args"]["variant"]
-    bad = tmp_path / "nano.pt"
-    torch.save(raw, bad)
-    _expect_error(bad, "no 'variant'")
 
 
 def test_inspect_cli_bad_input_exits_nonzero(tmp_path):
