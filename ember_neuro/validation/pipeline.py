@@ -207,32 +207,54 @@ class ValidateRequest:
     timeout: float = 120.0
 
 
-def validate_checkpoint(req: ValidateRequest, step: Any = lambda name: None,
-                        t0: float | None = None) -> dict[str, Any]:
-    """Validate every gate group of a checkpoint's mapping; writes the report folder, returns the result."""
-    from ember_neuro.atomic import atomic_dir, check_output_dir
+@dataclass
+class ValidationRun:
+    """A validation ready to run: the checkpoint prepared once, its mapping, where the report goes,
+    the observed inputs, and an external NIR graph if one was given."""
+
+    req: ValidateRequest
+    prep: Any  # deploy.mapping.Prepared
+    net: Any  # MappedNetwork
+    dest: Path
+    external: Any  # the --nir graph, or None
+    observed: dict[str, UnitInputs]
+    source: str | None
+
+    @property
+    def first(self) -> str:
+        """The group whose files sit at the top of the report (the others go in subfolders)."""
+        from ember_neuro.deploy.fidelity import gate_groups
+
+        return next(iter(gate_groups(self.net)))
+
+    def remap(self, name: str) -> Any:
+        """Group `name` mapped again at another T (same N, levels and calibration): the error sweep."""
+        from ember_neuro.mappers import MappingOptions
+
+        n, lv = int(self.net.options["neurons_per_gate"]), self.net.options.get("levels", "uniform")
+        return lambda t: self.prep.map(MappingOptions(timesteps=t, neurons_per_gate=n, levels=lv)).group(name)
+
+
+def prepare_validation(req: ValidateRequest, step: Any) -> ValidationRun:
+    """Every refusal first (window, output folder, reference simulators, a foreign --nir file, a
+    variant without gates), then the checkpoint, its mapping and the observed inputs, each once."""
+    from ember_neuro.atomic import check_output_dir
     from ember_neuro.deploy.calibrate import observed_inputs
-    from ember_neuro.deploy.fidelity import carried_groups, gate_groups, grid_inputs
+    from ember_neuro.deploy.fidelity import gate_groups
     from ember_neuro.deploy.mapping import Window, mapping_for, prepare
     from ember_neuro.export import nir_gates as G
-    from ember_neuro.mappers import MappingOptions
 
-    t0 = time.time() if t0 is None else t0
-    checkpoint, mapped, nir, timeout_s = req.checkpoint, req.mapped, req.nir, req.timeout
     window = Window(req.timesteps, req.neurons_per_gate, req.levels)
     window.options()  # refuse a bad window before anything else
-    stem = Path(checkpoint).stem
-    window_name = "mapped" if mapped and req.timesteps is None else f"T{req.timesteps or 32}"
-    default = f"runs/validate-{stem}-{window_name}"
-    dest = Path(req.out or default)
+    window_name = "mapped" if req.mapped and req.timesteps is None else f"T{req.timesteps or 32}"
+    dest = Path(req.out or f"runs/validate-{Path(req.checkpoint).stem}-{window_name}")
     check_output_dir(dest, req.force)
     for module in ("snntorch", "norse.torch", "nir"):
         references.require(module)
-    external = G.read_gates(nir) if nir else None  # refuse a foreign file before any run
-    prep = prepare(checkpoint, req.data)  # refuses a variant without a gate before the progress bar
-    ck = prep.ck
+    external = G.read_gates(req.nir) if req.nir else None  # refuse a foreign file before any run
+    prep = prepare(req.checkpoint, req.data)  # refuses a variant without a gate before the progress bar
     step("map")
-    net = mapping_for(prep, window, mapped)
+    net = mapping_for(prep, window, req.mapped)
     groups = gate_groups(net)
     if external is not None and len(groups) > 1:
         raise ValidateError("--nir validates one gate group; this checkpoint maps several "
@@ -241,52 +263,73 @@ def validate_checkpoint(req: ValidateRequest, step: Any = lambda name: None,
     observed, source = {}, None
     if not req.grid_only:
         try:
-            observed, source = observed_inputs(ck.model, net, prep.text), prep.text.source
+            observed, source = observed_inputs(prep.ck.model, net, prep.text), prep.text.source
         except Exception as exc:  # noqa: BLE001 - observed inputs are optional: say so, use the grid
             print(f"warning: no observed inputs ({exc}); grid only", file=sys.stderr)
-    n, lv = int(net.options["neurons_per_gate"]), net.options.get("levels", "uniform")
+    return ValidationRun(req, prep, net, dest, external, observed, source)
 
-    def remap_of(name: str) -> Any:  # the same units at another T (same N, levels and calibration)
-        return lambda t: prep.map(MappingOptions(timesteps=t, neurons_per_gate=n, levels=lv)).group(name)
 
-    first = next(iter(groups))  # its files sit at the top of the report; the others in subfolders
+def run_groups(v: ValidationRun, tmp: Path, step: Any) -> tuple[dict[str, dict], dict[str, UnitInputs]]:
+    """Every group on every validated simulator, its files written under `tmp`: (results, inputs)."""
+    from ember_neuro.deploy.fidelity import carried_groups, gate_groups, grid_inputs
+    from ember_neuro.export import nir_gates as G
+
     results: dict[str, dict] = {}
     inputs_of: dict[str, UnitInputs] = {}
-    with atomic_dir(dest, force=req.force) as tmp:
-        for name, group in groups.items():
-            inputs = grid_inputs(group)
-            if name in observed:
-                inputs = inputs + observed[name]
-            prefix = "" if name == first else f"{name}_"
-            nir_file = str(nir) if external is not None else str(dest / f"{prefix}gates.nir")
-            graph = external if external is not None else \
-                G.read_gates(G.write_gates(group, tmp / f"{prefix}gates.nir"))
-            folder = tmp if name == first else tmp / name
-            folder.mkdir(exist_ok=True)
-            inputs_of[name] = inputs
-            results[name] = validate_group(group, inputs, remap_of(name), graph, nir_file,
-                                           external is not None, folder, timeout_s, step)
-            results[name]["subfolder"] = folder != tmp
-            results[name]["observed_per_unit"] = int(max(np.bincount(observed[name].unit_index,
-                                                                      minlength=len(group.units))))\
-                if name in observed else 0
-        for name, group in carried_groups(net).items():
-            if name in observed:
-                step(name)
-                results[name] = validate_sequence(group, observed[name].values["input"], timeout_s)
+    for name, group in gate_groups(v.net).items():
+        inputs = grid_inputs(group)
+        if name in v.observed:
+            inputs = inputs + v.observed[name]
+        prefix = "" if name == v.first else f"{name}_"
+        nir_file = str(v.req.nir) if v.external is not None else str(v.dest / f"{prefix}gates.nir")
+        graph = v.external if v.external is not None else \
+            G.read_gates(G.write_gates(group, tmp / f"{prefix}gates.nir"))
+        folder = tmp if name == v.first else tmp / name
+        folder.mkdir(exist_ok=True)
+        inputs_of[name] = inputs
+        r = validate_group(group, inputs, v.remap(name), graph, nir_file, v.external is not None, folder,
+                           v.req.timeout, step)
+        r["subfolder"] = folder != tmp
+        seen = v.observed.get(name)
+        r["observed_per_unit"] = 0 if seen is None else \
+            int(max(np.bincount(seen.unit_index, minlength=len(group.units))))
+        results[name] = r
+    for name, group in carried_groups(v.net).items():
+        if name in v.observed:
+            step(name)
+            results[name] = validate_sequence(group, v.observed[name].values["input"], v.req.timeout)
+    return results, inputs_of
+
+
+def summarise(v: ValidationRun, results: dict[str, dict], t0: float) -> dict[str, Any]:
+    """The result record: the first group's numbers at the top, every group's, every failure."""
+    ck = v.prep.ck
+    result: dict[str, Any] = {
+        **results[v.first],
+        "checkpoint": {"path": str(v.req.checkpoint), "sha256": ck.sha256, "variant": ck.config.variant},
+        "mapped": str(v.req.mapped) if v.req.mapped else None, "observed_source": v.source,
+        "groups": results, "versions": versions(),
+    }
+    result["failures"] = [f if name == v.first else f"{name}: {f}"
+                          for name, r in results.items() for f in r["failures"]]
+    result["passed"] = not result["failures"]
+    result["out"] = str(v.dest)
+    result["seconds"] = round(time.time() - t0, 2)
+    return result
+
+
+def validate_checkpoint(req: ValidateRequest, step: Any = lambda name: None,
+                        t0: float | None = None) -> dict[str, Any]:
+    """Validate every gate group of a checkpoint's mapping: prepare, run the groups, summarise, and
+    write the report folder all or nothing; returns the result."""
+    from ember_neuro.atomic import atomic_dir
+
+    t0 = time.time() if t0 is None else t0
+    v = prepare_validation(req, step)
+    with atomic_dir(v.dest, force=req.force) as tmp:
+        results, inputs_of = run_groups(v, tmp, step)
         step("write")
-        primary = results[first]
-        result: dict[str, Any] = {
-            **primary,
-            "checkpoint": {"path": str(checkpoint), "sha256": ck.sha256, "variant": ck.config.variant},
-            "mapped": str(mapped) if mapped else None, "observed_source": source,
-            "groups": results, "versions": versions(),
-        }
-        result["failures"] = [f if name == first else f"{name}: {f}"
-                              for name, r in results.items() for f in r["failures"]]
-        result["passed"] = not result["failures"]
-        result["out"] = str(dest)
-        result["seconds"] = round(time.time() - t0, 2)
+        result = summarise(v, results, t0)
         (tmp / "report.json").write_text(json.dumps(capped(result), indent=1))
         (tmp / "report.md").write_text(render_markdown(result, inputs_of))
     result["seconds"] = round(time.time() - t0, 2)
