@@ -56,6 +56,7 @@ class Roles:
 
 
 def roles() -> Roles:
+    """The roles as the registry gives them now."""
     sims = registry.validated()
     refs = {fixed: registry.reference(fixed) for fixed in (True, False)}
     return Roles(tuple(b.label for b in sims), tuple(b.label for b in sims if not b.fixed),
