@@ -36,8 +36,10 @@ def describe(model, cfg, val_loss: float, source: str, iter_num: int | None) -> 
         "source": source, "variant": cfg.variant, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
         "n_embd": cfg.n_embd, "block_size": cfg.block_size, "vocab_size": cfg.vocab_size,
         "iter_num": iter_num, "gate_param_count": counts["gate"], "total_param_count": counts["total"],
-        "val_loss": None if math.isnan(val_loss) else val_loss, "gates": [], "temporal": [],
+        "val_loss": None if math.isnan(val_loss) else val_loss,
     }
+    # every kind's key, empty where this variant has none (a JSON reader finds each key every time)
+    d.update({k.inspect_key: [] for v in registry.VARIANTS.values() for k in v.kinds})
     d.update(registry.gate_records(cfg.variant, gate_params(model), cfg.n_layer))
     return d
 

@@ -18,6 +18,22 @@ def _plt():
     return plt
 
 
+PANELS_PER_LAYER = 16  # more units in a layer (per-neuron gates): only its steepest are drawn
+STEEPEST = 8
+
+
+def units_by_layer(units: list) -> list[tuple[int, list[int]]]:
+    """(layer, unit indices) of one transfer-curve figure per layer: every unit of a layer, or, for
+    per-neuron gates (more than PANELS_PER_LAYER), the STEEPEST with the largest k."""
+    out = []
+    for layer in sorted({u.layer for u in units}):
+        idx = [i for i, u in enumerate(units) if u.layer == layer]
+        if len(idx) > PANELS_PER_LAYER:
+            idx = sorted(idx, key=lambda i: -units[i].k)[:STEEPEST]
+        out.append((layer, idx))
+    return out
+
+
 def transfer_curves(path: Path, title: str, units: list, grid: np.ndarray, series: dict[str, np.ndarray],
                     bound: float, errors: tuple[str, ...], styles: dict[str, tuple[str, str]] | None = None,
                     dpi: int = 110, xlabel: str = "attention probability p") -> None:

@@ -212,8 +212,6 @@ def _attr(node: Any, name: str) -> Any:
 
 def export_graphs(model: nn.Module, folder: Path) -> dict[str, Any]:
     """Write the host stages of `model` into `folder`; returns the manifest (also graphs.json)."""
-    from ember_neuro.kinds import registry
-
     cfg = model.config
     folder.mkdir(parents=True, exist_ok=True)
     full, io_plan = export_forward(model)
@@ -224,7 +222,7 @@ def export_graphs(model: nn.Module, folder: Path) -> dict[str, Any]:
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "opset": OPSET, "variant": cfg.variant,
                 "config": cfg.to_dict(), "files": files, "io": io_plan, "plan": plan,
                 "block_size": cfg.block_size if cfg.is_transformer else None,
-                "noncausal": registry.get(cfg.variant).noncausal, "layout": __doc__}
+                "noncausal": _noncausal(cfg), "layout": __doc__}
     (folder / "graphs.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ember_neuro.deploy.fidelity import UnitInputs, grid_inputs, points_per_unit
-from ember_neuro.hybrid.paths import host_values, unit_index
+from ember_neuro.hybrid.paths import host_values, live, unit_index
 from ember_neuro.kinds.spec import Variant
 from ember_neuro.mappers import MappedNetwork
 from ember_neuro.models.hooks import GateModule
@@ -95,9 +95,9 @@ def observed_inputs(model: torch.nn.Module, net: MappedNetwork, text: Any, per_u
         for layer, inputs in calls:
             values = host_values(group, inputs)
             first = next(iter(values.values()))
-            live = first != 0 if group.address.idle_zero else np.ones(first.shape, bool)
-            units = torch.from_numpy(unit_index(group, layer, first.shape)[live])
-            flat = {s: v[live] for s, v in values.items()}
+            sent = live(group, first)
+            units = torch.from_numpy(unit_index(group, layer, first.shape)[sent])
+            flat = {s: v[sent] for s, v in values.items()}
             for unit in units.unique().tolist():
                 where = torch.nonzero(units == unit).reshape(-1)
                 pick = where[torch.randperm(where.numel(), generator=g)[:keep]].numpy()

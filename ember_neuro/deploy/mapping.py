@@ -204,10 +204,7 @@ def write_map_outputs(dest: Path, force: bool, net: MappedNetwork, summary: dict
             u, points = len(group.units), points_per_unit(group, GRID_POINTS)
             grid_rates = m["rates"][: points * u].reshape(points, u)
             grid_x = m["inputs"].values["input"][: points * u].reshape(points, u)
-            for layer in sorted({unit.layer for unit in group.units}):
-                idx = [i for i, unit in enumerate(group.units) if unit.layer == layer]
-                if len(idx) > 16:  # per-neuron gates: the 8 steepest of the layer
-                    idx = sorted(idx, key=lambda i: -group.units[i].k)[:8]
+            for layer, idx in plots.units_by_layer(group.units):
                 prefix = "transfer" if name == first else f"transfer_{name}"
                 plots.transfer_curves(
                     tmp / f"{prefix}_L{layer}.png",

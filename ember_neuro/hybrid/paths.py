@@ -53,6 +53,12 @@ def host_values(group: NeuronGroup, inputs: Mapping[str, np.ndarray]) -> dict[st
             for src in sources}
 
 
+def live(group: NeuronGroup, first: np.ndarray) -> np.ndarray:
+    """Which values of the first host source are sent: all, or with ``idle_zero`` the non-zero ones
+    (a masked attention key: p = 0 contributes nothing, its fire is 0)."""
+    return first != 0 if group.address.idle_zero else np.ones(first.shape, bool)
+
+
 class GateEvaluator:
     """Spike-rate fire of a neuron group's units for any values, on one backend."""
 
@@ -146,11 +152,11 @@ class RateGate(GateEvaluator):
         values = host_values(self.group, inputs)
         x = next(iter(values.values()))
         units = unit_index(self.group, layer, x.shape)
-        live = x != 0 if self.group.address.idle_zero else np.ones(x.shape, bool)
-        rates = self.rates(units[live], {src: v[live] for src, v in values.items()})
+        sent = live(self.group, x)
+        rates = self.rates(units[sent], {src: v[sent] for src, v in values.items()})
         self.record(layer, rates)
         fire = np.zeros(x.shape)
-        fire[live] = rates
+        fire[sent] = rates
         return fire
 
 
@@ -164,7 +170,7 @@ class CarriedGate(GateEvaluator):
     kept here.
     """
 
-    def __init__(self, group: NeuronGroup, backend: str, **kw):
+    def __init__(self, group: NeuronGroup, backend: str | registry.Backend, **kw):
         super().__init__(group, backend, **kw)
         self.array = group.layout(np.zeros(self.slots, np.int64), self.fixed)
         self.state = None

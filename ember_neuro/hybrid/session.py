@@ -263,7 +263,7 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
                       neurons_per_gate=int(session.net.options["neurons_per_gate"]),
                       levels=session.net.options.get("levels", "uniform"), mapped=dep.mapped)
     else:
-        result["timesteps"] = dep.timesteps or 32
+        result["timesteps"] = dep.window.options().timesteps
     if session.net is not None and session.net.alternatives:
         result["temporal"] = dep.temporal
     if ev is not None:

@@ -245,8 +245,8 @@ def prepare_validation(req: ValidateRequest, step: Any) -> ValidationRun:
     from ember_neuro.export import nir_gates as G
 
     window = Window(req.timesteps, req.neurons_per_gate, req.levels)
-    window.options()  # refuse a bad window before anything else
-    window_name = "mapped" if req.mapped and req.timesteps is None else f"T{req.timesteps or 32}"
+    asked = window.options()  # refuse a bad window before anything else
+    window_name = "mapped" if req.mapped and req.timesteps is None else f"T{asked.timesteps}"
     dest = Path(req.out or f"runs/validate-{Path(req.checkpoint).stem}-{window_name}")
     check_output_dir(dest, req.force)
     for module in ("snntorch", "norse.torch", "nir"):

@@ -111,10 +111,7 @@ def write_figures(folder: Path, mapped: NeuronGroup, rasters: dict[str, np.ndarr
     g = points_per_unit(mapped, GRID_POINTS)
     grid = grid_inputs(mapped).values["input"].reshape(g, len(units))
     figures = []
-    for layer in sorted({u.layer for u in units}):
-        idx = [i for i, u in enumerate(units) if u.layer == layer]
-        if len(idx) > 16:  # per-neuron gates: the 8 steepest of the layer
-            idx = sorted(idx, key=lambda i: -units[i].k)[:8]
+    for layer, idx in plots.units_by_layer(units):
         plots.transfer_curves(
             folder / f"transfer_L{layer}.png",
             f"{mapped.name}, layer {layer}, T={mapped.timesteps}: {len(r.simulators)} simulators over the "
