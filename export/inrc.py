@@ -209,7 +209,7 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
     net = prep.map(options)
     with atomic_dir(dest, force=req.force) as tmp:
         step("onnx")
-        manifest = write_model(tmp / "model", prep, net, req.data)
+        manifest = write_model(tmp / "model", prep, net)
         step("golden")
         rec, meta = write_golden(tmp / "golden", prep, net, req)
         res = write_resources(tmp / "resources.json", rec, meta)
@@ -220,7 +220,8 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
 
             validated = validate_checkpoint(ValidateRequest(req.checkpoint, out=str(tmp / "report"),
                                                             mapped=str(tmp / "model" / "mapped.npz"),
-                                                            data=req.data, timeout=req.timeout))["passed"]
+                                                            data=req.data, timeout=req.timeout),
+                                            prep=prep)["passed"]  # the checkpoint loaded once
         step("scripts")
         write_scripts(tmp)
         info = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "variant": cfg.variant,
@@ -248,7 +249,7 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
     return summary
 
 
-def write_model(folder: Path, prep: Any, net: Any, data: str | None) -> dict[str, Any]:
+def write_model(folder: Path, prep: Any, net: Any) -> dict[str, Any]:
     """model/: the saved mapping, the ONNX host stages (checked against PyTorch), the vocabulary."""
     from ember_neuro.mappers import save_mapped
 
@@ -256,7 +257,7 @@ def write_model(folder: Path, prep: Any, net: Any, data: str | None) -> dict[str
 
     folder.mkdir()
     save_mapped(net, folder / "mapped.npz")
-    manifest = write_graphs(prep.ck, net, folder / "onnx", data)
+    manifest = write_graphs(prep.ck, net, folder / "onnx", prep.text)
     cfg = prep.ck.config
     (folder / "vocab.json").write_text(json.dumps({"chars": prep.ck.vocab, "block_size": cfg.block_size,
                                                    "variant": cfg.variant}, indent=1))

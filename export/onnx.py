@@ -256,12 +256,9 @@ def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -
             "incremental": bool(incremental)}
 
 
-def write_graphs(ck: Any, net: Any, folder: Path, data: str | None = None, windows: int = 2) -> dict[str,
-                                                                                                     Any]:
-    """Graphs of a loaded checkpoint into `folder`, with graphs.json, checked on validation text."""
-    from ember_neuro.models.data import load_data
-
-    text = load_data(data, vocab=ck.vocab)
+def write_graphs(ck: Any, net: Any, folder: Path, text: Any, windows: int = 2) -> dict[str, Any]:
+    """Graphs of a loaded checkpoint into `folder`, with graphs.json, checked on validation `text`
+    (models.data.CharData in the checkpoint's vocabulary)."""
     batch = text.val_batches(1, windows, ck.config.block_size, seed=0)[0][0].numpy()
     manifest = export_graphs(ck.model, folder)  # graphs.json: what OnnxHost reads for the check
     manifest["checkpoint"] = {"path": ck.path, "sha256": ck.sha256}
@@ -284,6 +281,6 @@ def export_onnx(checkpoint: str, out: str, force: bool = False, data: str | None
     prep = prepare(checkpoint, data)
     net = prep.map(MappingOptions(timesteps=8))  # the float gates for the check
     with atomic_dir(dest, force=force) as tmp:
-        manifest = write_graphs(prep.ck, net, tmp, data, windows)
+        manifest = write_graphs(prep.ck, net, tmp, prep.text, windows)
     return {"out": str(dest), "variant": prep.ck.config.variant, "opset": OPSET, "files": manifest["files"],
             **manifest["check"], "seconds": round(time.time() - t0, 2)}

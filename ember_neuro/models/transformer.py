@@ -160,8 +160,7 @@ class TransformerEmber(nn.Module):
         pos0 = 0 if not caches or "k" not in caches[0] else caches[0]["k"].size(2)
         if pos0 + t > self.config.block_size:
             raise ValueError(f"sequence length {pos0 + t} exceeds block_size {self.config.block_size}")
-        noncausal = registry.get(self.config.variant).noncausal
-        if caches is not None and noncausal:
+        if caches is not None and (noncausal := registry.get(self.config.variant).noncausal):
             raise ValueError(f"{self.config.variant} cannot decode incrementally: {noncausal}; "
                              "use whole-sequence mode")
         pos = torch.arange(pos0, pos0 + t, device=idx.device)

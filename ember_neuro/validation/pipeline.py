@@ -235,9 +235,11 @@ class ValidationRun:
         return lambda t: self.prep.map(MappingOptions(timesteps=t, neurons_per_gate=n, levels=lv)).group(name)
 
 
-def prepare_validation(req: ValidateRequest, step: Any) -> ValidationRun:
+def prepare_validation(req: ValidateRequest, step: Any, prep: Any = None) -> ValidationRun:
     """Every refusal first (window, output folder, reference simulators, a foreign --nir file, a
-    variant without gates), then the checkpoint, its mapping and the observed inputs, each once."""
+    variant without gates), then the checkpoint, its mapping and the observed inputs, each once.
+    ``prep``: the checkpoint already prepared (deploy.mapping.prepare of ``req.checkpoint`` with
+    ``req.data``: the INRC bundle validates what it just exported without loading it again)."""
     from ember_neuro.atomic import check_output_dir
     from ember_neuro.deploy.calibrate import observed_inputs
     from ember_neuro.deploy.fidelity import gate_groups
@@ -252,7 +254,8 @@ def prepare_validation(req: ValidateRequest, step: Any) -> ValidationRun:
     for module in ("snntorch", "norse.torch", "nir"):
         references.require(module)
     external = G.read_gates(req.nir) if req.nir else None  # refuse a foreign file before any run
-    prep = prepare(req.checkpoint, req.data)  # refuses a variant without a gate before the progress bar
+    if prep is None:
+        prep = prepare(req.checkpoint, req.data)  # refuses a variant without a gate before the progress bar
     step("map")
     net = mapping_for(prep, window, req.mapped)
     groups = gate_groups(net)
@@ -319,13 +322,14 @@ def summarise(v: ValidationRun, results: dict[str, dict], t0: float) -> dict[str
 
 
 def validate_checkpoint(req: ValidateRequest, step: Any = lambda name: None,
-                        t0: float | None = None) -> dict[str, Any]:
-    """Validate every gate group of a checkpoint's mapping: prepare, run the groups, summarise, and
-    write the report folder all or nothing; returns the result."""
+                        t0: float | None = None, prep: Any = None) -> dict[str, Any]:
+    """Validate every gate group of a checkpoint's mapping: prepare (``prep``: already done, see
+    :func:`prepare_validation`), run the groups, summarise, and write the report folder all or
+    nothing; returns the result."""
     from ember_neuro.atomic import atomic_dir
 
     t0 = time.time() if t0 is None else t0
-    v = prepare_validation(req, step)
+    v = prepare_validation(req, step, prep)
     with atomic_dir(v.dest, force=req.force) as tmp:
         results, inputs_of = run_groups(v, tmp, step)
         step("write")
