@@ -28,9 +28,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ember_neuro.cli import add_json_option, parser, run_and_report
-from ember_neuro.errors import BadInput
 from ember_neuro.kinds import registry
-from ember_neuro.models.build import build_model, param_counts
+from ember_neuro.models.build import build_model, param_counts, resolve_device
 from ember_neuro.models.checkpoint import save_checkpoint
 from ember_neuro.models.config import PRESETS, config_for
 from ember_neuro.models.data import load_data
@@ -124,14 +123,6 @@ def spread_gate_init(model, seed: int) -> None:
             p.copy_(k + torch.log(-torch.expm1(-k)))  # softplus^-1(k)
         else:
             p.copy_(torch.full_like(p, math.log(SPREAD_LEAK / (1.0 - SPREAD_LEAK))))
-
-
-def resolve_device(name: str) -> str:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise BadInput("--device cuda requested but CUDA is not available on this machine")
-    if name not in ("cpu", "cuda"):
-        raise BadInput(f"unknown device {name!r}; use cpu or cuda")
-    return name
 
 
 def train(args) -> dict:

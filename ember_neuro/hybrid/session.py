@@ -37,6 +37,7 @@ from ember_neuro.hybrid.paths import GatePaths
 from ember_neuro.hybrid.torch_hook import TorchHook
 from ember_neuro.kinds import registry as kinds
 from ember_neuro.mappers import MappedNetwork
+from ember_neuro.models.build import resolve_device
 
 EVAL_SEED = 1234
 TEMPORAL_MODES = ("rate", "hard")
@@ -106,14 +107,6 @@ class Session:
                                                               whole) for k in self.prep.variant.kinds}
         return GatePaths(self.net, self.backend, slots=slots, timeout_s=self.dep.timeout,
                          mode=self.dep.temporal)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RunError("--device cuda requested but CUDA is not available on this machine")
-    if name not in ("cpu", "cuda"):
-        raise RunError(f"unknown device {name!r}; use cpu or cuda")
-    return torch.device(name)
 
 
 def prepare_session(dep: Deployment) -> Session:

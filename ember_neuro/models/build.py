@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
+from ember_neuro.errors import BadInput
 from ember_neuro.kinds import registry
 from ember_neuro.kinds.spec import load_class
 from ember_neuro.models.config import EmberConfig
@@ -20,6 +22,15 @@ def family_class(cfg: EmberConfig) -> type:
 
 def build_model(cfg: EmberConfig) -> nn.Module:
     return family_class(cfg)(cfg)
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for ``--device`` (cpu or cuda), or a one-line refusal."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadInput("--device cuda requested but CUDA is not available on this machine")
+    if name not in ("cpu", "cuda"):
+        raise BadInput(f"unknown device {name!r}; use cpu or cuda")
+    return torch.device(name)
 
 
 def param_counts(model: nn.Module) -> dict[str, int]:
