@@ -527,18 +527,21 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
     bits = options.dither_bits
     dither_fixed = fixed_dither_table(levels, t, n, bits)
     s_count = len(spec.sources)
+
+    def choose_all(cfg: _Config, whole_box: bool = False) -> list:
+        return [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
+                             whole_box=whole_box, decode_values=decode_values) for i in range(len(units))]
+
     best = None
     # Measure every configuration on the first input (plus, with several inputs, what rounding their
     # weights costs); keep the one whose worst unit is best.
     for cfg in _configs(spec.coef, s_count, bits, lmax):
-        choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
-                               whole_box=False, decode_values=decode_values) for i in range(len(units))]
+        choice = choose_all(cfg)
         if any(c is None for c in choice):
             continue
         if s_count > 1:  # finest exponents for the further inputs, then choose again with them
             cfg = _finest_exponents(cfg, spec.coef, np.array([c[1] for c in choice]), bits)
-            choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
-                                   whole_box=False, decode_values=decode_values) for i in range(len(units))]
+            choice = choose_all(cfg)
             if any(c is None for c in choice):
                 continue
         worst = max(c[-1] for c in choice)
@@ -548,8 +551,7 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
         raise ValueError(f"no weight pair fits Loihi's 16-bit synaptic input at N*T = {n * t}")
     cfg, _, choice = best
     if s_count > 1:  # the chosen configuration's exact worst case over the whole input box
-        choice = [_choose_unit(spec.coef[i], float(spec.center[i]), cfg, bits, lmax, dither_fixed,
-                               decode_values=decode_values) for i in range(len(units))]
+        choice = choose_all(cfg, whole_box=True)
     weights = np.stack([c[0] for c in choice])  # (U, S)
     w_d = np.array([c[1] for c in choice], dtype=np.int64)
     group = NeuronGroup(name=name, units=units, timesteps=t, neurons_per_gate=n, levels=levels,

@@ -2,6 +2,7 @@
 packages, side-effect-free processes.  Torch-free: part of the Python 3.10 suite."""
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -66,13 +67,20 @@ def test_generic_folders_live_inside_the_namespace(tmp_path):
 
 def test_the_wheel_ships_every_package_folder(tmp_path):
     """A wheel built from the checkout holds every package folder (a new gate kind's folder found by
-    setup.py, not listed by hand), inside the ember_neuro namespace only, with the checkpoints."""
+    setup.py, not listed by hand), inside the ember_neuro namespace only, with the checkpoints.
+
+    Built from a copy of the sources: an in-tree build would reuse a stale build/ folder, whose
+    old files end up in the wheel whatever setup.py finds now."""
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "runs", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"))
+    out = tmp_path / "wheel"
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                        "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+                        "-w", str(out), str(src)], capture_output=True, text=True, timeout=300)
     if r.returncode != 0 and ("No module named" in r.stderr or "invalid command 'bdist_wheel'" in r.stderr):
         pytest.skip("this venv's setuptools cannot build wheels offline (the 3.11 suite checks the wheel)")
     assert r.returncode == 0, r.stderr
-    (wheel,) = tmp_path.glob("*.whl")
+    (wheel,) = out.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     shipped = {str(Path(n).parent).replace("/", ".") for n in names if n.endswith("/__init__.py")}
     on_disk = {".".join(("ember_neuro", *i.parent.relative_to(ROOT / "ember_neuro").parts))

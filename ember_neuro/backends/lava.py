@@ -158,7 +158,6 @@ def _waitable_queue(port: Any) -> Any:
     return getattr(port, "_queue", None)
 
 
-
 @contextlib.contextmanager
 def _start_method(method: str | None) -> Iterator[None]:
     """Temporarily set the global multiprocessing start method (None: unset)."""
