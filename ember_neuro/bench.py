@@ -6,7 +6,13 @@ so absolute numbers are for context; the ratios are the results).
 Measures, on the shipped strong-gate checkpoint (default lif-learnable):
 
   generation   tokens/s of float, emulator and lava-sim at (T, N) = (32, 1) and (8, 4), batch 1
-               and batch 8 (eight validation prompts in one batch, one gate window per layer)
+               and batch 8 (eight validation prompts in one batch, one gate window per layer);
+               lava-sim both as the chip-side window (the default) and as the per-step network
+  exchanges    the chip-side window against the per-step network at (T, N) = (32, 8) and (8, 32):
+               tokens/s in one run, and the host<->chip messages, values and bytes per token in
+               each direction and per layer, counted at the bridge processes, with the board
+               latency per token they imply (deploy/resources.py: exchanges x cost + steps x
+               step time, every anchor)
   evaluation   tokens/s of the emulator against float on the same validation batches
   lava         hybrid Lava steps/s against a bare Lava network of the same layout driven
                back to back (the runtime's own ceiling)
@@ -42,8 +48,18 @@ from ember_neuro.cli import add_json_option, parser, run_and_report, torch_threa
 
 CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-strong.pt"
 WINDOWS = ((32, 1), (8, 4))
+EXCHANGE_WINDOWS = ((32, 8), (8, 32))
+PER_STEP = "lava-sim:per-step"  # lava-sim with the per-step network (run --bridge per-step)
 GOALS = {"emulator_gen_vs_float": 1 / 3, "emulator_eval_vs_float": 0.5, "lava_steps_vs_ceiling": 0.8,
-         "lava_batch8_vs_batch1": 5.0}
+         "lava_batch8_vs_batch1": 5.0, "lava_chip_vs_per_step_gen_T8_N32": 1.0,
+         "lava_chip_vs_per_step_gen_T32_N8": 1.0, "board_latency_per_step_vs_chip_T8_N32": 5.0}
+
+
+def _deployment(ckpt: str, backend: str, t: int, n: int):
+    from ember_neuro.hybrid.session import Deployment
+
+    name, _, bridge = backend.partition(":")
+    return Deployment(ckpt, backend=name, timesteps=t, neurons_per_gate=n, bridge=bridge or None)
 
 
 def _prompts(vocab: str, data: Any, batch: int, length: int) -> list[str]:
@@ -52,8 +68,9 @@ def _prompts(vocab: str, data: Any, batch: int, length: int) -> list[str]:
     return ["".join(vocab[int(i)] for i in row) for row in x]
 
 
-def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple[str, ...]) -> list[dict]:
-    from ember_neuro.hybrid.session import Deployment, Generation, run_hybrid
+def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple[str, ...],
+               windows: tuple[tuple[int, int], ...] = WINDOWS) -> list[dict]:
+    from ember_neuro.hybrid.session import Generation, run_hybrid
     from ember_neuro.models.checkpoint import load_checkpoint
     from ember_neuro.models.data import load_data
 
@@ -63,15 +80,33 @@ def generation(ckpt: str, tokens: int, batches: tuple[int, ...], backends: tuple
     for b in batches:
         prompts = _prompts(ck.vocab, data, b, 16)
         for backend in backends:
-            for t, n in (((32, 1),) if backend == "float" else WINDOWS):
-                r = run_hybrid(Deployment(ckpt, backend=backend, timesteps=t, neurons_per_gate=n),
+            for t, n in (((32, 1),) if backend == "float" else windows):
+                r = run_hybrid(_deployment(ckpt, backend, t, n),
                                gen=Generation(prompts=tuple(prompts), tokens=tokens, temperature=0.0))
                 rows.append({"backend": backend, "T": t, "N": n, "batch": b,
                              "tokens_per_s": r["tokens_per_s"], "lava_steps_per_s": r.get("lava_steps_per_s"),
                              "lava_steps": r.get("lava_steps"), "spike_stats": r.get("spike_stats"),
-                             "startup_s": r.get("startup_seconds")})
+                             "startup_s": r.get("startup_seconds"), "text": r.get("text"),
+                             "exchanges_per_token": r.get("exchanges_per_token"),
+                             "designs": r.get("designs")})
                 print(f"  gen {backend:9s} T={t:2d} N={n} B={b}: {r['tokens_per_s']:.1f} tokens/s",
                       file=sys.stderr)
+    return rows
+
+
+def exchanges(ckpt: str, tokens: int) -> list[dict]:
+    """Both Lava designs at EXCHANGE_WINDOWS, batch 1, the same greedy prompt: tokens/s, what
+    crossed per token (the bridges' counts) and the board latency per token it implies."""
+    from ember_neuro.deploy import resources
+
+    rows = generation(ckpt, tokens, (1,), ("lava-sim", PER_STEP), EXCHANGE_WINDOWS)
+    for r in rows:
+        per = (r["exchanges_per_token"] or {}).get("total", {})
+        r["board"] = resources.board_estimate({**per, "steps": per.get("steps", 0)}) if per else None
+        msgs = per.get("to_chip_messages", 0) + per.get("from_chip_messages", 0)
+        print(f"  exchanges {r['backend']:18s} T={r['T']:2d} N={r['N']:2d}: {msgs:.1f} messages/token, "
+              f"{per.get('to_chip_bytes', 0):,.0f} B to / {per.get('from_chip_bytes', 0):,.0f} B from "
+              "the chip", file=sys.stderr)
     return rows
 
 
@@ -100,7 +135,7 @@ def lava_ceiling(ckpt: str, windows: int, timesteps: int = 32, slots: int | None
     unit_index = np.repeat(np.arange(len(g.units)), slots)
     rng = np.random.default_rng(0)
     payload = g.encode(rng.uniform(0, 1, (windows, unit_index.size)) ** 3, True, unit_index)
-    with registry.require("lava-sim").open(g.layout(unit_index, True), 120.0) as runner:
+    with registry.require("lava-sim").open(g.layout(unit_index, True), 120.0, bridge="per-step") as runner:
         runner.run_windows(payload[:1])  # warm
         t0 = time.perf_counter()
         runner.run_windows(payload)
@@ -126,8 +161,8 @@ def neuron_rates(width: int, timesteps: int, windows: int, backends: tuple[str, 
         x = g.encode(values, fixed, idx)
         array = g.layout(idx, fixed)
         t0 = time.perf_counter()
-        if be.persistent:
-            with be.open(array, 300.0) as runner:  # stopped on leaving, whatever happens
+        if be.persistent:  # Lava: the per-step network, whose rasters are what the others produce
+            with be.open(array, 300.0, bridge="per-step") as runner:  # stopped on leaving, whatever happens
                 t0 = time.perf_counter()  # without compile and start-up
                 runner.run_windows(x)
         else:
@@ -202,9 +237,22 @@ def ratios(res: dict) -> dict:
         b = batches[-1]
         out[f"lava_batch{b}_vs_batch1"] = gen[("lava-sim", 32, 1, b)] / gen[("lava-sim", 32, 1, 1)]
         out[f"emulator_batch{b}_vs_batch1"] = gen[("emulator", 32, 1, b)] / gen[("emulator", 32, 1, 1)]
-    hybrid = next(r for r in res["generation"] if r["backend"] == "lava-sim" and r["batch"] == 1
+    hybrid = next(r for r in res["generation"] if r["backend"] == PER_STEP and r["batch"] == 1
                   and r["T"] == 32)
     out["lava_steps_vs_ceiling"] = hybrid["lava_steps_per_s"] / res["lava_ceiling"]["steps_per_s"]
+    for t, n in WINDOWS:
+        out[f"lava_chip_vs_per_step_gen_T{t}_N{n}"] = gen[("lava-sim", t, n, 1)] / gen[(PER_STEP, t, n, 1)]
+    ex = {(r["backend"], r["T"], r["N"]): r for r in res.get("exchanges", [])}
+    for t, n in EXCHANGE_WINDOWS:
+        chip, step = ex.get(("lava-sim", t, n)), ex.get((PER_STEP, t, n))
+        if chip is None or step is None:
+            continue
+        out[f"lava_chip_vs_per_step_gen_T{t}_N{n}"] = chip["tokens_per_s"] / step["tokens_per_s"]
+        if chip["board"] and step["board"]:
+            anchor = chip["board"]["closest_anchor"]
+            out[f"board_latency_per_step_vs_chip_T{t}_N{n}"] = (
+                step["board"]["batch_1"][anchor]["seconds_per_step"]
+                / chip["board"]["batch_1"][anchor]["seconds_per_step"])
     return out
 
 
@@ -220,6 +268,17 @@ def markdown(res: dict) -> str:
     lines += ["", "| generation | T | N | batch | tokens/s |", "|---|---|---|---|---|"]
     lines += [f"| {r['backend']} | {r['T']} | {r['N']} | {r['batch']} | {r['tokens_per_s']:.1f} |"
               for r in res["generation"]]
+    lines += ["", "| Lava design | T | N | tokens/s | messages to / from the chip per token | bytes to / "
+              "from | chip steps per token | board latency per token (Kapoho Point anchor) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in res.get("exchanges", []):
+        per = (r["exchanges_per_token"] or {}).get("total", {})
+        b = r["board"]
+        board = b["batch_1"][b["closest_anchor"]]["seconds_per_step"] if b else None
+        lines.append(f"| {r['backend']} | {r['T']} | {r['N']} | {r['tokens_per_s']:.2f} | "
+                     f"{per.get('to_chip_messages', 0):.1f} / {per.get('from_chip_messages', 0):.1f} | "
+                     f"{per.get('to_chip_bytes', 0):,.0f} / {per.get('from_chip_bytes', 0):,.0f} | "
+                     f"{per.get('steps', 0):.1f} | {'-' if board is None else f'{board * 1e3:.1f} ms'} |")
     lines += ["", "| neuron-steps/s (width " + str(res["neuron_width"]) + ") | value |", "|---|---|"]
     lines += [f"| {k} | {v:.3g} |" for k, v in res["neurons"].items()]
     lines += ["", "| width scaling: neurons | " + " | ".join(res["scaling"]["backends"]) + " |",
@@ -281,7 +340,8 @@ def run(args: argparse.Namespace) -> dict:
                                        "python": platform.python_version()}}
     tokens = 4 if quick else 100
     res["generation"] = generation(args.checkpoint, tokens, (1, 8) if not quick else (1, 2),
-                                   ("float", "emulator", "lava-sim"))
+                                   ("float", "emulator", "lava-sim", PER_STEP))
+    res["exchanges"] = exchanges(args.checkpoint, 3 if quick else 50)
     res["evaluation"] = evaluation(args.checkpoint, 1 if quick else 8, 2 if quick else 8)
     res["lava_ceiling"] = lava_ceiling(args.checkpoint, 4 if quick else 64)
     width = 1024 if quick else 4096

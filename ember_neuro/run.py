@@ -6,7 +6,13 @@
 
 Dense attention, MLPs and embeddings run in PyTorch (--device cpu|cuda); every
 attention probability's gate `fire` runs as spiking neurons on --backend and is
-decoded from its spike count (docs/mapping.md).  --mapped DIR uses the mapping
+decoded from its spike count (docs/mapping.md).  On Lava each layer's gates run as a
+chip-side window (--bridge chip-side, the default): the host sends each layer's gate values
+once and gets each value's spike count back once, so a token costs one host<->chip message
+each way per gated layer; --bridge per-step runs the network that feeds every window step
+from the host instead (for comparison; float Lava and the hard membrane always use it).
+--json reports the messages, values and bytes counted at the bridge processes.  --mapped DIR
+uses the mapping
 `map --out DIR` saved (refused if it was made from another checkpoint) instead
 of mapping again.  The Lava network is compiled and started once per run and
 always stopped, also on errors and Ctrl-C.
@@ -53,6 +59,10 @@ def build_parser():
                          "(default; the trained soft fire, rate-coded on spiking neurons) or hard (one LIF "
                          "neuron per token whose spike decides whether the MLP runs); the MLPs a silent "
                          "membrane skips and the FLOPs saved are reported either way")
+    ap.add_argument("--bridge", default=None, choices=("chip-side", "per-step"),
+                    help="Lava's gate network: chip-side (default: one message each way per layer and "
+                         "token, counts summed on chip) or per-step (the host feeds every window step "
+                         "and takes every step's spikes; for comparison)")
     ap.add_argument("--decode", default="auto", metavar="MODE",
                     help="generation: cache (KV cache / CfC state: one new token per step), whole "
                          "(the whole window again per token), or auto (default: whole for "
@@ -101,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"hybrid {result['val_loss_hybrid']:.5f} (rel {result['rel_delta']:+.2e}), "
                   f"top-1 agreement {result['top1_agreement']:.4%}, KL {result['kl_float_hybrid']:.2e}")
         else:
+            crossed = result.get("exchanges_per_token", {}).get("total")
+            extra = (f", {crossed['to_chip_messages'] + crossed['from_chip_messages']:.0f} host<->chip "
+                     f"messages per token" if crossed else "")
             print(f"[{args.backend} T={result['timesteps']}: {args.tokens} tokens, "
-                  f"{result['tokens_per_s']:.1f} tokens/s]", file=sys.stderr)
+                  f"{result['tokens_per_s']:.1f} tokens/s{extra}]", file=sys.stderr)
 
     return cli.run_and_report(run, args, "\ninterrupted: Lava stopped", report)
 

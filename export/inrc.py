@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ TEMPLATES = Path(__file__).parent / "bundle"
 
 # The torch-free modules the bundle's scripts import (a test imports them with torch blocked).
 LIB_MODULES = ("__init__.py", "atomic.py", "cli.py", "errors.py", "gates.py")
-LIB_PACKAGES = {"backends": ("__init__.py", "lava.py", "numpy_ref.py", "registry.py"),
+LIB_PACKAGES = {"backends": ("__init__.py", "chip_window.py", "lava.py", "numpy_ref.py", "registry.py"),
                 "hybrid": ("__init__.py", "decoding.py", "golden.py", "onnx_host.py", "paths.py"),
                 "deploy": ("__init__.py", "resources.py"),
                 "mappers": None, "processes": None}  # None: every module of the folder
@@ -132,26 +132,37 @@ def record_golden(net: Any, onnx_dir: Path, block: int, prompt: list[int], token
         host = OnnxHost(onnx_dir, gates)
         source = _PhaseSource(host, list(gates.paths.values()))
         for path in gates.paths.values():
-            key = path.group.name
-            recorder.attach(key, path)
-            path.tap = _phased(path.tap, key, path.layout(), phases, source)
+            recorder.attach(path)
+            path.tap = _phased(path.tap, path, phases, source)
         mode, recurrent = host.decode_settings()
         t0 = time.perf_counter()
         out = decoding.decode(source, [list(prompt)], tokens, block, mode, recurrent, decoding.greedy)[0]
         seconds = time.perf_counter() - t0
-        arrays = {path.group.name: path.layout() for path in gates.paths.values()}
+        arrays = {path.trace_name(k): getattr(r, "window", None) or path.layout(k)
+                  for path in gates.paths.values() for k, r in path.runners.items()}
         lava_steps = gates.lava_steps
+        exchanges = gates.exchanges()
     return {"recorder": recorder, "phases": phases, "calls": source.calls, "values": source.values,
-            "tokens": out, "mode": mode, "seconds": seconds, "arrays": arrays, "lava_steps": lava_steps}
+            "tokens": out, "mode": mode, "seconds": seconds, "arrays": arrays, "lava_steps": lava_steps,
+            "exchanges": exchanges}
 
 
-def _phased(tap: Any, key: str, array: Any, phases: dict, source: _PhaseSource) -> Any:
-    """A tap that also adds each exchange's activity to the current phase's count."""
+def _phased(tap: Any, path: Any, phases: dict, source: _PhaseSource) -> Any:
+    """A tap that also adds each exchange's activity (and what crossed the bridge) to the current
+    phase's count, per network."""
 
-    def run(payloads: Any, rasters: Any) -> None:
-        tap(payloads, rasters)
-        act = phases.setdefault(source.phase, {}).setdefault(key, golden.Activity())
-        act.add(golden.window_activity(array, payloads, rasters))
+    def run(key: int, payloads: Any, result: Any, live: Any, crossed: dict) -> None:
+        tap(key, payloads, result, live, crossed)
+        act = phases.setdefault(source.phase, {}).setdefault(path.trace_name(key), golden.Activity())
+        window = getattr(path.runners[key], "window", None)
+        if window is not None:
+            act.add(golden.chip_window_activity(window, payloads, result, live, crossed))
+        else:
+            one = golden.window_activity(path.layout(key), payloads, result)
+            for k, v in crossed.items():
+                if hasattr(one, k) and k != "steps":  # the per-step network's steps: T per window
+                    setattr(one, k, int(v))
+            act.add(one)
 
     return run
 
@@ -212,7 +223,7 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
         manifest = write_model(tmp / "model", prep, net)
         step("golden")
         rec, meta = write_golden(tmp / "golden", prep, net, req)
-        res = write_resources(tmp / "resources.json", rec, meta)
+        res = write_resources(tmp / "resources.json", rec, meta, net, req.timeout)
         validated = None
         if req.report:
             step("validate")
@@ -283,12 +294,45 @@ def write_golden(folder: Path, prep: Any, net: Any, req: BundleRequest) -> tuple
     return rec, meta
 
 
-def write_resources(path: Path, rec: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
-    """resources.json: the footprint and the steady-state per-token activity of the golden run."""
+PER_STEP_SAMPLE_WINDOWS = 4  # windows of each trace replayed on the per-step network to count its exchanges
+
+
+def per_step_exchanges(net: Any, rec: dict[str, Any], activity: dict[str, golden.Activity], tokens: int,
+                       timeout_s: float) -> dict[str, float]:
+    """The per-step network's per-token activity for the same windows: each trace's first windows
+    replayed on it (lava-sim, its bridge counting what crosses), scaled to the windows per token."""
+    from ember_neuro.backends import registry
+
+    be, total = registry.require("lava-sim"), golden.Activity()
+    for name, tr in rec["recorder"].traces.items():
+        act = activity.get(name)
+        if not tr.windows or act is None or not act.windows:
+            continue
+        w = min(PER_STEP_SAMPLE_WINDOWS, tr.windows)
+        array = tr.array(net)
+        with be.open(array, timeout_s, bridge="per-step") as runner:
+            rasters = runner.run_windows(tr.payload()[:w])
+            crossed = dict(runner.exchanges or {})
+        one = golden.window_activity(array, tr.payload()[:w], rasters)
+        for k, v in crossed.items():
+            if hasattr(one, k) and k != "steps":
+                setattr(one, k, v)
+        scale = act.windows / w
+        for f in fields(golden.Activity):
+            setattr(total, f.name, getattr(total, f.name) + getattr(one, f.name) * scale)
+    return {k: v / tokens for k, v in total.as_dict().items()}
+
+
+def write_resources(path: Path, rec: dict[str, Any], meta: dict[str, Any], net: Any = None,
+                    timeout_s: float = 120.0) -> dict[str, Any]:
+    """resources.json: the footprint and the steady-state per-token activity of the golden run, and
+    the per-step network's exchanges for the same windows (measured at its bridge)."""
     phase = per_token_phase(rec)
     n_tok = max(1, rec["calls"].get(phase, 0))
-    res = resources.estimate(rec["arrays"], rec["phases"].get(phase, {}), n_tok,
-                             resources.HOST_GATE_FLOPS_PER_VALUE * rec["values"].get(phase, 0) / n_tok)
+    activity = rec["phases"].get(phase, {})
+    per_step = per_step_exchanges(net, rec, activity, n_tok, timeout_s) if net is not None else None
+    host_flops = resources.HOST_GATE_FLOPS_PER_VALUE * rec["values"].get(phase, 0) / n_tok
+    res = resources.estimate(rec["arrays"], activity, n_tok, host_flops, per_step)
     res["measured_on"] = {"backend": "lava-sim", "prompt_chars": len(meta["prompt_ids"]),
                           "generated": len(rec["tokens"]), "decode": rec["mode"], "per_token_phase": phase,
                           "per_token_calls": n_tok, "lava_steps": rec["lava_steps"]}

@@ -575,10 +575,45 @@ def map_gates(units: list[GateUnit] | tuple[GateUnit, ...], options: MappingOpti
                      Connection("dither", np.ones(len(units)), table=dither_table(levels, t, n))),
         bias_mant=spec.offset.copy(), bias_exp=np.zeros(len(units)), du=1.0, dv=1.0, vth=0.0)
     ratio = weights[:, 0] / np.maximum(w_d, 1) * 2.0 ** cfg.shift(0, bits)
-    return dataclasses.replace(
+    group = dataclasses.replace(
         group, float_params=float_params, fixed_params=fixed, k_effective=ratio / spec.scale[:, 0],
         fixed_worst_error=np.array([c[5] for c in choice]),
         warnings=tuple(warnings), saturated=tuple(dict.fromkeys(saturated)))
+    return dataclasses.replace(group, host_constant=host_constants(group))
+
+
+def input_corners(group: NeuronGroup) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every unit at every corner of its input box (each host input at 0 or its payload scale):
+    (unit_index (2^S U,), {source: values})."""
+    sources = group.fixed_params.host_sources
+    u = len(group.units)
+    corners = np.array(np.meshgrid(*[[0.0, 1.0]] * len(sources), indexing="ij")).reshape(len(sources), -1)
+    idx = np.tile(np.arange(u), corners.shape[1])
+    values = {}
+    for j, src in enumerate(sources):
+        scale = group.fixed_params.connection(src).scale
+        full = np.ones(u) if scale is None else np.asarray(scale, np.float64)
+        values[src] = np.repeat(corners[j], u) * full[idx]
+    return idx, values
+
+
+def host_constants(group: NeuronGroup) -> np.ndarray | None:
+    """(U,) the constant fire of each unit whose trained fire stays within the group's bound of a
+    constant over its whole input box (NaN for the others), or None when there is none.
+
+    Such a unit needs no neurons: the midpoint of its fire range is at least as close to the trained
+    fire, everywhere, as the spikes of N neurons over T steps can be (their limit is the bound).
+    The fire is monotone in every input, so its range over the box is reached at the corners.
+    """
+    if group.carries_state:
+        return None
+    idx, values = input_corners(group)
+    fire = group.target(values, idx).reshape(-1, len(group.units))
+    lo, hi = fire.min(axis=0), fire.max(axis=0)
+    flat = (hi - lo) / 2 <= group.bound
+    if not flat.any():
+        return None
+    return np.where(flat, (hi + lo) / 2, np.nan)
 
 
 def _report(units: tuple[GateUnit, ...], spec: GateInputs, choice: list, cfg: _Config, bits: int,

@@ -133,6 +133,7 @@ class Synapses:
     weight_exp: int
     column: np.ndarray  # (M,) slot index (host) or table column (chip)
     table: np.ndarray | None  # (T, C) for chip-generated payloads
+    bits: int = 0  # a host payload's width: fixed-point values lie in [0, 2^bits] (0: unknown)
 
     @property
     def from_host(self) -> bool:
@@ -266,6 +267,14 @@ class NeuronGroup:
     decode_values: np.ndarray | None = None  # (N*T + 1,) fire of each spike count; None: n / (N T)
     level_set: str = "uniform"  # the dither's level set (mappers/gate.py: level_points)
     addressing: Addressing | None = None  # None: one rate unit per layer answering the hook `name`
+    host_constant: np.ndarray | None = None  # (U,) fire the host uses instead of neurons; NaN: on neurons
+
+    @property
+    def on_neurons(self) -> np.ndarray:
+        """(U,) bool: the units that run as neurons (the rest are host constants, no neurons)."""
+        if self.host_constant is None:
+            return np.ones(len(self.units), bool)
+        return np.isnan(np.asarray(self.host_constant, np.float64))
 
     @property
     def address(self) -> Addressing:
@@ -368,7 +377,7 @@ class NeuronGroup:
                 phases = c.table.shape[1] // n
                 column = (slot % phases) * n + channel
             synapses.append(Synapses(c.source, np.asarray(c.weight)[per], int(c.weight_exp), column,
-                                     None if c.table is None else np.asarray(c.table)))
+                                     None if c.table is None else np.asarray(c.table), int(c.bits)))
         return NeuronArray(fixed=fixed, timesteps=self.timesteps, neurons_per_gate=n,
                            unit_index=unit_index, synapses=tuple(synapses),
                            bias_mant=np.asarray(ar.bias_mant)[per], bias_exp=np.asarray(ar.bias_exp)[per],

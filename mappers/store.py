@@ -11,6 +11,9 @@ read with ``allow_pickle=False`` (nothing in it can execute code), holding
     {group}/fixed_worst_error   (U,)   float64
     {group}/decode_values       (N*T+1,) float64 fire of each spike count (v2; only for
                                 non-uniform level sets -- absent means n / (N T))
+    {group}/host_constant       (U,) float64 the fire the host uses for a unit that gets no
+                                neurons, NaN for the others (v3; only when a unit's fire
+                                stays within the level bound of a constant)
     {group}/{float|fixed}/bias_mant, bias_exp             (U,)
     {group}/{float|fixed}/{source}/weight                 (U,)
     {group}/{float|fixed}/{source}/table                  (T, C) chip-generated payloads
@@ -45,7 +48,8 @@ from ember_neuro.mappers.network import (
 )
 
 FORMAT = "ember-neuro/mapped-network"
-FORMAT_VERSION = 2  # 2: optional {group}/decode_values (non-uniform level sets); v1 files still load
+FORMAT_VERSION = 3  # 2: optional {group}/decode_values (non-uniform level sets); 3: optional
+#                    {group}/host_constant (units the host computes as a constant); older files still load
 FILENAME = "mapped.npz"
 
 # Files written before groups stored their addressing: the four groups that release mapped.
@@ -103,6 +107,8 @@ def _arrays(net: MappedNetwork) -> dict[str, np.ndarray]:
         out[f"{name}/fixed_worst_error"] = np.asarray(g.fixed_worst_error, np.float64)
         if g.decode_values is not None:
             out[f"{name}/decode_values"] = np.asarray(g.decode_values, np.float64)
+        if g.host_constant is not None:
+            out[f"{name}/host_constant"] = np.asarray(g.host_constant, np.float64)
         for kind, ar in (("float", g.float_params), ("fixed", g.fixed_params)):
             dtype = np.int64 if ar.fixed else np.float64
             out[f"{name}/{kind}/bias_mant"] = np.asarray(ar.bias_mant, dtype)
@@ -114,6 +120,14 @@ def _arrays(net: MappedNetwork) -> dict[str, np.ndarray]:
                 if c.scale is not None:
                     out[f"{name}/{kind}/{c.source}/scale"] = np.asarray(c.scale, np.float64)
     return out
+
+
+def written_version(net: MappedNetwork) -> int:
+    """The oldest format that holds `net`: 3 with a host-constant unit, 2 with a non-uniform level
+    set, else 1 -- so an older reader still reads every file it can read correctly."""
+    if any(g.host_constant is not None for g in net.groups.values()):
+        return 3
+    return 2 if any(g.decode_values is not None for g in net.groups.values()) else 1
 
 
 def content_digest(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
@@ -135,7 +149,7 @@ def save_mapped(net: MappedNetwork, path: str | os.PathLike) -> Path:
         path = path / FILENAME
     arrays = _arrays(net)
     # a file only a v2 reader decodes correctly says so; uniform-level files stay readable by v1
-    version = FORMAT_VERSION if any(g.decode_values is not None for g in net.groups.values()) else 1
+    version = written_version(net)
     header = {"format": FORMAT, "format_version": version, "variant": net.variant,
               "checkpoint": dict(net.checkpoint), "options": dict(net.options),
               "versions": dict(net.versions),
@@ -200,7 +214,8 @@ def _group(h: dict[str, Any], arrays: dict[str, np.ndarray]) -> NeuronGroup:
         k_effective=arrays[f"{name}/k_effective"], fixed_worst_error=arrays[f"{name}/fixed_worst_error"],
         warnings=tuple(h["warnings"]), saturated=tuple(h["saturated"]),
         reset_windows=int(h.get("reset_windows", 1)), decode_values=arrays.get(f"{name}/decode_values"),
-        level_set=str(h.get("level_set", "uniform")), addressing=_addressing(h))
+        level_set=str(h.get("level_set", "uniform")), addressing=_addressing(h),
+        host_constant=arrays.get(f"{name}/host_constant"))
 
 
 def load_mapped(path: str | os.PathLike, expect_sha256: str | None = None) -> MappedNetwork:

@@ -32,6 +32,16 @@ deadlocks: the host waits for the raster that completes in that very step).
 Payloads: float64 (``floating_pt``) or int32 graded spikes (``fixed_pt``,
 declared 24 bits, the Loihi 2 graded-spike width Lava's Python ports allow).
 
+The chip-side window (:class:`ChipWindowBridge`, ember_neuro/backends/chip_window.py) needs only
+one message each way per window: its bridge sends a window's gate values in one step and takes
+the lanes' counts back two steps later (Sparse -> LIF -> Sparse -> graded neuron), emitting
+nothing (a zero vector: no event on a board) in between.
+
+Every bridge counts what crosses its chip-facing ports (:class:`ExchangeCounter`): the messages
+(steps whose vector carries any non-zero value), the values, and their bytes (3 per graded
+24-bit value; a spike vector as a bitmap, ceil(width / 8)).  The counts reach the host with
+every result, so the exchanges per token are measured at the bridge, not derived on paper.
+
 This module must stay free of import-time side effects: Lava imports every
 module in this folder while it searches for ProcessModels.  Importing it imports
 Lava: call ``ember_neuro.backends.lava.import_lava()`` first (fork quirk).
@@ -51,6 +61,8 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+from ember_neuro.backends.chip_window import ANSWER_STEPS
 
 SOURCE_PHASE = 1  # the source's window step 0 is Lava step 1
 SINK_PHASE = 2  # ... and reaches the neurons one step later
@@ -100,6 +112,79 @@ class RasterCollector:
         return np.packbits(self.raster, axis=1) if k % t == t - 1 else None
 
 
+STATS = ("to_chip_messages", "to_chip_values", "to_chip_bytes", "from_chip_messages", "from_chip_values",
+         "from_chip_bytes", "setup_values", "steps")
+GRADED_BYTES = 3  # a 24-bit graded payload
+
+
+class ExchangeCounter:
+    """What crossed a bridge's chip-facing ports so far (cumulative, in the order of STATS)."""
+
+    def __init__(self) -> None:
+        self.stats = np.zeros(len(STATS), np.int64)
+
+    def sent(self, vector: np.ndarray) -> None:
+        values = int(np.count_nonzero(vector))
+        if values:
+            self.stats[0:3] += (1, values, GRADED_BYTES * values)
+
+    def received(self, vector: np.ndarray, graded: bool) -> None:
+        values = int(np.count_nonzero(vector))
+        if values:
+            size = GRADED_BYTES * values if graded else packed_width(vector.shape[0])
+            self.stats[3:6] += (1, values, size)
+
+    def setup(self, vector: np.ndarray) -> None:
+        self.stats[6] += int(np.count_nonzero(vector))
+
+    def step(self) -> None:
+        self.stats[7] += 1
+
+
+class ChipWindowFeed:
+    """Chip-side bridge logic: one message per window out, its lanes' answers back LATENCY steps later.
+
+    At each step: first the answers due now go to the host (with the exchange counts), then the
+    next window's message is sent if the host has one -- blocking for it only when nothing is in
+    flight, so the network idles at no cost while the host computes -- else a zero vector.
+    """
+
+    LATENCY = ANSWER_STEPS
+
+    def __init__(self, width: int, dither: np.ndarray) -> None:
+        self.zeros = np.zeros(width, np.int32)
+        self.dither = np.asarray(dither, np.int32)
+        self.counter = ExchangeCounter()
+        self.due: list[int] = []
+        self.started = False
+
+    def dither_out(self) -> np.ndarray:
+        """The Sigma holder's levels at the first step, zeros (no event) after."""
+        if self.started:
+            return np.zeros_like(self.dither)
+        self.started = True
+        self.counter.setup(self.dither)
+        return self.dither
+
+    def collect(self, step: int, answer: np.ndarray) -> np.ndarray | None:
+        """[answer | stats] if a window's answers are due at this step, else None."""
+        self.counter.step()
+        self.counter.received(answer, graded=True)
+        if not self.due or self.due[0] != step:
+            return None
+        self.due.pop(0)
+        return np.concatenate([answer.astype(np.int32), self.counter.stats.astype(np.int32)])
+
+    def emit(self, step: int, poll: Callable[[], bool], receive: Callable[[], np.ndarray]) -> np.ndarray:
+        """This step's message to the chip (a host window, or zeros)."""
+        if self.due and not poll():
+            return self.zeros
+        message = np.asarray(receive(), np.int32)  # blocks while nothing is in flight
+        self.due.append(step + self.LATENCY)
+        self.counter.sent(message)
+        return message
+
+
 # -- processes -----------------------------------------------------------------------------------
 
 
@@ -125,6 +210,8 @@ class GateHostBridge(AbstractProcess):
         _source_ports(self, n_host, table, buffer_size)
         self.s_in = InPort(shape=(size,))
         _sink_ports(self, table.shape[0], size, buffer_size)
+        self.stats_out = OutPort(shape=(len(STATS),))  # the exchange counts, with every raster
+        self.stats_out.flag_external_pipe(buffer_size=buffer_size)
 
 
 class WindowSource(AbstractProcess):
@@ -146,6 +233,27 @@ class RasterSink(AbstractProcess):
         self.proc_params["timesteps"] = int(timesteps)
         self.a_in = InPort(shape=(size,))
         _sink_ports(self, timesteps, size, buffer_size)
+
+
+class ChipWindowBridge(AbstractProcess):
+    """The chip-side window's host side: ``host_in`` (one message per window) -> ``s_out``; the
+    dither levels once through ``d_out``; the lanes' answers ``a_in`` -> ``host_out``
+    (``[answers | exchange counts]`` per window)."""
+
+    def __init__(self, *, width: int, lanes: int, dither: np.ndarray, buffer_size: int = 4,
+                 name: str | None = None) -> None:
+        dither = np.asarray(dither)
+        if dither.ndim != 1 or dither.size < 1:
+            raise ValueError(f"dither must be a non-empty vector, got shape {dither.shape}")
+        super().__init__(name=name)
+        self.host_in = InPort(shape=(int(width),))
+        self.host_in.flag_external_pipe(buffer_size=buffer_size)
+        self.s_out = OutPort(shape=(int(width),))
+        self.d_out = OutPort(shape=dither.shape)
+        self.dither = Var(shape=dither.shape, init=dither)
+        self.a_in = InPort(shape=(int(lanes),))
+        self.host_out = OutPort(shape=(int(lanes) + len(STATS),))
+        self.host_out.flag_external_pipe(buffer_size=buffer_size)
 
 
 # -- models (float64 and int32 payloads share the step logic above) ------------------------------
@@ -172,25 +280,50 @@ class _SinkModel(PyLoihiProcessModel):
     def _window(self) -> int:
         return int(self.proc_params["timesteps"])
 
-    def _collect(self, spikes: np.ndarray) -> None:
-        """Record this step's spikes; hand a finished window's raster to the host."""
+    def _collect(self, spikes: np.ndarray) -> bool:
+        """Record this step's spikes; hand a finished window's raster to the host (True if it did)."""
         if self._sink is None:
             self._sink = RasterCollector(self._window(), spikes.shape[0])
         raster = self._sink.step(self.time_step - SINK_PHASE, spikes)
         if raster is not None:
             self.host_out.send(raster)
+        return raster is not None
 
     def run_spk(self) -> None:
         self._collect(self.a_in.recv())
 
 
 class _BridgeModel(_SourceModel, _SinkModel):
+    _counter: ExchangeCounter | None = None
+
     def _window(self) -> int:
         return int(self.table.shape[0])
 
     def run_spk(self) -> None:
-        self._collect(self.s_in.recv())  # first hand over a finished raster ...
+        if self._counter is None:
+            self._counter = ExchangeCounter()
+        spikes = self.s_in.recv()
+        self._counter.step()
+        self._counter.received(spikes, graded=False)
+        if self._collect(spikes):  # first hand over a finished raster (and what crossed so far) ...
+            self.stats_out.send(self._counter.stats.astype(np.int32))
         self._emit()  # ... then block on the host for the next payload (the other order deadlocks)
+        self._counter.sent(self._feed.out)
+
+
+class _ChipBridgeModel(PyLoihiProcessModel):
+    dither: np.ndarray
+    _feed: ChipWindowFeed | None = None
+
+    def run_spk(self) -> None:
+        if self._feed is None:
+            self._feed = ChipWindowFeed(self.host_in._shape[0], self.dither)
+        step = self.time_step
+        result = self._feed.collect(step, self.a_in.recv())  # first the answers due now ...
+        if result is not None:
+            self.host_out.send(result)
+        self.d_out.send(self._feed.dither_out())  # ... then this step's messages (blocking when idle)
+        self.s_out.send(self._feed.emit(step, self.host_in.probe, self.host_in.recv))
 
 
 def _cpu_model(proc: type, arithmetic: str):
@@ -231,12 +364,17 @@ class _FixedFeedPorts:
     table: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
 
+def _stats() -> LavaPyType:
+    return LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=32)
+
+
 @_cpu_model(GateHostBridge, "floating_pt")
 class PyGateHostBridgeFloat(_FloatFeedPorts, _BridgeModel):
     """float64 payloads; receives Lava's float spikes (0.0 / 1.0)."""
 
     s_in: PyInPort = _float(PyInPort)
     host_out: PyOutPort = _raster()
+    stats_out: PyOutPort = _stats()
 
 
 @_cpu_model(GateHostBridge, "fixed_pt")
@@ -245,6 +383,19 @@ class PyGateHostBridgeFixed(_FixedFeedPorts, _BridgeModel):
 
     s_in: PyInPort = _fixed(PyInPort)
     host_out: PyOutPort = _raster()
+    stats_out: PyOutPort = _stats()
+
+
+@_cpu_model(ChipWindowBridge, "fixed_pt")
+class PyChipWindowBridgeFixed(_ChipBridgeModel):
+    """int32 graded messages both ways (Lava's bit-accurate Sparse and GradedVec)."""
+
+    host_in: PyInPort = _fixed(PyInPort)
+    s_out: PyOutPort = _fixed(PyOutPort)
+    d_out: PyOutPort = _fixed(PyOutPort)
+    dither: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    a_in: PyInPort = _fixed(PyInPort)
+    host_out: PyOutPort = _stats()
 
 
 @_cpu_model(WindowSource, "floating_pt")

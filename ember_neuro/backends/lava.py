@@ -297,9 +297,10 @@ def _build(array: NeuronArray, buffer_size: int, fused: bool, hardware: bool = F
         synapses.append(syn)
     tables = [np.asarray(s.table) for s in array.tables]
     table = (np.concatenate(tables, axis=1) if tables else np.zeros((t, 0))).astype(dt)
+    stats = None
     if fused:
         br = hb.GateHostBridge(n_host=array.payload_width, size=m, table=table, buffer_size=buffer_size)
-        source, sink, sink_port = br, br, br.s_in
+        source, sink, sink_port, stats = br, br, br.s_in, br.stats_out
         pins: dict[Any, Any] = {br: hb.PyGateHostBridgeFixed if fixed else hb.PyGateHostBridgeFloat}
     else:
         source = hb.WindowSource(n_host=array.payload_width, table=table, buffer_size=buffer_size)
@@ -311,7 +312,58 @@ def _build(array: NeuronArray, buffer_size: int, fused: bool, hardware: bool = F
         source.s_out.connect(syn.s_in)
     lif.s_out.connect(sink_port)
     # Pinning our processes to their models skips Lava's folder scan for them.
-    return {"src": source, "sink": sink}, run_config(fixed, hardware, pins, callbacks)
+    return {"src": source.host_in, "sink": sink.host_out, "stats": stats}, run_config(fixed, hardware, pins,
+                                                                                       callbacks)
+
+
+def _csr(conn: Any, shape: tuple[int, int]) -> Any:
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((np.asarray(conn.weights, np.int32), (conn.rows, conn.cols)), shape=shape)
+
+
+def _build_chip(window: Any, buffer_size: int, hardware: bool = False,
+                callbacks: list[Any] | None = None) -> tuple[dict[str, Any], Any]:
+    """The chip-side window (ember_neuro/backends/chip_window.py) as Lava processes.
+
+    ChipWindowBridge --message--> Sparse per host connection --+
+    Sigma (the dither levels, written once) --> Sparse ---------+--> LIFReset (every step)
+        --> Sparse (the readout) --> GradedVec (one per lane) --> ChipWindowBridge
+    Only the bridge is ours; everything between its ports is Lava's own, bit-accurate models.
+    """
+    import_lava()
+    from lava.proc.graded.process import GradedVec
+    from lava.proc.lif.process import LIFReset
+    from lava.proc.sdn.process import Sigma
+    from lava.proc.sparse.process import Sparse
+
+    from ember_neuro.processes import host_bridge as hb
+
+    m, width, k = window.size, window.message_width, int(window.dither_values.size)
+    bridge = hb.ChipWindowBridge(width=width, lanes=window.lanes, dither=window.dither_values,
+                                 buffer_size=buffer_size)
+    lif = LIFReset(shape=(m,), du=loihi.DECAY_MAX, dv=loihi.DECAY_MAX, vth=window.vth,
+                   bias_mant=np.asarray(window.bias_mant, np.int32),
+                   bias_exp=np.asarray(window.bias_exp, np.int32),
+                   reset_interval=1, reset_offset=0)  # every step is a whole window: rest before each
+    for conn in window.host:  # in connection order: host payloads, then the dither
+        syn = Sparse(weights=_csr(conn, (m, width)), num_message_bits=PAYLOAD_BITS, weight_exp=conn.exp)
+        bridge.s_out.connect(syn.s_in)
+        syn.a_out.connect(lif.a_in)
+    holder = Sigma(shape=(k,))
+    bridge.d_out.connect(holder.a_in)
+    for conn in window.dither:
+        syn = Sparse(weights=_csr(conn, (m, k)), num_message_bits=PAYLOAD_BITS, weight_exp=conn.exp)
+        holder.s_out.connect(syn.s_in)
+        syn.a_out.connect(lif.a_in)
+    readout = Sparse(weights=_csr(window.readout, (window.lanes, m)), num_message_bits=0)
+    lif.s_out.connect(readout.s_in)
+    lanes = GradedVec(shape=(window.lanes,), vth=window.z_threshold)
+    readout.a_out.connect(lanes.a_in)
+    lanes.s_out.connect(bridge.a_in)
+    pins = {bridge: hb.PyChipWindowBridgeFixed}
+    return {"src": bridge.host_in, "sink": bridge.host_out, "stats": None}, run_config(True, hardware, pins,
+                                                                                        callbacks)
 
 
 class LavaGateRunner:
@@ -351,8 +403,9 @@ class LavaGateRunner:
         self.steps = 0  # Lava steps of the windows delivered so far
         self.windows = 0
         self._pending = 0  # payloads sent whose raster has not been received
+        self.exchanges: dict[str, int] | None = None  # what crossed the bridge so far (hb.STATS)
         t0 = time.perf_counter()
-        procs, cfg = _build(array, self.buffer_size, fused, hardware, callbacks)
+        procs, cfg = self._network(fused, hardware, callbacks)
         self.run_cfg = cfg
         self._closed = False
         ref = weakref.ref(self)
@@ -365,6 +418,11 @@ class LavaGateRunner:
             raise
         self.startup_s = time.perf_counter() - t0
 
+    design = "per-step"  # the host feeds every window step (the bridge's tables) and takes T rasters
+
+    def _network(self, fused: bool, hardware: bool, callbacks: list[Any] | None) -> tuple[dict, Any]:
+        return _build(self.array, self.buffer_size, fused, hardware, callbacks)
+
     # -- lifecycle -------------------------------------------------------------
 
     def _start(self, procs: dict[str, Any], cfg: Any) -> None:
@@ -372,15 +430,16 @@ class LavaGateRunner:
         from lava.magma.core.run_conditions import RunContinuous
         from lava.magma.runtime.runtime import Runtime
 
-        exe = procs["src"].compile(cfg)
+        exe = procs["src"].process.compile(cfg)
         runtime = Runtime(exe, ActorType.MultiProcessing)
         exe.assign_runtime_to_all_processes(runtime)
         self._runtime = runtime
         with _start_method("fork"), _lava_children():
             runtime.initialize()
         runtime.start(RunContinuous())
-        self._send_port = procs["src"].host_in.external_pipe_csp_send_port
-        self._recv_port = procs["sink"].host_out.external_pipe_csp_recv_port
+        self._send_port = procs["src"].external_pipe_csp_send_port
+        self._recv_port = procs["sink"].external_pipe_csp_recv_port
+        self._stats_port = None if procs["stats"] is None else procs["stats"].external_pipe_csp_recv_port
 
     def close(self, stop_timeout_s: float | None = None) -> None:
         """Stop the runtime; leaves no process or shared memory behind.
@@ -433,8 +492,9 @@ class LavaGateRunner:
                 waiting.remove(port)
             if self._send_port.probe():
                 self._send_port.send(dummy)
-            while self._recv_port.probe():
-                self._recv_port.recv()
+            for port in (self._recv_port, self._stats_port):
+                while port is not None and port.probe():
+                    port.recv()
             time.sleep(0.001)
         actors = _actors(runtime)
         for actor in actors:  # they return after TERMINATED; never wait unbounded
@@ -488,6 +548,19 @@ class LavaGateRunner:
         self._pending += 1
 
     def _recv(self, deadline: float) -> np.ndarray:
+        """One window's raster (T, M) bool."""
+        packed = self._recv_message(deadline)
+        if self._stats_port is not None:
+            self._record(self._stats_port.recv())  # sent right after the raster
+        self.steps += self.array.timesteps
+        return np.unpackbits(packed, axis=1, count=self.array.size).view(bool)
+
+    def _record(self, stats: np.ndarray) -> None:
+        from ember_neuro.processes.host_bridge import STATS
+
+        self.exchanges = {k: int(v) for k, v in zip(STATS, np.asarray(stats).ravel(), strict=True)}
+
+    def _recv_message(self, deadline: float) -> np.ndarray:
         wait = _waitable_queue(self._recv_port)
         while True:
             remaining = deadline - time.monotonic()
@@ -504,11 +577,10 @@ class LavaGateRunner:
                 break
             except queue.Empty:
                 self._check_alive()
-        packed = self._recv_port.recv()
+        message = self._recv_port.recv()
         self._pending -= 1
         self.windows += 1
-        self.steps += self.array.timesteps
-        return np.unpackbits(packed, axis=1, count=self.array.size).view(bool)
+        return message
 
     def run_windows(self, payloads: np.ndarray) -> np.ndarray:
         """Several windows pipelined through the channel buffers: (W, I) -> (W, T, M).
@@ -516,13 +588,20 @@ class LavaGateRunner:
         Every blocking exchange waits at most ``timeout_s``; on any error or
         interrupt the runtime is stopped (a half-fed pipeline cannot resume).
         """
+        prepared = self._prepared(payloads)
+        out = np.empty((len(prepared), self.array.timesteps, self.array.size), dtype=bool)
+        return self._pipeline(prepared, out)
+
+    def _prepared(self, payloads: np.ndarray) -> np.ndarray:
         if self._closed or self._runtime is None:
             raise LavaRuntimeError("this runner's Lava runtime is closed")
         if np.asarray(payloads).ndim != 2:
             raise ValueError(f"payloads must be (W, {self.array.payload_width}), got shape "
                              f"{np.shape(payloads)}")
-        prepared = self._payloads(payloads)
-        out = np.empty((len(prepared), self.array.timesteps, self.array.size), dtype=bool)
+        return self._payloads(payloads)
+
+    def _pipeline(self, prepared: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Send `prepared` windows, keeping the pipe buffers full; out[w] = window w's result."""
         sent = 0
         try:
             for got in range(len(prepared)):
@@ -535,6 +614,57 @@ class LavaGateRunner:
             self.close()
             raise
         return out
+
+
+class ChipWindowRunner(LavaGateRunner):
+    """The chip-side window of a memoryless neuron array: one message in and one out per window.
+
+    ``run_counts(payloads, live)`` -> (W, I) spike counts per gate value (each value's N
+    neurons over T steps, summed on chip), exactly the counts of the per-step network and of
+    the emulator.  ``live`` (W, I) says which lanes carry a value: an idle lane is not sent and
+    does not answer.  ``run_windows`` is not offered: there is no raster, the window is one
+    step.  Build it from an array: ``ChipWindowRunner(group.layout(unit_index, True))``.
+    """
+
+    design = "chip-side"
+
+    def __init__(self, array: NeuronArray, timeout_s: float = 60.0, buffer_size: int = 4,
+                 stop_timeout_s: float = 10.0, hardware: bool = False,
+                 callbacks: list[Any] | None = None) -> None:
+        from ember_neuro.backends.chip_window import chip_window
+
+        self._closed = True
+        self._runtime = None
+        self.window = chip_window(array)  # refuses (ChipWindowError) an array it cannot reproduce
+        super().__init__(array, timeout_s=timeout_s, buffer_size=buffer_size, stop_timeout_s=stop_timeout_s,
+                         hardware=hardware, callbacks=callbacks)
+
+    def _network(self, fused: bool, hardware: bool, callbacks: list[Any] | None) -> tuple[dict, Any]:
+        return _build_chip(self.window, self.buffer_size, hardware, callbacks)
+
+    def run_windows(self, payloads: np.ndarray) -> np.ndarray:  # noqa: ARG002 - the Runner signature
+        raise TypeError("the chip-side window answers counts, not rasters: use run_counts")
+
+    def run_counts(self, payloads: np.ndarray, live: np.ndarray | None = None) -> np.ndarray:
+        """(W, payload_width) payloads, (W, I) live lanes (default all) -> (W, I) spike counts."""
+        from ember_neuro.backends import chip_window as cw
+
+        prepared = self._prepared(payloads)
+        live = cw.live_lanes(self.window, len(prepared), live)
+        messages = cw.encode(self.window, prepared, live).astype(np.int32)
+        answers = self._pipeline(messages, np.empty((len(prepared), self.window.lanes), np.int64))
+        try:
+            return cw.decode(self.window, answers, live)
+        except cw.ChipWindowError as exc:
+            raise self._fail(LavaRuntimeError(f"the chip-side window answered wrongly ({exc}); runtime "
+                                              "stopped")) from None
+
+    def _recv(self, deadline: float) -> np.ndarray:
+        """One window's answers (I,): the lanes' graded values, then the bridge's exchange counts."""
+        message = np.asarray(self._recv_message(deadline), np.int64)
+        self._record(message[self.window.lanes:])
+        self.steps += 1
+        return message[:self.window.lanes]
 
 
 def _force_stop(runtime: Any, actors: list[Any]) -> None:
@@ -556,8 +686,33 @@ def unavailable(hardware: bool = False) -> str | None:
     return LOIHI2_MISSING if hardware and not loihi2_available() else None
 
 
-def open(array: NeuronArray, timeout_s: float, hardware: bool = False, **kwargs: Any) -> LavaGateRunner:  # noqa: A001
-    """A persistent runner (compile once, ``run_windows`` many times): the registry's Runner."""
+BRIDGES = ("chip-side", "per-step")  # the default first
+
+
+def chip_side_refusal(array: NeuronArray) -> str | None:
+    """Why `array` cannot run as a chip-side window (None: it can)."""
+    from ember_neuro.backends.chip_window import ChipWindowError, chip_window
+
+    try:
+        chip_window(array)
+    except ChipWindowError as exc:
+        return str(exc)
+    return None
+
+
+def open(array: NeuronArray, timeout_s: float, hardware: bool = False, bridge: str = "chip-side",  # noqa: A001
+         **kwargs: Any) -> LavaGateRunner:
+    """A persistent runner (compile once, run many windows): the registry's Runner.
+
+    ``bridge="chip-side"`` (the default) builds the chip-side window wherever it reproduces the
+    array exactly (fixed-point memoryless rate gates) and falls back to the per-step network
+    otherwise (float, the hard membrane); ``"per-step"`` always builds the per-step network.
+    """
+    if bridge not in BRIDGES:
+        raise ValueError(f"unknown bridge {bridge!r}; use {' or '.join(BRIDGES)}")
+    if bridge == "chip-side" and chip_side_refusal(array) is None:
+        kwargs.pop("fused", None)
+        return ChipWindowRunner(array, timeout_s=timeout_s, hardware=hardware, **kwargs)
     return LavaGateRunner(array, timeout_s=timeout_s, hardware=hardware, **kwargs)
 
 

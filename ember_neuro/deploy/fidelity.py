@@ -70,12 +70,50 @@ def grid_inputs(group: NeuronGroup, points: int | None = None) -> UnitInputs:
     return UnitInputs(idx, values)
 
 
+CHIP_CHECK_LANES = 32  # lanes per unit of the chip-side network `map` checks its counts on
+
+
+def chip_side_exact(b: registry.Backend, group: NeuronGroup, unit_index: np.ndarray, payload: np.ndarray,
+                    raster: np.ndarray, timeout_s: float) -> bool | None:
+    """Whether the backend's chip-side window (if it builds one) answers the same spike counts as its
+    per-step raster for the same inputs; None where it has none (float, the hard membrane, others).
+
+    The inputs go through a compact network -- CHIP_CHECK_LANES lanes per unit, as many windows
+    as the most inputs of a unit need -- the way hybrid inference feeds it.
+    """
+    if not (b.persistent and b.fixed):
+        return None
+    unit_index = np.asarray(unit_index, np.int64)
+    units, lanes = len(group.units), CHIP_CHECK_LANES
+    order = np.argsort(unit_index, kind="stable")
+    rank = np.empty_like(order)
+    starts = np.searchsorted(unit_index[order], np.arange(units))
+    rank[order] = np.arange(order.size) - starts[unit_index[order]]
+    windows = int(rank.max(initial=0)) // lanes + 1
+    lane = unit_index * lanes + rank % lanes
+    width, n_in = units * lanes, unit_index.size
+    sources = payload.shape[-1] // n_in
+    packed = np.zeros((windows, sources * width), np.int64)
+    live = np.zeros((windows, width), bool)
+    live[rank // lanes, lane] = True
+    for j in range(sources):
+        packed[rank // lanes, j * width + lane] = payload[0, j * n_in:(j + 1) * n_in]
+    array = group.layout(np.repeat(np.arange(units), lanes), True)
+    with b.open(array, timeout_s) as runner:
+        if not hasattr(runner, "run_counts"):
+            return None
+        counts = runner.run_counts(packed, live)
+    expected = gate_counts(raster[0].sum(axis=0), group.neurons_per_gate)
+    return bool(np.array_equal(counts[rank // lanes, lane], expected))
+
+
 def run_on(group: NeuronGroup, backend: str, inputs: UnitInputs, timeout_s: float,
            check_twin: bool = True) -> tuple[np.ndarray, bool | None]:
     """(raster (W, T, M) of the inputs on `backend`, bit-exact vs the backend's twin or None).
 
     A gate group runs one window with every input; the hard membrane runs its layer
-    sequence (values (L, tokens)), one window per layer, state carried.
+    sequence (values (L, tokens)), one window per layer, state carried.  Where the backend also
+    builds a chip-side window (Lava fixed point), its counts must equal the raster's too.
     """
     b = registry.require(backend)
     fixed = bool(b.fixed)
@@ -87,6 +125,10 @@ def run_on(group: NeuronGroup, backend: str, inputs: UnitInputs, timeout_s: floa
         payload = group.encode(inputs.values, fixed, inputs.unit_index)[None]
     raster = b.rasters(array, payload, timeout_s)
     exact = None
+    if check_twin and not group.carries_state:
+        exact = chip_side_exact(b, group, inputs.unit_index, payload, raster, timeout_s)
+        if exact is False:
+            return raster, False
     if check_twin and b.twin is not None:
         twin = registry.get(b.twin)
         try:
@@ -94,12 +136,16 @@ def run_on(group: NeuronGroup, backend: str, inputs: UnitInputs, timeout_s: floa
         except registry.BackendUnavailable:
             return raster, None
         other = twin.rasters(array, payload, timeout_s)
-        exact = bool(other.shape == raster.shape and np.array_equal(raster, other))
+        exact = bool(other.shape == raster.shape and np.array_equal(raster, other)) and exact is not False
     return raster, exact
 
 
 def unit_rows(group: NeuronGroup, rates: np.ndarray, inputs: UnitInputs) -> list[dict[str, Any]]:
     """One row per unit: trained parameters, realised weights, measured and exact worst error."""
+    constant = group.host_constant
+    if constant is not None:  # a host-constant unit answers its constant, not its neurons' rate
+        c = np.asarray(constant, np.float64)[inputs.unit_index]
+        rates = np.where(np.isnan(c), rates, c)
     errors = np.abs(rates - group.target(inputs.values, inputs.unit_index))
     fp = group.fixed_params
     w_in, w_d = fp.connection("input").weight, fp.connection("dither").weight
@@ -114,6 +160,8 @@ def unit_rows(group: NeuronGroup, rates: np.ndarray, inputs: UnitInputs) -> list
                "max_abs_error": err, "bound": group.bound,
                "fixed_worst_case_error": float(group.fixed_worst_error[i]),
                "within": bool(err <= group.bound + FIDELITY_MARGIN)}
+        if not group.on_neurons[i]:  # computed on the host: no neurons, its error is the constant's
+            row.update(host_constant=float(constant[i]), neurons=0, fixed_worst_case_error=err)
         for c in fp.connections[1:]:
             if c.from_host:
                 row[f"w_{c.source}"] = int(c.weight[i])

@@ -165,10 +165,12 @@ def format_table(rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
         shown = list(worst.values())
         lines[0] += "   (worst neuron of each layer; --json lists all)"
     for r in shown:
+        weights = str(r['w_in']) + '/' + str(r['w_dither']) if "host_constant" not in r else "host"
+        note = f"  host constant {r['host_constant']:.5f}: no neurons" if "host_constant" in r else ""
         lines.append(
             f"{r['name']:>8} {r['theta']:7.3f} {r['leak']:6.3f} {r['k']:6.3f} {r['neurons']:3d} "
-            f"{str(r['w_in']) + '/' + str(r['w_dither']):>9} {r['max_abs_error']:9.5f} "
-            f"{r['fixed_worst_case_error']:9.5f} {r['bound']:8.5f}  {'yes' if r['within'] else 'NO'}")
+            f"{weights:>9} {r['max_abs_error']:9.5f} "
+            f"{r['fixed_worst_case_error']:9.5f} {r['bound']:8.5f}  {'yes' if r['within'] else 'NO'}{note}")
     be = summary["emulator_bit_exact"]
     lines.append(
         f"target {summary['target']}, T={summary['timesteps']}, N={summary['neurons_per_gate']}, "
@@ -311,6 +313,7 @@ def summarise(net: MappedNetwork, measured: dict[str, Any], target: str, options
         "bound": min(net.group(g).bound for g in measured["groups"]),
         "emulator_bit_exact": all(exact) if exact else None,
         "bit_exact_by_group": measured["bit_exact"],
+        "host_constant_units": [r["name"] for r in rows if "host_constant" in r],
         "saturated": [s for g in net.groups.values() for s in g.saturated],
         "warnings": list(net.warnings),
         "inputs_per_head": int(max(np.bincount(first["inputs"].unit_index))),

@@ -16,7 +16,16 @@ published constants, each with its source (../shared/SPEC.md section 7):
 * Synaptic memory per core is not published unambiguously for Loihi 2 (128 KB and
   192 KB both appear); we use the lower, 128 KiB (Loihi 1's documented figure), and
   assume 4 bytes per one-to-one sparse synapse (8-bit weight plus index and
-  bookkeeping; an assumption, stated).  Numpy only: this module ships in the bundle.
+  bookkeeping; an assumption, stated).
+* A token's latency on a board is dominated by the host<->chip exchanges, not the chip's
+  steps (:func:`board_latency`): exchanges x a per-exchange cost + on-chip steps x the step
+  time, and the static energy is the static power over that time.  The per-exchange cost is
+  bracketed by three measured anchors (SPEC section 7); the closest to this design -- a Python
+  host process exchanging a few hundred graded values with a Loihi 2 board through the
+  embedded-IO adapters -- is the Kapoho Point ring buffer (about 8 ms per step with one message
+  each way, so 4 ms per exchange).  The exchanges are counted at the bridge processes of the
+  recorded run (processes/host_bridge.py), for both network designs.  Numpy only: this module
+  ships in the bundle.
 """
 
 from __future__ import annotations
@@ -51,8 +60,30 @@ CONSTANTS: dict[str, dict[str, Any]] = {
     "spike_energy": {"value": 1.7e-12, "unit": "J", "source": SOURCE_LOIHI1 + " (spike within a tile)"},
     "static_power": {"value": 0.232, "unit": "W", "source": SOURCE_PILOTNET + ": 0.232 W static"},
     "step_time": {"value": 153e-6, "unit": "s",
-                  "source": SOURCE_PILOTNET + ": 408.9 fps x 16 steps/sample = about 153 us/step"},
+                  "source": SOURCE_PILOTNET + ": 408.9 fps x 16 steps/sample = about 153 us/step, with no "
+                                              "per-step I/O (the input written once as a bias)"},
 }
+
+# The cost of one host<->chip exchange (a message one way), from measured runs (SPEC section 7).
+EXCHANGE_ANCHORS: dict[str, dict[str, Any]] = {
+    "nengo_loihi_kws": {
+        "value": 0.95e-3 / 2, "unit": "s per exchange",
+        "source": "nengo-loihi keyword spotting on Loihi 1 (issues #51, #12): 24,640 steps in 23.3 s, about "
+                  "0.95 ms per step with host I/O every step, one message each way",
+        "note": "lower anchor: Loihi 1, small messages, nengo's C host interface"},
+    "kapoho_point_ring_buffer": {
+        "value": 16.09 / 2000 / 2, "unit": "s per exchange",
+        "source": "200-channel Python ring buffer in and out through the embedded-IO adapters, Kapoho Point "
+                  "(Loihi 2): 2,000 steps in 16.09 s, about 8 ms per step, one message each way (a "
+                  "published measurement; verify before citing, SPEC section 7)",
+        "note": "closest to this design: Loihi 2, a Python host process, a few hundred values per message"},
+    "pilotnet_sdnn_streamed": {
+        "value": 59e-3, "unit": "s per exchange",
+        "source": "lava-dl netx/pilotnet_sdnn/benchmark.ipynb, Oheo Gulch (Loihi 2): 16.87 fps with frames "
+                  "streamed from the host every step, 'bottlenecked by the communication of input frames'",
+        "note": "upper anchor: a 200 x 66 x 3 frame per message"},
+}
+CLOSEST_ANCHOR = "kapoho_point_ring_buffer"
 
 # Host FLOPs of one gated attention value (the trained sigmoid): k(p - theta) 2, sigmoid 3
 # (exp, add, divide), leak + (1 - leak) fire 2, times p 1.
@@ -63,13 +94,25 @@ def _c(name: str) -> float:
     return float(CONSTANTS[name]["value"])
 
 
-def chip_footprint(arrays: dict[str, NeuronArray]) -> dict[str, Any]:
+def layout_footprint(layout: Any) -> dict[str, Any]:
+    """Neurons and synapses of one deployed network: a per-step NeuronArray, or a chip-side window
+    (backends/chip_window.py: its LIF neurons, the lanes' graded neurons, the dither holder)."""
+    if isinstance(layout, NeuronArray):
+        return {"design": "per-step", "neurons": layout.size, "synapses": layout.size * len(layout.synapses),
+                "connections": [s.source for s in layout.synapses], "timesteps": layout.timesteps,
+                "neurons_per_gate": layout.neurons_per_gate, "lanes": layout.n_inputs}
+    conns = (*layout.host, *layout.dither, layout.readout)
+    src = layout.source
+    return {"design": "chip-side", "neurons": layout.size + layout.lanes + int(layout.dither_values.size),
+            "synapses": sum(int(c.weights.size) for c in conns),
+            "connections": [s.source for s in src.synapses] + ["readout"], "timesteps": src.timesteps,
+            "neurons_per_gate": src.neurons_per_gate, "lanes": layout.lanes,
+            "neurons_per_value": layout.per_lane + layout.flags_per_lane + 1}
+
+
+def chip_footprint(arrays: dict[str, Any]) -> dict[str, Any]:
     """Neurons, synapses, synaptic memory and neuro cores of the deployed layouts."""
-    groups = {}
-    for name, a in arrays.items():
-        groups[name] = {"neurons": a.size, "synapses": a.size * len(a.synapses),
-                        "connections": [s.source for s in a.synapses],
-                        "timesteps": a.timesteps, "neurons_per_gate": a.neurons_per_gate}
+    groups = {name: layout_footprint(a) for name, a in arrays.items()}
     neurons = sum(g["neurons"] for g in groups.values())
     synapses = sum(g["synapses"] for g in groups.values())
     memory = synapses * _c("bytes_per_synapse")
@@ -103,30 +146,90 @@ def energy_per_token(tok: dict[str, float]) -> dict[str, Any]:
     inactive = max(0.0, tok["neuron_updates"] - active)
     dynamic = (tok["synops"] * _c("synop_energy") + active * _c("neuron_update_active_energy")
                + inactive * _c("neuron_update_inactive_energy") + tok["spikes"] * _c("spike_energy"))
-    static = tok["steps"] * _c("step_time") * _c("static_power")
+    static = board_latency(tok)[CLOSEST_ANCHOR]["static_J_per_step"]
     return {"dynamic_upper_bound_J": dynamic,
             "dynamic_label": "upper bound from Loihi 1 per-operation energies (Loihi 2 unpublished)",
             "static_J": static,
-            "static_label": "Loihi 2 measured static power x PilotNet's step time x our steps per token "
-                            "(illustration: our step time on a board is unmeasured)",
+            "static_label": "Loihi 2 measured static power x the token's board time (exchanges x 4 ms, "
+                            "Kapoho Point anchor, + steps x 153 us): an estimate, the board time is "
+                            "unmeasured",
             "total_J": dynamic + static}
 
 
-def estimate(arrays: dict[str, NeuronArray], activity: dict[str, Activity], tokens: int,
-             host_flops_per_token: float) -> dict[str, Any]:
-    """resources.json: footprint, per-token counts, energy, host comparison, every constant sourced."""
+def exchanges(tok: dict[str, float]) -> float:
+    """Host<->chip messages per token, both ways."""
+    return float(tok.get("to_chip_messages", 0) + tok.get("from_chip_messages", 0))
+
+
+def board_latency(tok: dict[str, float], batch: int = 1) -> dict[str, Any]:
+    """A generated step's time on a board, per anchor: exchanges x cost + steps x step time.
+
+    One step serves every prompt of a batch (a message carries all of them; the lanes grow with
+    the batch, the messages and steps do not), so tokens/s = batch / step time.
+    """
+    steps_s = tok["steps"] * _c("step_time")
+    out = {}
+    for name, anchor in EXCHANGE_ANCHORS.items():
+        seconds = exchanges(tok) * float(anchor["value"]) + steps_s
+        out[name] = {"seconds_per_step": seconds, "tokens_per_s": batch / seconds if seconds else None,
+                     "static_J_per_step": seconds * _c("static_power")}
+    return out
+
+
+def board_estimate(tok: dict[str, float]) -> dict[str, Any]:
+    """The latency and static energy of a token on a board, at batch 1 and batch 8, every anchor."""
+    return {"exchanges_per_token": exchanges(tok), "chip_steps_per_token": tok["steps"],
+            "batch_1": board_latency(tok, 1), "batch_8": board_latency(tok, 8),
+            "closest_anchor": CLOSEST_ANCHOR,
+            "model": "seconds per generated step = host<->chip exchanges x the anchor's cost per exchange + "
+                     "on-chip steps x 153 us (PilotNet LIF); static energy = 0.232 W x that time"}
+
+
+def estimate(arrays: dict[str, Any], activity: dict[str, Activity], tokens: int,
+             host_flops_per_token: float, per_step: dict[str, float] | None = None) -> dict[str, Any]:
+    """resources.json: footprint, per-token counts, exchanges and board latency (this design and, if
+    measured, the per-step one), energy, host comparison, every constant sourced."""
     tok = per_token(activity, tokens)
-    return {"footprint": chip_footprint(arrays), "per_token": tok, "tokens": tokens,
-            "per_path": {k: v.as_dict() for k, v in activity.items()},
-            "energy_per_token": energy_per_token(tok),
-            "host_gate_flops_per_token": host_flops_per_token,
-            "host_gate_flops_definition": f"{HOST_GATE_FLOPS_PER_VALUE} FLOPs per gated value "
-                                          "(k(p - theta) 2, sigmoid 3, leak blend 2, product 1)",
-            "constants": CONSTANTS}
+    out = {"footprint": chip_footprint(arrays), "per_token": tok, "tokens": tokens,
+           "per_path": {k: v.as_dict() for k, v in activity.items()},
+           "energy_per_token": energy_per_token(tok), "board": board_estimate(tok),
+           "host_gate_flops_per_token": host_flops_per_token,
+           "host_gate_flops_definition": f"{HOST_GATE_FLOPS_PER_VALUE} FLOPs per gated value "
+                                         "(k(p - theta) 2, sigmoid 3, leak blend 2, product 1)",
+           "constants": CONSTANTS, "exchange_anchors": EXCHANGE_ANCHORS}
+    if per_step is not None:
+        out["per_step_design"] = {"per_token": per_step, "board": board_estimate(per_step)}
+    return out
 
 
 def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x * 1e3:,.1f} ms"
+
+
+def board_table(res: dict[str, Any]) -> str:
+    """Latency and energy per token on a board, both designs, every anchor (the bundle's README)."""
+    designs = [("chip-side window (this bundle)", res["per_token"], res["board"])]
+    if "per_step_design" in res:
+        ps = res["per_step_design"]
+        designs.append(("per-step network", ps["per_token"], ps["board"]))
+    rows = ["| design | exchanges / token | values to chip / from chip | chip steps / token | anchor | "
+            "latency / token (batch 1) | tokens/s batch 1 / batch 8 | static energy / token |",
+            "|---|---|---|---|---|---|---|---|"]
+    for label, tok, board in designs:
+        for name, anchor in EXCHANGE_ANCHORS.items():
+            b1, b8 = board["batch_1"][name], board["batch_8"][name]
+            mark = " (closest)" if name == CLOSEST_ANCHOR else ""
+            values = f"{_fmt(tok.get('to_chip_values', 0))} / {_fmt(tok.get('from_chip_values', 0))}"
+            rows.append(f"| {label} | {_fmt(board['exchanges_per_token'])} | {values} | {_fmt(tok['steps'])} "
+                        "| "
+                        f"{name}{mark}: {anchor['value'] * 1e3:.3g} ms | {_ms(b1['seconds_per_step'])} | "
+                        f"{b1['tokens_per_s']:.3g} / {b8['tokens_per_s']:.3g} | "
+                        f"{b1['static_J_per_step'] * 1e3:.3g} mJ |")
+    return "\n".join(rows)
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -147,9 +250,14 @@ def markdown(res: dict[str, Any]) -> str:
         f"| spikes per token | {_fmt(t['spikes'])} | measured (lava-sim) |",
         f"| dynamic energy per token | <= {_fmt(e['dynamic_upper_bound_J'] * 1e6)} uJ | upper bound, "
         "Loihi 1 per-op energies (Davies 2018) |",
-        f"| static energy per token | {_fmt(e['static_J'] * 1e6)} uJ | 0.232 W (Loihi 2, measured) x 153 "
-        "us/step (PilotNet) x steps: illustration |",
+        f"| host<->chip messages per token | {_fmt(t.get('to_chip_messages', 0))} to the chip, "
+        f"{_fmt(t.get('from_chip_messages', 0))} back ({_fmt(t.get('to_chip_bytes', 0))} B / "
+        f"{_fmt(t.get('from_chip_bytes', 0))} B) | counted at the bridge processes (lava-sim) |",
+        f"| static energy per token | {_fmt(e['static_J'] * 1e6)} uJ | 0.232 W (Loihi 2, measured) x the "
+        "board time below (Kapoho Point anchor): estimate |",
         f"| host FLOPs of the same gates per token | {_fmt(res['host_gate_flops_per_token'])} | "
         f"{res['host_gate_flops_definition']} |",
     ]
-    return "\n".join(rows)
+    intro = ("Per token on a board (seconds = exchanges x cost per exchange + chip steps x 153 us; sources "
+             "in `resources.json`, `exchange_anchors`):")
+    return "\n".join(rows) + "\n\n" + intro + "\n\n" + board_table(res)

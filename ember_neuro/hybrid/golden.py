@@ -1,13 +1,16 @@
-"""Golden traces: the input windows a hybrid run sent to the gate neurons, with the spikes
-Lava's bit-accurate simulator answered -- saved, then replayed and compared bit for bit.
+"""Golden traces: the input windows a hybrid run sent to the gate neurons, with what Lava's
+bit-accurate simulator answered -- saved, then replayed and compared bit for bit.
 
 Why: an INRC reviewer (or a Loihi 2 board) must be able to check that the gate network
 built from the saved mapping still answers exactly what it answered when the bundle was
-made, without torch and without the host model.  A trace per gate path holds
+made, without torch and without the host model.  A trace per gate network (one per layer of
+a rate group; one for the carried membrane) holds
 
-    unit_index  (width,)       which gate unit owns each input slot (the layout)
+    unit_index  (width,)       which gate unit owns each input lane (the layout)
     payload     (W, P)         the host payload of every window, in order
-    raster      (W, T, M)      the spikes, packed 8 per byte along M
+    live        (W, width)     which lanes carried a value (packed 8 per byte)
+    counts      (W, width)     chip-side window: each live value's spike count, as answered
+    raster      (W, T, M)      per-step network: the spikes, packed 8 per byte along M
 
 Windows are replayed in order from a fresh network, so neurons whose state carries
 across windows (temporal-lif's hard membrane, reset every n_layer windows) see the
@@ -31,7 +34,7 @@ from ember_neuro.errors import BadInput
 from ember_neuro.mappers import MappedNetwork, NeuronArray
 
 FORMAT = "ember-neuro/golden-trace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-layer traces, chip-side counts and live lanes
 
 
 class GoldenFileError(BadInput):
@@ -40,23 +43,42 @@ class GoldenFileError(BadInput):
 
 @dataclass
 class Trace:
-    """The windows one gate path exchanged with the neurons (fixed point)."""
+    """The windows one gate network exchanged with the neurons (fixed point)."""
 
-    path: str  # attention | hidden | membrane | membrane_hard
+    path: str  # the network: "<group>/L<layer>" (a rate group's layer) or "<group>" (carried membrane)
     group: str  # the neuron group of the saved mapping
     unit_index: np.ndarray  # (width,) int
     payloads: list[np.ndarray] = field(default_factory=list)  # each (W_i, P)
-    rasters: list[np.ndarray] = field(default_factory=list)  # each (W_i, T, M) bool
+    rasters: list[np.ndarray] = field(default_factory=list)  # per-step: each (W_i, T, M) bool
+    counts: list[np.ndarray] = field(default_factory=list)  # chip-side: each (W_i, width) int
+    lives: list[np.ndarray] = field(default_factory=list)  # each (W_i, width) bool
 
     @property
     def windows(self) -> int:
         return sum(len(p) for p in self.payloads)
+
+    @property
+    def chip_side(self) -> bool:
+        """Whether the trace holds the chip-side window's counts (else per-step rasters)."""
+        return bool(self.counts)
 
     def payload(self) -> np.ndarray:
         return np.concatenate(self.payloads) if self.payloads else np.zeros((0, 0), np.int64)
 
     def raster(self) -> np.ndarray:
         return np.concatenate(self.rasters)
+
+    def count(self) -> np.ndarray:
+        return np.concatenate(self.counts)
+
+    def live(self) -> np.ndarray:
+        """(W, width) the live lanes; a trace that did not record them: every lane."""
+        if self.lives:
+            return np.concatenate(self.lives)
+        return np.ones((self.windows, self.unit_index.size), bool)
+
+    def expected(self) -> np.ndarray:
+        return self.count() if self.chip_side else self.raster()
 
     def array(self, net: MappedNetwork) -> NeuronArray:
         return net.group(self.group).layout(self.unit_index, fixed=True)
@@ -71,6 +93,12 @@ class Activity:
     neuron_updates: int = 0
     synops: int = 0  # graded spikes delivered to a synapse (a zero payload sends nothing)
     spikes: int = 0
+    to_chip_messages: int = 0  # what crossed the bridge (processes/host_bridge.py: ExchangeCounter)
+    to_chip_values: int = 0
+    to_chip_bytes: int = 0
+    from_chip_messages: int = 0
+    from_chip_values: int = 0
+    from_chip_bytes: int = 0
 
     def add(self, other: Activity) -> None:
         for f in fields(self):
@@ -97,6 +125,27 @@ def window_activity(array: NeuronArray, payloads: np.ndarray, rasters: np.ndarra
                     spikes=int(rasters.sum()))
 
 
+def chip_window_activity(window: Any, payloads: np.ndarray, counts: np.ndarray, live: np.ndarray,
+                         exchanged: dict[str, int]) -> Activity:
+    """Activity of chip-side windows (backends/chip_window.py): one step each, plus the two steps
+    the answers take through the readout.  Synaptic operations: a non-zero host value reaches each
+    of its lane's neurons once; the dither holder's values reach their level neurons every step;
+    every spike reaches its lane's readout neuron.  The messages are what the bridge counted."""
+    from ember_neuro.backends import chip_window as cw
+
+    w = payloads.shape[0]
+    message = cw.encode(window, payloads, live)
+    syn = sum(int((message[:, c.cols] != 0).sum()) for c in window.host)
+    syn += w * sum(int((window.dither_values[c.cols] != 0).sum()) for c in window.dither)
+    spikes = int(counts.sum()) + int(live.sum()) * window.flags_per_lane
+    keys = {f.name for f in fields(Activity)}
+    crossed = {k: int(v) for k, v in exchanged.items() if k in keys}
+    # the steps the bridge counted; else: the windows of one exchange pipelined, the answers 2 behind
+    steps = crossed.pop("steps", w + cw.ANSWER_STEPS)
+    return Activity(windows=w, steps=steps, neuron_updates=steps * (window.size + window.lanes),
+                    synops=syn + spikes, spikes=spikes, **crossed)
+
+
 class Recorder:
     """Taps the gate paths of a hybrid run (gatepath.GateEvaluator.tap): keeps the first
     `max_windows` windows of each path as a golden trace."""
@@ -105,16 +154,25 @@ class Recorder:
         self.max_windows = int(max_windows)
         self.traces: dict[str, Trace] = {}
 
-    def attach(self, name: str, evaluator: Any) -> None:
-        # the persistent layout's slot -> unit map: what verify.py rebuilds the network from
-        trace = Trace(name, evaluator.group.name, np.asarray(evaluator.layout().unit_index, np.int64))
-        self.traces[name] = trace
+    def attach(self, evaluator: Any) -> None:
+        """Record every network of the path: one trace per runner key (a rate group's layers)."""
+        for key in evaluator.keys():
+            # the persistent layout's lane -> unit map: what verify.py rebuilds the network from
+            name = evaluator.trace_name(key)
+            self.traces[name] = Trace(name, evaluator.group.name,
+                                      np.asarray(evaluator.layout(key).unit_index, np.int64))
+        names = {key: evaluator.trace_name(key) for key in evaluator.keys()}
 
-        def tap(payloads: np.ndarray, rasters: np.ndarray) -> None:
+        def tap(key: int, payloads: np.ndarray, result: np.ndarray, live: np.ndarray, _crossed: dict) -> None:
+            trace = self.traces[names[key]]
             room = self.max_windows - trace.windows
             if room > 0:
                 trace.payloads.append(np.array(payloads[:room]))
-                trace.rasters.append(np.array(rasters[:room], dtype=bool))
+                trace.lives.append(np.array(live[:room], dtype=bool))
+                if result.ndim == 2:
+                    trace.counts.append(np.array(result[:room], np.int64))
+                else:
+                    trace.rasters.append(np.array(result[:room], dtype=bool))
 
         evaluator.tap = tap
 
@@ -134,13 +192,21 @@ def save_golden(traces: dict[str, Trace], path: str | Path, meta: dict[str, Any]
     for name, tr in traces.items():
         if not tr.windows:
             continue
-        raster = tr.raster()
         arrays[f"{name}/unit_index"] = tr.unit_index.astype(np.int32)
         arrays[f"{name}/payload"] = _narrow(tr.payload())
-        arrays[f"{name}/raster"] = np.packbits(raster, axis=-1)
-        header["traces"].append({"path": name, "group": tr.group, "windows": int(raster.shape[0]),
-                                 "timesteps": int(raster.shape[1]), "neurons": int(raster.shape[2]),
-                                 "spikes": int(raster.sum())})
+        arrays[f"{name}/live"] = np.packbits(tr.live(), axis=-1)
+        entry = {"path": name, "group": tr.group, "windows": tr.windows, "lanes": int(tr.unit_index.size),
+                 "design": "chip-side" if tr.chip_side else "per-step"}
+        if tr.chip_side:
+            counts = tr.count()
+            arrays[f"{name}/counts"] = _narrow(counts)
+            entry.update(spikes=int(counts.sum()))
+        else:
+            raster = tr.raster()
+            arrays[f"{name}/raster"] = np.packbits(raster, axis=-1)
+            entry.update(timesteps=int(raster.shape[1]), neurons=int(raster.shape[2]),
+                         spikes=int(raster.sum()))
+        header["traces"].append(entry)
     arrays["header"] = np.array(json.dumps(header))
 
     def write(tmp: str) -> None:
@@ -149,6 +215,10 @@ def save_golden(traces: dict[str, Trace], path: str | Path, meta: dict[str, Any]
 
     atomic_write_bytes(path, write)
     return Path(path)
+
+
+def _unpack(packed: np.ndarray, count: int) -> np.ndarray:
+    return np.unpackbits(packed, axis=-1, count=count).astype(bool)
 
 
 def load_golden(path: str | Path) -> tuple[dict[str, Any], dict[str, Trace]]:
@@ -167,9 +237,15 @@ def load_golden(path: str | Path) -> tuple[dict[str, Any], dict[str, Trace]]:
             traces = {}
             for t in header["traces"]:
                 name = t["path"]
-                raster = np.unpackbits(z[f"{name}/raster"], axis=-1, count=t["neurons"]).astype(bool)
-                traces[name] = Trace(name, t["group"], z[f"{name}/unit_index"].astype(np.int64),
-                                     [z[f"{name}/payload"].astype(np.int64)], [raster])
+                unit_index = z[f"{name}/unit_index"].astype(np.int64)
+                tr = Trace(name, t["group"], unit_index, [z[f"{name}/payload"].astype(np.int64)])
+                if f"{name}/live" in z:
+                    tr.lives.append(_unpack(z[f"{name}/live"], unit_index.size))
+                if t.get("design") == "chip-side":
+                    tr.counts.append(z[f"{name}/counts"].astype(np.int64))
+                else:
+                    tr.rasters.append(_unpack(z[f"{name}/raster"], t["neurons"]))
+                traces[name] = tr
     except GoldenFileError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
@@ -199,10 +275,47 @@ class ReplayResult:
 
 
 def compare(path: str, expected: np.ndarray, got: np.ndarray, seconds: float) -> ReplayResult:
+    """Rasters (W, T, M): spikes that differ; counts (W, I): the spike-count difference summed."""
     diff = expected != got
     first = tuple(int(i) for i in np.argwhere(diff)[0]) if diff.any() else None
+    if expected.ndim == 2:  # chip-side counts: one step per window, lanes for neurons
+        wrong = int(np.abs(np.asarray(expected, np.int64) - np.asarray(got, np.int64)).sum())
+        return ReplayResult(path, expected.shape[0], expected.shape[1], expected.shape[0],
+                            int(expected.sum()), wrong, first, seconds)  # type: ignore[arg-type]
     return ReplayResult(path, expected.shape[0], expected.shape[2], expected.shape[0] * expected.shape[1],
                         int(expected.sum()), int(diff.sum()), first, seconds)  # type: ignore[arg-type]
+
+
+def trace_steps(tr: Trace, net: MappedNetwork) -> int:
+    """The Lava steps replaying a trace takes: one per chip-side window (+ the answers' two), T per
+    per-step window."""
+    from ember_neuro.backends.chip_window import ANSWER_STEPS
+
+    if tr.chip_side:
+        return tr.windows + ANSWER_STEPS
+    return tr.windows * net.group(tr.group).timesteps
+
+
+def replay_one(be: Any, array: NeuronArray, tr: Trace, timeout_s: float,
+               open_kwargs: dict[str, Any]) -> np.ndarray:
+    """What `be` answers the trace's windows: counts for a chip-side trace, else rasters."""
+    from ember_neuro.mappers import gate_counts
+
+    payload = tr.payload()
+    if tr.chip_side:
+        live = tr.live()
+        if be.persistent:
+            with be.open(array, timeout_s, **open_kwargs) as runner:
+                if not hasattr(runner, "run_counts"):
+                    raise GoldenFileError(f"trace {tr.path} was recorded on the chip-side window, which "
+                                          f"{be.name} does not build for this layout")
+                return runner.run_counts(payload, live)
+        counts = gate_counts(be.counts(array, payload, timeout_s), array.neurons_per_gate)
+        return np.where(live, counts, 0)
+    if be.persistent:
+        with be.open(array, timeout_s, **{"bridge": "per-step", **open_kwargs}) as runner:
+            return runner.run_windows(payload)
+    return be.rasters(array, payload, timeout_s)
 
 
 def replay(net: MappedNetwork, traces: dict[str, Trace], backend: str = "lava-sim", timeout_s: float = 120.0,
@@ -216,18 +329,9 @@ def replay(net: MappedNetwork, traces: dict[str, Trace], backend: str = "lava-si
     for name, tr in traces.items():
         if progress is not None:
             progress(name)
-        array = tr.array(net)
-        payload, expected = tr.payload(), tr.raster()
         t0 = time.perf_counter()
-        if be.persistent:
-            runner = be.open(array, timeout_s, **(open_kwargs or {}))
-            try:
-                got = runner.run_windows(payload)
-            finally:
-                runner.close()
-        else:
-            got = be.rasters(array, payload, timeout_s)
-        results.append(compare(name, expected, got, time.perf_counter() - t0))
+        got = replay_one(be, tr.array(net), tr, timeout_s, dict(open_kwargs or {}))
+        results.append(compare(name, tr.expected(), got, time.perf_counter() - t0))
     return results
 
 

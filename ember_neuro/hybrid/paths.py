@@ -11,16 +11,20 @@ code here:
   CarriedGate  one LIF neuron per token slot whose state carries across the layers of a
                forward pass (the hard membrane): one window per layer step, 0/1 spikes
 
-A persistent backend (Lava) is compiled and started once with a fixed layout: every unit owns
-`slots` input slots, and a call fills its units' slots window by window (other slots idle at
-payload 0).  A stateless backend (the emulators, the numpy reference) gets exactly the live
-inputs of each call.  :class:`GatePaths` holds one path per hook of a mapped network.
+A persistent backend (Lava) is compiled and started once per layer with a fixed layout: every
+unit of the layer owns `slots` input slots (lanes), and a call fills its units' lanes window by
+window.  Lanes left over are idle: on the chip-side window (the default, backends/chip_window.py)
+they are neither sent nor answered; the per-step network sends them payload 0.  Other layers'
+units are not in the layer's network at all.  A stateless backend (the emulators, the numpy
+reference) gets exactly the live inputs of each call.  :class:`GatePaths` holds one path per
+hook of a mapped network.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +67,7 @@ class GateEvaluator:
     """Spike-rate fire of a neuron group's units for any values, on one backend."""
 
     def __init__(self, group: NeuronGroup, backend: str | registry.Backend, slots: int = 64,
-                 timeout_s: float = 60.0):
+                 timeout_s: float = 60.0, bridge: str | None = None):
         # a name is checked here; an entry is taken as checked (GatePaths checks once for all groups)
         self.backend = registry.require(backend) if isinstance(backend, str) else backend
         if not self.backend.spiking:
@@ -73,28 +77,61 @@ class GateEvaluator:
         self.fixed = bool(self.backend.fixed)
         self.slots = int(slots)
         self.timeout_s = timeout_s
-        self.runner = None
+        self.bridge = bridge  # None: the backend's default (Lava: the chip-side window where it is exact)
+        self.runners: dict[int, registry.Runner] = {}  # one per layer (the carried membrane: one, key 0)
         self.lava_steps = 0
         self.lava_seconds = 0.0
         self.saturated = 0  # host values beyond their payload scale (clipped in fixed point)
         self.values = 0
         self.stats: dict[int, dict[str, float]] = {}
-        # called with (payloads (W, width), rasters (W, T, M)) after every exchange with a
-        # persistent runner: how the INRC bundle records its golden traces (hybrid/golden.py)
-        self.tap: Callable[[np.ndarray, np.ndarray], None] | None = None
+        self.exchanges: dict[int, dict[str, int]] = {}  # per runner: what crossed its bridge so far
+        self.calls: dict[int, int] = {}  # per runner: exchanges asked of it (one per forward pass)
+        # called with (key, payloads (W, width), result, live (W, width), exchanged) after every
+        # exchange with a persistent runner -- result: the counts (W, width) of a chip-side window or
+        # the rasters (W, T, M) of the per-step network; exchanged: what crossed the bridge for it.
+        # How the INRC bundle records its golden traces (hybrid/golden.py).
+        self.tap: Callable[..., None] | None = None
+
+    def keys(self) -> list[int]:
+        """The runners' keys: the group's layers that have a unit on neurons."""
+        on = self.group.on_neurons
+        return sorted({u.layer for i, u in enumerate(self.group.units) if on[i]})
 
     def start(self) -> GateEvaluator:
-        if self.backend.persistent and self.runner is None:
-            self.runner = self.backend.open(self.layout(), self.timeout_s)
+        if self.backend.persistent and not self.runners:
+            kwargs = {} if self.bridge is None else {"bridge": self.bridge}
+            try:
+                for key in self.keys():
+                    self.runners[key] = self.backend.open(self.layout(key), self.timeout_s, **kwargs)
+            except BaseException:
+                self.close()
+                raise
         return self
 
-    def layout(self):
-        return self.group.layout(np.repeat(np.arange(len(self.group.units)), self.slots), self.fixed)
+    def layer_units(self, layer: int) -> np.ndarray:
+        """The layer's units that run on neurons (a host-constant unit gets no lanes)."""
+        on = self.group.on_neurons
+        return np.array([i for i, u in enumerate(self.group.units) if u.layer == layer and on[i]], np.int64)
+
+    def layout(self, key: int):
+        """The neuron array of one runner: the layer's units, `slots` lanes each."""
+        return self.group.layout(np.repeat(self.layer_units(key), self.slots), self.fixed)
+
+    def design(self, key: int) -> str:
+        return getattr(self.runners.get(key), "design", "stateless")
+
+    def trace_name(self, key: int) -> str:
+        return f"{self.group.name}/L{key}"
 
     def close(self) -> None:
-        if self.runner is not None:
-            self.runner.close()
-            self.runner = None
+        runners, self.runners = self.runners, {}
+        for runner in runners.values():
+            runner.close()
+
+    @property
+    def runner(self):
+        """Whether this path runs on persistent networks (one of them; kept for callers that ask)."""
+        return next(iter(self.runners.values()), None)
 
     def __enter__(self) -> GateEvaluator:
         return self.start()
@@ -102,46 +139,83 @@ class GateEvaluator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _exchange(self, payloads: np.ndarray) -> np.ndarray:
-        """Windows through the persistent runner, timed: (W, width) -> (W, T, M) rasters."""
+    def _exchange(self, key: int, payloads: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """Windows through one persistent runner, timed: (W, width) -> (W, width) spike counts."""
+        runner = self.runners[key]
+        self.calls[key] = self.calls.get(key, 0) + 1
+        before = self.exchanges.get(key, {})
         t0 = time.perf_counter()
-        rasters = self.runner.run_windows(payloads)
+        steps0 = getattr(runner, "steps", 0)
+        if hasattr(runner, "run_counts"):  # the chip-side window: counts summed on chip, idle lanes silent
+            result = counts = runner.run_counts(payloads, live)
+        else:
+            result = runner.run_windows(payloads)
+            counts = gate_counts(result.sum(axis=1), self.group.neurons_per_gate)
         self.lava_seconds += time.perf_counter() - t0
-        self.lava_steps += payloads.shape[0] * self.group.timesteps
+        self.lava_steps += getattr(runner, "steps", 0) - steps0 or payloads.shape[0] * self.group.timesteps
+        after = getattr(runner, "exchanges", None)
+        exchanged = {}
+        if after is not None:
+            self.exchanges[key] = dict(after)
+            exchanged = {k: v - before.get(k, 0) for k, v in after.items()}
         if self.tap is not None:
-            self.tap(payloads, rasters)
-        return rasters
+            self.tap(key, payloads, result, live, exchanged)
+        return counts
 
     def rates(self, units: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
-        """Decoded fire of unit ``units[i]`` at ``values[source][i]`` (one window each)."""
-        g, n = self.group, self.group.neurons_per_gate
+        """Decoded fire of unit ``units[i]`` at ``values[source][i]`` (one window each); a
+        host-constant unit's fire is its constant, computed here and sent nowhere."""
+        g = self.group
         units = np.asarray(units, np.int64)
         self.values += units.size
         self.saturated += g.saturated_count(values, units)
-        if self.runner is None:  # stateless backend: exactly these inputs, one vectorised call
+        on = g.on_neurons[units]
+        if on.all():
+            return self._spiking(units, values)
+        out = np.asarray(g.host_constant, np.float64)[units]
+        if on.any():
+            out[on] = self._spiking(units[on], {k: np.asarray(v)[on] for k, v in values.items()})
+        return out
+
+    def _spiking(self, units: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarray:
+        """The fire of units on neurons, from their spike counts on the backend."""
+        g = self.group
+        if not self.runners:  # stateless backend: exactly these inputs, one vectorised call
             payload = g.encode(values, self.fixed, units)[None]
             return g.decode(self.backend.gate_counts(g, units, payload, self.timeout_s)[0])
-        s, n_units = self.slots, len(g.units)
-        order = np.argsort(units, kind="stable")
+        layers = {g.units[u].layer for u in np.unique(units)}
+        if len(layers) != 1:
+            raise ValueError(f"one call evaluates one layer's units, got layers {sorted(layers)}")
+        key = layers.pop()
+        own = self.layer_units(key)
+        local = np.searchsorted(own, units)  # the unit's place among its layer's units
+        s = self.slots
+        order = np.argsort(local, kind="stable")
         rank = np.empty_like(order)  # position of each input among its unit's inputs
-        starts = np.searchsorted(units[order], np.arange(n_units))
-        rank[order] = np.arange(order.size) - starts[units[order]]
+        starts = np.searchsorted(local[order], np.arange(len(own)))
+        rank[order] = np.arange(order.size) - starts[local[order]]
         windows = max(1, int(-(-(rank.max(initial=0) + 1) // s)))
-        slot = units * s + rank % s  # the input's slot in the layout
+        slot = local * s + rank % s  # the input's lane in the layer's layout
         enc = g.encode(values, self.fixed, units).reshape(-1, units.size)  # (S, I)
-        width = n_units * s
+        width = len(own) * s
         payload = np.zeros((windows, enc.shape[0] * width), dtype=np.int64 if self.fixed else np.float64)
+        live = np.zeros((windows, width), bool)
+        live[rank // s, slot] = True
         for j in range(enc.shape[0]):
             payload[rank // s, j * width + slot] = enc[j]
-        counts = gate_counts(self._exchange(payload).sum(axis=1), n)  # (W, width)
+        counts = self._exchange(key, payload, live)  # (W, width)
         return g.decode(counts[rank // s, slot])
 
-    def record(self, layer: int, rates: np.ndarray, spikes_per_rate: float | None = None) -> None:
+    def record(self, layer: int, rates: np.ndarray, on_neurons: np.ndarray | None = None,
+               spikes_per_rate: float | None = None) -> None:
+        """Per layer: gate values, how many fired (> 0), and the spikes of those on neurons (a
+        host-constant unit fires without spiking)."""
         st = self.stats.setdefault(layer, {"gates": 0, "firing": 0, "spikes": 0.0})
         per = spikes_per_rate or self.group.timesteps * self.group.neurons_per_gate
         st["gates"] += int(rates.size)
         st["firing"] += int((rates > 0).sum())
-        st["spikes"] += float(rates.sum()) * per
+        spiking = rates if on_neurons is None else rates[on_neurons]
+        st["spikes"] += float(spiking.sum()) * per
 
 
 class RateGate(GateEvaluator):
@@ -154,7 +228,7 @@ class RateGate(GateEvaluator):
         units = unit_index(self.group, layer, x.shape)
         sent = live(self.group, x)
         rates = self.rates(units[sent], {src: v[sent] for src, v in values.items()})
-        self.record(layer, rates)
+        self.record(layer, rates, self.group.on_neurons[units[sent]])
         fire = np.zeros(x.shape)
         fire[sent] = rates
         return fire
@@ -176,8 +250,14 @@ class CarriedGate(GateEvaluator):
         self.state = None
         self.windows = 0
 
-    def layout(self):
+    def keys(self) -> list[int]:
+        return [0]  # one network: the state carries from layer to layer
+
+    def layout(self, key: int = 0):
         return self.array
+
+    def trace_name(self, key: int) -> str:
+        return self.group.name
 
     def fire(self, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """0/1 spikes (the shape of the input) of the tokens' neurons at this layer's step."""
@@ -193,8 +273,10 @@ class CarriedGate(GateEvaluator):
         self.values += flat.size
         self.saturated += self.group.saturated_count(flat, np.zeros(flat.size, np.int64))
         payload = self.group.encode(values, self.fixed, np.zeros(self.slots, np.int64))
-        if self.runner is not None:
-            spikes = self._exchange(payload[None])[0, 0]
+        if self.runners:
+            live = np.zeros((1, self.slots), bool)
+            live[0, :flat.size] = True
+            spikes = self._exchange(0, payload[None], live)[0]
         else:
             if layer == 0:
                 self.state = None  # a forward pass starts from rest
@@ -202,7 +284,7 @@ class CarriedGate(GateEvaluator):
             spikes = raster[0]
         self.windows += 1
         fire = spikes[:flat.size].astype(np.float64)
-        self.record(layer, fire, 1.0)
+        self.record(layer, fire, spikes_per_rate=1.0)
         return fire.reshape(x.shape)
 
 
@@ -215,14 +297,15 @@ class GatePaths:
     """
 
     def __init__(self, net: MappedNetwork, backend: str | registry.Backend,
-                 slots: int | Mapping[str, int] = 64, timeout_s: float = 60.0, mode: str = "rate"):
+                 slots: int | Mapping[str, int] = 64, timeout_s: float = 60.0, mode: str = "rate",
+                 bridge: str | None = None):
         backend = registry.require(backend) if isinstance(backend, str) else backend
         self.paths: dict[str, GateEvaluator] = {}
         for hook in net.hooks:
             group = net.for_hook(hook, mode)
             n = slots if isinstance(slots, int) else slots[hook]
             kind = CarriedGate if group.carries_state else RateGate
-            self.paths[hook] = kind(group, backend, slots=n, timeout_s=timeout_s)
+            self.paths[hook] = kind(group, backend, slots=n, timeout_s=timeout_s, bridge=bridge)
 
     def fire(self, hook: str, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         return self.paths[hook].fire(layer, inputs)
@@ -253,7 +336,31 @@ class GatePaths:
 
     @property
     def persistent(self) -> bool:
-        return any(p.runner is not None for p in self.paths.values())
+        return any(p.runners for p in self.paths.values())
+
+    def exchanges(self) -> dict[str, dict[str, int]]:
+        """What crossed each runner's bridge so far, by runner (group/layer) and in total."""
+        out = {p.trace_name(k): dict(ex, design=p.design(k)) for p in self.paths.values()
+               for k, ex in sorted(p.exchanges.items())}
+        if out:
+            keys = [k for k in next(iter(out.values())) if k != "design"]
+            out["total"] = {k: sum(v[k] for v in out.values()) for k in keys}
+        return out
+
+    def exchanges_per_call(self) -> dict[str, Any]:
+        """What crosses per forward pass (one generated token of every prompt): each network's
+        messages, values and bytes divided by the exchanges asked of it, and their sum."""
+        per: dict[str, dict[str, float]] = {}
+        for p in self.paths.values():
+            for k, ex in sorted(p.exchanges.items()):
+                calls = p.calls.get(k, 0)
+                if calls:
+                    per[p.trace_name(k)] = {name: v / calls for name, v in ex.items()
+                                            if name.startswith(("to_chip", "from_chip")) or name == "steps"}
+        if not per:
+            return {}
+        names = next(iter(per.values()))
+        return {"per_network": per, "total": {n: sum(v[n] for v in per.values()) for n in names}}
 
     @property
     def saturated(self) -> int:

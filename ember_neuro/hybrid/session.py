@@ -62,6 +62,7 @@ class Deployment:
     timeout: float = 60.0
     threads: int = 1
     temporal: str = "rate"  # which group answers a hook with alternatives (temporal-lif: rate | hard)
+    bridge: str | None = None  # Lava's network: None / "chip-side" (default) or "per-step" (for comparison)
 
     @property
     def window(self) -> Window:
@@ -106,7 +107,7 @@ class Session:
         slots = {k.hook: (k.slots or (lambda b, t, w: b * t))(batch, block,
                                                               whole) for k in self.prep.variant.kinds}
         return GatePaths(self.net, self.backend, slots=slots, timeout_s=self.dep.timeout,
-                         mode=self.dep.temporal)
+                         mode=self.dep.temporal, bridge=self.dep.bridge)
 
 
 def prepare_session(dep: Deployment) -> Session:
@@ -228,6 +229,9 @@ def _spike_report(session: Session, paths: GatePaths | None) -> dict[str, Any]:
     if paths.persistent:
         out["lava_steps"] = paths.lava_steps
         out["lava_steps_per_s"] = paths.lava_steps / paths.lava_seconds if paths.lava_seconds else None
+        out["designs"] = sorted({p.design(k) for p in paths.paths.values() for k in p.runners})
+        out["exchanges"] = paths.exchanges()  # counted at the bridge processes, whole run
+        out["exchanges_per_token"] = paths.exchanges_per_call()
     out["spike_stats"] = paths.stats()
     out["saturated_inputs"] = paths.saturated
     for kind in session.prep.variant.kinds:

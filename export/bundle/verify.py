@@ -1,6 +1,11 @@
 """Verify this INRC bundle: checksums, then the gate network rebuilt in Lava from the saved mapping,
 fed the recorded windows, must answer the golden spikes bit for bit.
 
+The rate gates run as chip-side windows (one message in and one out per window, each live
+value's spike count summed on chip); their golden traces hold those counts, and a count that
+differs is reported as the spikes it is off by.  The hard membrane runs on the per-step network
+and is compared spike for spike.
+
     python verify.py                 Lava's bit-accurate CPU simulation (Loihi2SimCfg, fixed_pt)
     python verify.py --hw            on a Loihi 2 system (Loihi2HwCfg) with Lava's Loihi 2
                                      profiler loggers (power, execution time, activity, memory);
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         header, traces = golden.load_golden(HERE / "golden" / "golden.npz")
         backend, kwargs, loggers = "lava-sim", {}, {}
         if args.hw:
-            steps = sum(t.windows * net.group(t.group).timesteps for t in traces.values())
+            steps = sum(golden.trace_steps(t, net) for t in traces.values())
             loggers = profiler_loggers(steps)
             backend, kwargs = "loihi2", {"callbacks": list(loggers.values())}
         t0 = time.perf_counter()
@@ -122,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         for src in ("lava", "numpy_reference"):
             for r in result[src]:
                 first = r["first_mismatch"]
-                where = "" if r["exact"] else f", first at (window, step, neuron) {tuple(first)}"
-                print(f"  {src:15s} {r['path']:13s} {r['windows']:4d} windows x {r['neurons']:6d} neurons, "
+                axes = "(window, lane)" if len(first or ()) == 2 else "(window, step, neuron)"
+                where = "" if r["exact"] else f", first at {axes} {tuple(first)}"
+                unit = "lanes" if len(first or ()) == 2 or r["steps"] == r["windows"] else "neurons"
+                print(f"  {src:15s} {r['path']:16s} {r['windows']:4d} windows x {r['neurons']:6d} {unit}, "
                       f"{r['spikes']:8d} golden spikes: {r['mismatched_spikes']} differ{where}")
         for k, v in result["profile"].items():
             print(f"  {k}: {v:.6g}")

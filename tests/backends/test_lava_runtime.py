@@ -179,6 +179,31 @@ def test_run_config_is_the_simulator_unless_hardware() -> None:
         _build(group.layout([0, 1], False), 4, fused=True, hardware=True)
 
 
+def test_the_chip_side_window_builds_the_same_run_configs() -> None:
+    """verify.py --hw builds the chip-side network with Loihi2HwCfg: Lava's own processes, only the
+    bridge pinned to our model."""
+    from lava.magma.core.run_configs import Loihi2HwCfg, Loihi2SimCfg
+
+    from ember_neuro.backends.chip_window import chip_window
+    from ember_neuro.backends.lava import _build_chip
+    from ember_neuro.processes.host_bridge import PyChipWindowBridgeFixed
+
+    group = map_gates(random_units(np.random.default_rng(0), 2), MappingOptions(timesteps=4))
+    window = chip_window(group.layout([0, 1], True))
+    procs, sim = _build_chip(window, 4)
+    assert type(sim) is Loihi2SimCfg and sim.select_tag == "fixed_pt"
+    assert list(sim.exception_proc_model_map.values()) == [PyChipWindowBridgeFixed]
+    marker = object()
+    _, hw = _build_chip(window, 4, hardware=True, callbacks=[marker])
+    assert isinstance(hw, Loihi2HwCfg) and hw.select_tag == "fixed_pt" and hw.callback_fxs == [marker]
+    # everything the bridge talks to is Lava's: Sparse, LIFReset, Sigma, GradedVec
+    bridge = procs["src"].process
+    names = {type(p).__name__ for port in (bridge.s_out, bridge.d_out) for p in
+             [c.process for c in port.out_connections]}
+    names |= {type(c.process).__name__ for c in bridge.a_in.in_connections}
+    assert names == {"Sparse", "Sigma", "GradedVec"}
+
+
 def test_hardware_runner_without_the_extension_says_inrc() -> None:
     from ember_neuro.backends import lava
 

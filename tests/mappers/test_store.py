@@ -163,7 +163,11 @@ def test_saving_into_a_full_disk_leaves_nothing_half_written(tmp_path: Path,
 
 def test_header_is_plain_json_inside_a_plain_zip(tmp_path: Path) -> None:
     """The format stays readable without ember-neuro: a zip of .npy files plus JSON."""
-    path = save_mapped(network(), tmp_path / "m.npz")
+    net = network()
+    assert np.isnan(net.group("attention").host_constant).sum() == 4  # unit 1 saturates: fire 1 throughout
+    assert save_mapped(net, tmp_path / "v3.npz") and S.written_version(net) == 3
+    plain = dataclasses.replace(net.group("attention"), host_constant=None)
+    path = save_mapped(dataclasses.replace(net, groups={"attention": plain}), tmp_path / "m.npz")
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
         header = json.loads(str(np.load(io.BytesIO(z.read("header.npy")), allow_pickle=False)[()]))
