@@ -62,8 +62,6 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from ember_neuro.backends.chip_window import ANSWER_STEPS
-
 SOURCE_PHASE = 1  # the source's window step 0 is Lava step 1
 SINK_PHASE = 2  # ... and reaches the neurons one step later
 
@@ -149,9 +147,8 @@ class ChipWindowFeed:
     flight, so the network idles at no cost while the host computes -- else a zero vector.
     """
 
-    LATENCY = ANSWER_STEPS
-
-    def __init__(self, width: int, dither: np.ndarray) -> None:
+    def __init__(self, width: int, dither: np.ndarray, latency: int) -> None:
+        self.latency = int(latency)  # steps from a message to its answers (backends/chip_window.py)
         self.zeros = np.zeros(width, np.int32)
         self.dither = np.asarray(dither, np.int32)
         self.counter = ExchangeCounter()
@@ -180,7 +177,7 @@ class ChipWindowFeed:
         if self.due and not poll():
             return self.zeros
         message = np.asarray(receive(), np.int32)  # blocks while nothing is in flight
-        self.due.append(step + self.LATENCY)
+        self.due.append(step + self.latency)
         self.counter.sent(message)
         return message
 
@@ -240,12 +237,13 @@ class ChipWindowBridge(AbstractProcess):
     dither levels once through ``d_out``; the lanes' answers ``a_in`` -> ``host_out``
     (``[answers | exchange counts]`` per window)."""
 
-    def __init__(self, *, width: int, lanes: int, dither: np.ndarray, buffer_size: int = 4,
+    def __init__(self, *, width: int, lanes: int, dither: np.ndarray, latency: int, buffer_size: int = 4,
                  name: str | None = None) -> None:
         dither = np.asarray(dither)
         if dither.ndim != 1 or dither.size < 1:
             raise ValueError(f"dither must be a non-empty vector, got shape {dither.shape}")
         super().__init__(name=name)
+        self.proc_params["latency"] = int(latency)
         self.host_in = InPort(shape=(int(width),))
         self.host_in.flag_external_pipe(buffer_size=buffer_size)
         self.s_out = OutPort(shape=(int(width),))
@@ -317,7 +315,7 @@ class _ChipBridgeModel(PyLoihiProcessModel):
 
     def run_spk(self) -> None:
         if self._feed is None:
-            self._feed = ChipWindowFeed(self.host_in._shape[0], self.dither)
+            self._feed = ChipWindowFeed(self.host_in._shape[0], self.dither, self.proc_params["latency"])
         step = self.time_step
         result = self._feed.collect(step, self.a_in.recv())  # first the answers due now ...
         if result is not None:

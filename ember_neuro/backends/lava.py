@@ -337,11 +337,12 @@ def _build_chip(window: Any, buffer_size: int, hardware: bool = False,
     from lava.proc.sdn.process import Sigma
     from lava.proc.sparse.process import Sparse
 
+    from ember_neuro.backends.chip_window import ANSWER_STEPS
     from ember_neuro.processes import host_bridge as hb
 
     m, width, k = window.size, window.message_width, int(window.dither_values.size)
     bridge = hb.ChipWindowBridge(width=width, lanes=window.lanes, dither=window.dither_values,
-                                 buffer_size=buffer_size)
+                                 latency=ANSWER_STEPS, buffer_size=buffer_size)
     lif = LIFReset(shape=(m,), du=loihi.DECAY_MAX, dv=loihi.DECAY_MAX, vth=window.vth,
                    bias_mant=np.asarray(window.bias_mant, np.int32),
                    bias_exp=np.asarray(window.bias_exp, np.int32),
@@ -356,7 +357,10 @@ def _build_chip(window: Any, buffer_size: int, hardware: bool = False,
         syn = Sparse(weights=_csr(conn, (m, k)), num_message_bits=PAYLOAD_BITS, weight_exp=conn.exp)
         holder.s_out.connect(syn.s_in)
         syn.a_out.connect(lif.a_in)
-    readout = Sparse(weights=_csr(window.readout, (window.lanes, m)), num_message_bits=0)
+    # The level neurons' spikes reach the readout as graded values of 1: the same sums as binary
+    # spikes, and Lava's CPU Sparse computes them as one sparse product instead of indexing the
+    # matrix's columns by the spike vector (which took half of a window's time at 66k neurons).
+    readout = Sparse(weights=_csr(window.readout, (window.lanes, m)), num_message_bits=PAYLOAD_BITS)
     lif.s_out.connect(readout.s_in)
     lanes = GradedVec(shape=(window.lanes,), vth=window.z_threshold)
     readout.a_out.connect(lanes.a_in)
@@ -663,7 +667,7 @@ class ChipWindowRunner(LavaGateRunner):
         """One window's answers (I,): the lanes' graded values, then the bridge's exchange counts."""
         message = np.asarray(self._recv_message(deadline), np.int64)
         self._record(message[self.window.lanes:])
-        self.steps += 1
+        self.steps = self.exchanges["steps"]  # the bridge's steps: a window's, the answers' two, idle ones
         return message[:self.window.lanes]
 
 

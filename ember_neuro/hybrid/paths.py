@@ -130,7 +130,7 @@ class GateEvaluator:
 
     @property
     def runner(self):
-        """Whether this path runs on persistent networks (one of them; kept for callers that ask)."""
+        """One of the path's persistent networks, or None on a stateless backend."""
         return next(iter(self.runners.values()), None)
 
     def __enter__(self) -> GateEvaluator:
@@ -152,6 +152,7 @@ class GateEvaluator:
             result = runner.run_windows(payloads)
             counts = gate_counts(result.sum(axis=1), self.group.neurons_per_gate)
         self.lava_seconds += time.perf_counter() - t0
+        # the steps the runner counted (chip-side: one per window and the answers' two), else T per window
         self.lava_steps += getattr(runner, "steps", 0) - steps0 or payloads.shape[0] * self.group.timesteps
         after = getattr(runner, "exchanges", None)
         exchanged = {}
