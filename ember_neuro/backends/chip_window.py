@@ -17,20 +17,21 @@ The window's N T (step, channel) pairs can therefore be N T neurons that all eva
 same chip step -- "level neurons", each facing its own level -- and their spike count equals
 the count of the T-step array bit for bit.
 
-The network (Lava's own processes; the drawing is in docs/mapping.md section 7)::
+The network (Lava's own processes; the drawing is in docs/mapping.md section 10)::
 
-    host bridge --x' once per window--> Sparse (the host connections' weights)  --+
+    host bridge --x, flags once per window--> Sparse (the host connections' weights) --+
     Sigma D (the dither levels, set once at start-up) --> Sparse (dither weights) -+-> LIFReset
         (N T level neurons + R flag neurons per lane, reset every step) --> Sparse (1 per level
         neuron, f_r per flag neuron) --> GradedVec Z (one per lane, vth = F - 1) --count+F--> host
 
-* **Input.** Live lanes carry ``x' = x + O`` on their first host connection, idle lanes carry
-  nothing (a zero graded payload is no event).  The offset O adds the exact integer
-  ``C = wshift(a O, e)`` to a level neuron's synaptic input; its bias is lowered by
-  ``C << 6`` (:func:`offset_compensation`), so its drive is unchanged bit for bit.
+* **Input.** A live lane's payload crosses once, unchanged, so every level neuron's drive is the
+  T-step neuron's bit for bit; an idle lane sends nothing (a zero graded payload is no event).
+  The message ends with one flag per lane: the lane's R flag neurons read its first payload
+  and its flag (weight 254 each), and the host sets the flag only where the payload alone is
+  too small to raise them (:func:`flag_payload`), so a live lane always raises them.
 * **Dither.** A Sigma neuron holds each level value (the T-step array's chip table, flattened);
   the host writes it once when the network starts, never again.
-* **Count.** Each lane's R flag neurons fire iff the lane is live (``x' >= O``); through the
+* **Count.** Each lane's R flag neurons fire iff the lane is live; through the
   readout synapse they add ``F = N T + 1`` to the lane's graded neuron Z, so Z (threshold
   F - 1) sends ``count + F`` for a live lane and nothing for an idle one, even though the idle
   lane's level neurons run.  One graded value per live gate value crosses back.
@@ -52,7 +53,7 @@ from ember_neuro.backends import numpy_ref
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray
 
-ANSWER_STEPS = 2  # bridge -> Sparse -> LIF (one step later) -> Sparse -> graded readout (two steps later)
+ANSWER_STEPS = 2  # bridge -> Sparse -> LIF (one step later) -> Sparse -> graded readout (two later)
 FLAG_WEIGHT = 254  # a flag neuron's weight on its lane's payload and flag (even: every sign mode keeps it)
 READOUT_WEIGHT_MAX = loihi.WEIGHT_MAX  # flag -> Z weights (excitatory: full 8 bits)
 
