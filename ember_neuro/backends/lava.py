@@ -1,6 +1,13 @@
 """Run a mapped neuron array on Lava -- its CPU simulator (Loihi2SimCfg) or Loihi 2 (Loihi2HwCfg).
 
-Network (compiled and started once per runner)::
+Two networks.  :class:`ChipWindowRunner`, the default of ``open()`` wherever it is exact
+(fixed-point memoryless rate gates), runs a window as one step and exchanges one message each
+way per window (backends/chip_window.py, docs/mapping.md section 10; built by
+:func:`_build_chip`).  :class:`LavaGateRunner` is the per-step network below, for float Lava,
+the hard membrane and ``bridge="per-step"``.  Both count what crosses their bridge
+(``runner.exchanges``).
+
+The per-step network (compiled and started once per runner)::
 
     GateHostBridge --[payload | table row] (graded)--> Sparse, one per connection --> LIFReset (M)
         ^                                               (its weights, its weight_exp)      |
@@ -423,6 +430,7 @@ class LavaGateRunner:
         self.startup_s = time.perf_counter() - t0
 
     design = "per-step"  # the host feeds every window step (the bridge's tables) and takes T rasters
+    why_per_step: str | None = None  # set by open(): why this array did not get the chip-side window
 
     def _network(self, fused: bool, hardware: bool, callbacks: list[Any] | None) -> tuple[dict, Any]:
         return _build(self.array, self.buffer_size, fused, hardware, callbacks)
@@ -714,10 +722,13 @@ def open(array: NeuronArray, timeout_s: float, hardware: bool = False, bridge: s
     """
     if bridge not in BRIDGES:
         raise ValueError(f"unknown bridge {bridge!r}; use {' or '.join(BRIDGES)}")
-    if bridge == "chip-side" and chip_side_refusal(array) is None:
+    refusal = chip_side_refusal(array) if bridge == "chip-side" else "asked for (bridge='per-step')"
+    if refusal is None:
         kwargs.pop("fused", None)
         return ChipWindowRunner(array, timeout_s=timeout_s, hardware=hardware, **kwargs)
-    return LavaGateRunner(array, timeout_s=timeout_s, hardware=hardware, **kwargs)
+    runner = LavaGateRunner(array, timeout_s=timeout_s, hardware=hardware, **kwargs)
+    runner.why_per_step = refusal
+    return runner
 
 
 def rasters(array: NeuronArray, payload: np.ndarray, timeout_s: float, hardware: bool = False) -> np.ndarray:

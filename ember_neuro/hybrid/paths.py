@@ -343,8 +343,13 @@ class GatePaths:
         """What crossed each runner's bridge so far, by runner (group/layer) and in total."""
         out = {p.trace_name(k): dict(ex, design=p.design(k)) for p in self.paths.values()
                for k, ex in sorted(p.exchanges.items())}
+        for p in self.paths.values():
+            for k, runner in p.runners.items():
+                why = getattr(runner, "why_per_step", None)
+                if why and p.trace_name(k) in out:
+                    out[p.trace_name(k)]["why_per_step"] = why
         if out:
-            keys = [k for k in next(iter(out.values())) if k != "design"]
+            keys = [k for k in next(iter(out.values())) if k not in ("design", "why_per_step")]
             out["total"] = {k: sum(v[k] for v in out.values()) for k in keys}
         return out
 

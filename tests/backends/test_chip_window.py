@@ -166,3 +166,18 @@ def test_the_per_step_bridge_counts_every_step() -> None:
     # first window (neurons whose bias alone fires them), which no raster holds
     fill = crossed["from_chip_messages"] - int(rasters.any(axis=2).sum())
     assert fill in (0, 1) and crossed["from_chip_values"] >= int(rasters.sum())
+
+
+@pytest.mark.lava
+def test_open_builds_the_chip_side_window_where_it_is_exact_and_says_why_not_elsewhere() -> None:
+    from ember_neuro.backends import lava
+
+    group = rate_groups("lif-learnable", 4, 2, "uniform")[0]
+    with lava.open(group.layout(np.arange(3), True), 60) as runner:
+        assert runner.design == "chip-side"
+    with lava.open(group.layout(np.arange(3), False), 60) as runner:
+        assert runner.design == "per-step" and "fixed point only" in runner.why_per_step
+    with lava.open(group.layout(np.arange(3), True), 60, bridge="per-step") as runner:
+        assert runner.design == "per-step" and "asked for" in runner.why_per_step
+    with pytest.raises(ValueError, match="unknown bridge"):
+        lava.open(group.layout(np.arange(3), True), 60, bridge="sideways")
