@@ -198,7 +198,8 @@ def estimate(arrays: dict[str, Any], activity: dict[str, Activity], tokens: int,
                                          "(k(p - theta) 2, sigmoid 3, leak blend 2, product 1)",
            "constants": CONSTANTS, "exchange_anchors": EXCHANGE_ANCHORS}
     if per_step is not None:
-        out["per_step_design"] = {"per_token": per_step, "board": board_estimate(per_step)}
+        out["per_step_design"] = {"per_token": per_step, "board": board_estimate(per_step),
+                                  "energy_per_token": energy_per_token(per_step)}
     return out
 
 

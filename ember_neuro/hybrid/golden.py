@@ -127,23 +127,31 @@ def window_activity(array: NeuronArray, payloads: np.ndarray, rasters: np.ndarra
 
 def chip_window_activity(window: Any, payloads: np.ndarray, counts: np.ndarray, live: np.ndarray,
                          exchanged: dict[str, int]) -> Activity:
-    """Activity of chip-side windows (backends/chip_window.py): one step each, plus the two steps
-    the answers take through the readout.  Synaptic operations: a non-zero host value reaches each
-    of its lane's neurons once; the dither holder's values reach their level neurons every step;
-    every spike reaches its lane's readout neuron.  The messages are what the bridge counted."""
+    """Activity of chip-side windows (backends/chip_window.py) over the steps the bridge counted:
+    a step per window and the steps the answers take, every neuron updating at each.
+
+    Spikes: a live lane's are its count and its R flags; an idle lane's level neurons fire as at
+    input 0 -- in a window's step when the lane is idle, in every lane at the steps without a
+    message -- which the host computes from the layout (they never cross).  Synaptic operations:
+    a non-zero host value reaches each of its neurons once, the dither holder's non-zero levels
+    reach their neurons every step, every spike reaches its lane's readout."""
     from ember_neuro.backends import chip_window as cw
 
     w = payloads.shape[0]
-    message = cw.encode(window, payloads, live)
-    syn = sum(int((message[:, c.cols] != 0).sum()) for c in window.host)
-    syn += w * sum(int((window.dither_values[c.cols] != 0).sum()) for c in window.dither)
-    spikes = int(counts.sum()) + int(live.sum()) * window.flags_per_lane
     keys = {f.name for f in fields(Activity)}
     crossed = {k: int(v) for k, v in exchanged.items() if k in keys}
     # the steps the bridge counted; else: the windows of one exchange pipelined, the answers 2 behind
     steps = crossed.pop("steps", w + cw.ANSWER_STEPS)
-    return Activity(windows=w, steps=steps, neuron_updates=steps * (window.size + window.lanes),
-                    synops=syn + spikes, spikes=spikes, **crossed)
+    message = cw.encode(window, payloads, live)
+    silent = np.zeros((1, window.message_width), np.int64)
+    idle = cw.level_spikes(window, silent)[0, :window.level_neurons].reshape(window.lanes, -1).sum(axis=1)
+    spikes = int(counts.sum()) + int(live.sum()) * window.flags_per_lane
+    spikes += int((idle[None] * ~live).sum()) + max(0, steps - w) * int(idle.sum())
+    syn = sum(int((message[:, c.cols] != 0).sum()) for c in window.host)
+    syn += steps * sum(int((window.dither_values[c.cols] != 0).sum()) for c in window.dither)
+    neurons = window.size + window.lanes + int(window.dither_values.size)
+    return Activity(windows=w, steps=steps, neuron_updates=steps * neurons, synops=syn + spikes,
+                    spikes=spikes, **crossed)
 
 
 class Recorder:
