@@ -22,7 +22,7 @@ import numpy as np
 
 from ember_neuro.backends import references, registry
 from ember_neuro.cli import package_versions
-from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs, points_per_unit
+from ember_neuro.deploy.fidelity import GRID_POINTS, UnitInputs, chip_side_exact, points_per_unit
 from ember_neuro.errors import BadInput
 from ember_neuro.mappers import NeuronArray, NeuronGroup, loihi
 from ember_neuro.validation.compare import (
@@ -101,6 +101,8 @@ def bars(result: dict) -> list[str]:
                          f"({result['nir']['details'][name]['causes']})")
     if not result["max_abs_error"] <= result["bound"] + BAR_EXCESS:
         fails.append(f"max_abs_error {result['max_abs_error']:.5f} > bound + {BAR_EXCESS}")
+    if result.get("chip_side_exact") is False:
+        fails.append("the chip-side window's spike counts differ from the fixed-point reference's rasters")
     return list(dict.fromkeys(fails))
 
 
@@ -117,6 +119,10 @@ def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: An
     v_fixed, v_fixed_logit = fixed_drive(group, qa, xq)
     pairs = compare(rasters, fa, xf, v_float, v_fixed, v_fixed_logit, loihi.threshold(int(qa.vth)))
     errors = head_errors(group, rasters, inputs)
+    step(f"chip-side window {group.name}")
+    ref = registry.reference(True)
+    chip = chip_side_exact(ref, group, inputs.unit_index, np.atleast_2d(xq), rasters[ref.label][None],
+                           timeout_s)
     fp = group.fixed_params
     w_in, w_d = fp.connection("input").weight, fp.connection("dither").weight
     result: dict[str, Any] = {
@@ -136,6 +142,7 @@ def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: An
         "max_exact_worst_case": float(group.fixed_worst_error.max()),
         "max_abs_error_by_simulator": {s: float(e.max()) for s, e in errors.items()},
         "warnings": list(group.warnings),
+        "chip_side_exact": chip,  # the default Lava network's counts vs the reference's rasters (None: none)
     }
     step(f"NIR {group.name}")
     nir_result = nir_roundtrip(group, graph, fa, rasters[sims.ref_float], timeout_s,

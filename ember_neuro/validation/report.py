@@ -243,6 +243,11 @@ def render_group(r: dict, inputs: UnitInputs, source: str | None, h: str = "##")
                 "arithmetic; any difference is a bug).", ""]
         if fixed["mismatches"]:
             out += [*_fixed_rows(fixed["listed"], names, unit_index, p, n), ""]
+    chip = r.get("chip_side_exact")
+    if chip is not None:
+        out += [f"{sims.ref_fixed}'s chip-side window (the default network: each window in one step, "
+                "one message each way; docs/mapping.md section 10) answers the same spike count for every "
+                f"input: {'yes' if chip else 'NO'}.", ""]
     fx = pairs[pair_key(sims.ref_float, sims.ref_fixed)]
     same = ("the other float/fixed pairs differ in exactly these slots" if r["float_fixed_same_slots"]
             else "the other float/fixed pairs differ in other slots too: see the table above")
