@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     inrc.add_argument("--temporal", default="rate",
                       help="which group answers a hook with alternatives (temporal-lif's membrane): rate "
                            "(default) or hard")
+    inrc.add_argument("--bridge", default="chip-side", choices=("chip-side", "per-step"),
+                      help="the gate network the bundle records and prices: chip-side (default: one "
+                           "host<->chip message each way per layer and token; N*T + 2 neurons per gate "
+                           "value) or per-step (the host feeds every window step; N neurons per value, "
+                           "for models whose chip-side window does not fit one chip)")
     inrc.add_argument("--tokens", type=int, default=16, help="greedy tokens of the golden recording (16)")
     inrc.add_argument("--no-report", action="store_true", help="skip the validate report (faster)")
     inrc.add_argument("--timeout", type=float, default=120.0, help="seconds before a stalled Lava run fails")
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {result['out']} ({result['bytes'] / 1e6:.1f} MB, {result['files']} files): "
               f"{r['neurons']:,} neurons, {r['synapses']:,} synapses, {r['cores']} cores; golden "
               f"{result['golden_windows']}; greedy {result['prompt']!r} -> {result['greedy_text']!r}")
+        for warning in result.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
         print(f"check it: cd {result['out']} && python verify.py")
 
     return cli.run_and_report(export, args, "\ninterrupted: nothing was written", report)

@@ -120,7 +120,8 @@ class _PhaseSource:
 
 
 def record_golden(net: Any, onnx_dir: Path, block: int, prompt: list[int], tokens: int, temporal: str,
-                  timeout_s: float, max_windows: int = GOLDEN_MAX_WINDOWS) -> dict[str, Any]:
+                  timeout_s: float, max_windows: int = GOLDEN_MAX_WINDOWS,
+                  bridge: str = "chip-side") -> dict[str, Any]:
     """Greedy generation with the exported graphs and the gates on lava-sim, every window tapped
     (one trace per gate path, named by the group that answers it)."""
     from ember_neuro.hybrid.onnx_host import OnnxHost
@@ -128,7 +129,8 @@ def record_golden(net: Any, onnx_dir: Path, block: int, prompt: list[int], token
 
     recorder = golden.Recorder(max_windows)
     phases: dict[str, dict[str, golden.Activity]] = {}
-    with GatePaths(net, "lava-sim", slots=block, timeout_s=timeout_s, mode=temporal) as gates:
+    with GatePaths(net, "lava-sim", slots=block, timeout_s=timeout_s, mode=temporal,
+                   bridge=bridge) as gates:
         host = OnnxHost(onnx_dir, gates)
         source = _PhaseSource(host, list(gates.paths.values()))
         for path in gates.paths.values():
@@ -198,6 +200,7 @@ class BundleRequest:
     timeout: float = 120.0
     report: bool = True
     tokens: int = GOLDEN_TOKENS
+    bridge: str = "chip-side"  # the gate network recorded and priced (backends/lava.py BRIDGES)
 
 
 def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str, Any]:
@@ -214,6 +217,8 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
         raise RunError(f"unknown --temporal mode {req.temporal!r}; use {' or '.join(TEMPORAL_MODES)}")
     if req.tokens < 1:
         raise RunError(f"--tokens must be >= 1, got {req.tokens}")
+    if req.bridge not in ("chip-side", "per-step"):
+        raise RunError(f"unknown --bridge {req.bridge!r}; use chip-side or per-step")
     prep = prepare(req.checkpoint, req.data)
     ck, cfg = prep.ck, prep.ck.config
     step("map")
@@ -237,7 +242,7 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
         write_scripts(tmp)
         info = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "variant": cfg.variant,
                 "timesteps": options.timesteps, "neurons_per_gate": options.neurons_per_gate,
-                "levels": options.levels, "temporal": req.temporal, "opset": OPSET,
+                "levels": options.levels, "temporal": req.temporal, "bridge": req.bridge, "opset": OPSET,
                 "checkpoint": {"path": ck.path, "sha256": ck.sha256}, "onnx_check": manifest["check"],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
@@ -257,6 +262,11 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
         "seconds": round(time.time() - t0, 1)}
     if validated is not None:
         summary["validate_passed"] = validated
+    foot = res["footprint"]
+    if not foot["fits_one_chip"]:
+        summary["warnings"] = [f"the gate network needs {foot['neurons']:,} neurons on {foot['cores']} neuro "
+                               "cores, more than one Loihi 2 chip (128 cores); --bridge per-step needs N, "
+                               "not N*T + 2, neurons per gate value"]
     return summary
 
 
@@ -281,7 +291,7 @@ def write_golden(folder: Path, prep: Any, net: Any, req: BundleRequest) -> tuple
     x, _ = prep.text.val_batches(1, 1, block, seed=0)[0]
     prompt = [int(i) for i in x[0, :min(GOLDEN_PROMPT_CHARS, block // 2)]]
     rec = record_golden(net, folder.parent / "model" / "onnx", block, prompt, req.tokens, req.temporal,
-                        req.timeout)
+                        req.timeout, bridge=req.bridge)
     folder.mkdir()
     meta = {"backend": "lava-sim", "timesteps": int(net.options["timesteps"]),
             "neurons_per_gate": int(net.options["neurons_per_gate"]), "temporal": req.temporal,

@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         if not a.json:
             sys.stdout.write(a.prompt)
         pick = decoding.greedy if a.greedy else decoding.numpy_sampler(a.temperature, a.top_k, a.seed)
-        with GatePaths(net, a.backend, slots=block, timeout_s=a.timeout, mode=temporal) as gates:
+        bridge = info.get("bridge") if a.backend != "numpy" else None  # the network the bundle recorded
+        with GatePaths(net, a.backend, slots=block, timeout_s=a.timeout, mode=temporal,
+                       bridge=bridge) as gates:
             host = OnnxHost(HERE / "model" / "onnx", gates)
             mode, recurrent = host.decode_settings()  # whole windows where the gates are not causal
             t0 = time.perf_counter()

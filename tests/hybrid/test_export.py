@@ -221,3 +221,25 @@ def test_golden_file_refusals(tmp_path) -> None:
     p = save_golden({"attention": tr}, tmp_path / "g.npz", {"timesteps": 4})
     header, traces = load_golden(p)
     assert header["traces"][0]["windows"] == 2 and traces["attention"].raster().all()
+
+
+@pytest.mark.lava
+def test_a_per_step_bundle_records_rasters_and_verifies(tiny_ckpts, vocab_text, tmp_path) -> None:
+    """--bridge per-step: N neurons per gate value instead of N*T + 2, the golden traces spike for spike."""
+    out = tmp_path / "b"
+    r = run_main("ember_neuro.export", "inrc", str(tiny_ckpts["lif-learnable"]), "--out", str(out), "-T", "8",
+                 "--data", str(vocab_text), "--no-report", "--tokens", "4", "--bridge", "per-step", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "bundle.json").read_text())["bridge"] == "per-step"
+    res = json.loads((out / "resources.json").read_text())
+    from ember_neuro.mappers import load_mapped
+
+    on_neurons = int(load_mapped(out / "model" / "mapped.npz").group("attention").on_neurons.sum())
+    assert res["footprint"]["neurons"] == on_neurons * 32  # each unit on neurons: 32 lanes x N = 1
+    assert res["per_token"]["to_chip_messages"] == 2 * 8  # T messages per layer and token
+    header = json.loads(str(np.load(out / "golden" / "golden.npz")["header"][()]))
+    assert {t["design"] for t in header["traces"]} == {"per-step"}
+    v = run_script(out, "verify.py", "--json")
+    assert v.returncode == 0, v.stderr
+    g = run_script(out, "generate.py", "--prompt", "ROMEO", "--tokens", "3", "--greedy", "--json")
+    assert g.returncode == 0, g.stderr
