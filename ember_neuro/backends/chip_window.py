@@ -287,9 +287,7 @@ def level_spikes(window: ChipWindow, message: np.ndarray) -> np.ndarray:
 
 def readout(window: ChipWindow, spikes: np.ndarray) -> np.ndarray:
     """(W, I) what the lanes' graded neurons Z send: count + F for a live lane, 0 for an idle one."""
-    z = Conn(window.readout.rows, window.readout.cols, window.readout.weights, 0, window.size)
-    v = np.zeros((spikes.shape[0], window.lanes), np.int64)
-    np.add.at(v.T, z.rows, (z.weights[:, None] * spikes[:, z.cols].T))
+    v = window.readout.term(np.asarray(spikes, np.int64), window.lanes)  # the readout synapse's sums
     return np.where(np.abs(v) > window.z_threshold, v, 0)
 
 
