@@ -181,3 +181,19 @@ def test_open_builds_the_chip_side_window_where_it_is_exact_and_says_why_not_els
         assert runner.design == "per-step" and "asked for" in runner.why_per_step
     with pytest.raises(ValueError, match="unknown bridge"):
         lava.open(group.layout(np.arange(3), True), 60, bridge="sideways")
+
+
+def test_the_activity_counts_the_spikes_that_never_cross() -> None:
+    """Idle lanes fire on chip as at input 0 (in a window, and at the steps without a message): the
+    activity behind the energy estimate must count them, as a full simulation of the steps does."""
+    from ember_neuro.hybrid.golden import chip_window_activity
+
+    group = rate_groups("lif-learnable", 8, 4, "uniform")[0]
+    array, payload, live = windows_of(group, np.random.default_rng(2), windows=3)
+    win = cw.chip_window(array)
+    steps = 3 + cw.ANSWER_STEPS
+    counts = cw.decode(win, cw.simulate(win, cw.encode(win, payload, live)), live)
+    act = chip_window_activity(win, payload, counts, live, {"steps": steps})
+    silent = np.zeros((steps - 3, win.message_width), np.int64)  # the steps without a message
+    messages = np.concatenate([cw.encode(win, payload, live), silent])
+    assert act.spikes == int(cw.level_spikes(win, messages).sum()) and act.steps == steps
