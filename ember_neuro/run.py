@@ -37,6 +37,7 @@ import sys
 
 from ember_neuro import cli
 from ember_neuro.backends import registry
+from ember_neuro.backends.chip_window import BRIDGES
 from ember_neuro.hybrid.session import Deployment, Evaluation, Generation, run_hybrid
 
 
@@ -59,7 +60,7 @@ def build_parser():
                          "(default; the trained soft fire, rate-coded on spiking neurons) or hard (one LIF "
                          "neuron per token whose spike decides whether the MLP runs); the MLPs a silent "
                          "membrane skips and the FLOPs saved are reported either way")
-    ap.add_argument("--bridge", default=None, choices=("chip-side", "per-step"),
+    ap.add_argument("--bridge", default=None, choices=BRIDGES,
                     help="Lava's gate network: chip-side (default: one message each way per layer and "
                          "token, counts summed on chip) or per-step (the host feeds every window step "
                          "and takes every step's spikes; for comparison)")

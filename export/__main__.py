@@ -21,6 +21,7 @@ import argparse
 import sys
 
 from ember_neuro import cli
+from ember_neuro.backends.chip_window import BRIDGES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     inrc.add_argument("--temporal", default="rate",
                       help="which group answers a hook with alternatives (temporal-lif's membrane): rate "
                            "(default) or hard")
-    inrc.add_argument("--bridge", default="chip-side", choices=("chip-side", "per-step"),
+    inrc.add_argument("--bridge", default=BRIDGES[0], choices=BRIDGES,
                       help="the gate network the bundle records and prices: chip-side (default: one "
                            "host<->chip message each way per layer and token; N*T + 2 neurons per gate "
                            "value) or per-step (the host feeds every window step; N neurons per value, "

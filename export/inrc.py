@@ -30,6 +30,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ember_neuro.backends.chip_window import BRIDGES
 from ember_neuro.deploy import resources
 from ember_neuro.export.onnx import OPSET
 from ember_neuro.hybrid import decoding, golden
@@ -160,11 +161,7 @@ def _phased(tap: Any, path: Any, phases: dict, source: _PhaseSource) -> Any:
         if window is not None:
             act.add(golden.chip_window_activity(window, payloads, result, live, crossed))
         else:
-            one = golden.window_activity(path.layout(key), payloads, result)
-            for k, v in crossed.items():
-                if hasattr(one, k) and k != "steps":  # the per-step network's steps: T per window
-                    setattr(one, k, int(v))
-            act.add(one)
+            act.add(golden.window_activity(path.layout(key), payloads, result, crossed))
 
     return run
 
@@ -200,7 +197,7 @@ class BundleRequest:
     timeout: float = 120.0
     report: bool = True
     tokens: int = GOLDEN_TOKENS
-    bridge: str = "chip-side"  # the gate network recorded and priced (backends/lava.py BRIDGES)
+    bridge: str = BRIDGES[0]  # the gate network recorded and priced
 
 
 def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str, Any]:
@@ -217,8 +214,8 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
         raise RunError(f"unknown --temporal mode {req.temporal!r}; use {' or '.join(TEMPORAL_MODES)}")
     if req.tokens < 1:
         raise RunError(f"--tokens must be >= 1, got {req.tokens}")
-    if req.bridge not in ("chip-side", "per-step"):
-        raise RunError(f"unknown --bridge {req.bridge!r}; use chip-side or per-step")
+    if req.bridge not in BRIDGES:
+        raise RunError(f"unknown --bridge {req.bridge!r}; use {' or '.join(BRIDGES)}")
     prep = prepare(req.checkpoint, req.data)
     ck, cfg = prep.ck, prep.ck.config
     step("map")
@@ -323,10 +320,7 @@ def per_step_exchanges(net: Any, rec: dict[str, Any], activity: dict[str, golden
         with be.open(array, timeout_s, bridge="per-step") as runner:
             rasters = runner.run_windows(tr.payload()[:w])
             crossed = dict(runner.exchanges or {})
-        one = golden.window_activity(array, tr.payload()[:w], rasters)
-        for k, v in crossed.items():
-            if hasattr(one, k) and k != "steps":
-                setattr(one, k, v)
+        one = golden.window_activity(array, tr.payload()[:w], rasters, crossed)
         scale = act.windows / w
         for f in fields(golden.Activity):
             setattr(total, f.name, getattr(total, f.name) + getattr(one, f.name) * scale)

@@ -215,6 +215,33 @@ class NeuronArray:
         return x if x.ndim == 2 else x[None]
 
 
+def lane_packing(units: np.ndarray, n_units: int, lanes: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Where each input goes in windows of `lanes` lanes per unit: (window, lane, windows).
+
+    The r-th input of unit u (in input order) goes to window r // lanes, lane u lanes + r % lanes;
+    windows is how many the unit with the most inputs needs (at least 1).
+    """
+    units = np.asarray(units, np.int64)
+    order = np.argsort(units, kind="stable")
+    rank = np.empty_like(order)  # position of each input among its unit's inputs
+    starts = np.searchsorted(units[order], np.arange(n_units))
+    rank[order] = np.arange(order.size) - starts[units[order]]
+    return rank // lanes, units * lanes + rank % lanes, int(rank.max(initial=0)) // lanes + 1
+
+
+def pack_windows(encoded: np.ndarray, window: np.ndarray, lane: np.ndarray, windows: int,
+                 width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded inputs (S, I) of S host sources placed by :func:`lane_packing`: the payloads
+    (windows, S width) and the live lanes (windows, width)."""
+    encoded = np.atleast_2d(encoded)
+    payload = np.zeros((windows, encoded.shape[0] * width), encoded.dtype)
+    live = np.zeros((windows, width), bool)
+    live[window, lane] = True
+    for j in range(encoded.shape[0]):
+        payload[window, j * width + lane] = encoded[j]
+    return payload, live
+
+
 def gate_counts(counts: np.ndarray, neurons_per_gate: int) -> np.ndarray:
     """Per-neuron counts (..., I*N) -> per-input counts (..., I), summed over the N channels."""
     counts = np.asarray(counts)

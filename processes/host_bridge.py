@@ -151,6 +151,7 @@ class ChipWindowFeed:
         self.latency = int(latency)  # steps from a message to its answers (backends/chip_window.py)
         self.zeros = np.zeros(width, np.int32)
         self.dither = np.asarray(dither, np.int32)
+        self.no_dither = np.zeros_like(self.dither)
         self.counter = ExchangeCounter()
         self.due: list[int] = []
         self.started = False
@@ -158,7 +159,7 @@ class ChipWindowFeed:
     def dither_out(self) -> np.ndarray:
         """The Sigma holder's levels at the first step, zeros (no event) after."""
         if self.started:
-            return np.zeros_like(self.dither)
+            return self.no_dither
         self.started = True
         self.counter.setup(self.dither)
         return self.dither

@@ -53,6 +53,7 @@ from ember_neuro.backends import numpy_ref
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray
 
+BRIDGES = ("chip-side", "per-step")  # Lava's two networks (backends/lava.py open), the default first
 ANSWER_STEPS = 2  # bridge -> Sparse -> LIF (one step later) -> Sparse -> graded readout (two later)
 FLAG_WEIGHT = 254  # a flag neuron's weight on its lane's payload and flag (even: every sign mode keeps it)
 READOUT_WEIGHT_MAX = loihi.WEIGHT_MAX  # flag -> Z weights (excitatory: full 8 bits)

@@ -90,6 +90,8 @@ from typing import Any
 
 import numpy as np
 
+from ember_neuro.backends import chip_window as cw
+from ember_neuro.backends.chip_window import ANSWER_STEPS, BRIDGES, ChipWindowError, chip_window
 from ember_neuro.errors import RuntimeFault, Unavailable
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray
@@ -344,7 +346,6 @@ def _build_chip(window: Any, buffer_size: int, hardware: bool = False,
     from lava.proc.sdn.process import Sigma
     from lava.proc.sparse.process import Sparse
 
-    from ember_neuro.backends.chip_window import ANSWER_STEPS
     from ember_neuro.processes import host_bridge as hb
 
     m, width, k = window.size, window.message_width, int(window.dither_values.size)
@@ -643,8 +644,6 @@ class ChipWindowRunner(LavaGateRunner):
     def __init__(self, array: NeuronArray, timeout_s: float = 60.0, buffer_size: int = 4,
                  stop_timeout_s: float = 10.0, hardware: bool = False,
                  callbacks: list[Any] | None = None) -> None:
-        from ember_neuro.backends.chip_window import chip_window
-
         self._closed = True
         self._runtime = None
         self.window = chip_window(array)  # refuses (ChipWindowError) an array it cannot reproduce
@@ -659,15 +658,13 @@ class ChipWindowRunner(LavaGateRunner):
 
     def run_counts(self, payloads: np.ndarray, live: np.ndarray | None = None) -> np.ndarray:
         """(W, payload_width) payloads, (W, I) live lanes (default all) -> (W, I) spike counts."""
-        from ember_neuro.backends import chip_window as cw
-
         prepared = self._prepared(payloads)
         live = cw.live_lanes(self.window, len(prepared), live)
         messages = cw.encode(self.window, prepared, live).astype(np.int32)
         answers = self._pipeline(messages, np.empty((len(prepared), self.window.lanes), np.int64))
         try:
             return cw.decode(self.window, answers, live)
-        except cw.ChipWindowError as exc:
+        except ChipWindowError as exc:
             raise self._fail(LavaRuntimeError(f"the chip-side window answered wrongly ({exc}); runtime "
                                               "stopped")) from None
 
@@ -698,13 +695,10 @@ def unavailable(hardware: bool = False) -> str | None:
     return LOIHI2_MISSING if hardware and not loihi2_available() else None
 
 
-BRIDGES = ("chip-side", "per-step")  # the default first
 
 
 def chip_side_refusal(array: NeuronArray) -> str | None:
     """Why `array` cannot run as a chip-side window (None: it can)."""
-    from ember_neuro.backends.chip_window import ChipWindowError, chip_window
-
     try:
         chip_window(array)
     except ChipWindowError as exc:

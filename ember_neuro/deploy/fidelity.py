@@ -20,6 +20,7 @@ import numpy as np
 from ember_neuro.backends import registry
 from ember_neuro.mappers import MappedNetwork, NeuronGroup, gate_counts
 from ember_neuro.mappers.gate import FIDELITY_MARGIN
+from ember_neuro.mappers.network import lane_packing, pack_windows
 
 GRID_POINTS = 1001
 INPUTS_PER_GROUP = 2**17  # per-neuron gates (hundreds of units) get fewer points per unit
@@ -83,28 +84,16 @@ def chip_side_exact(b: registry.Backend, group: NeuronGroup, unit_index: np.ndar
     """
     if not (b.persistent and b.fixed):
         return None
-    unit_index = np.asarray(unit_index, np.int64)
-    units, lanes = len(group.units), CHIP_CHECK_LANES
-    order = np.argsort(unit_index, kind="stable")
-    rank = np.empty_like(order)
-    starts = np.searchsorted(unit_index[order], np.arange(units))
-    rank[order] = np.arange(order.size) - starts[unit_index[order]]
-    windows = int(rank.max(initial=0)) // lanes + 1
-    lane = unit_index * lanes + rank % lanes
-    width, n_in = units * lanes, unit_index.size
-    sources = payload.shape[-1] // n_in
-    packed = np.zeros((windows, sources * width), np.int64)
-    live = np.zeros((windows, width), bool)
-    live[rank // lanes, lane] = True
-    for j in range(sources):
-        packed[rank // lanes, j * width + lane] = payload[0, j * n_in:(j + 1) * n_in]
+    units, lanes, n_in = len(group.units), CHIP_CHECK_LANES, np.asarray(unit_index).size
+    window, lane, windows = lane_packing(unit_index, units, lanes)
+    packed, live = pack_windows(np.asarray(payload).reshape(-1, n_in), window, lane, windows, units * lanes)
     array = group.layout(np.repeat(np.arange(units), lanes), True)
     with b.open(array, timeout_s) as runner:
         if not hasattr(runner, "run_counts"):
             return None
         counts = runner.run_counts(packed, live)
     expected = gate_counts(raster[0].sum(axis=0), group.neurons_per_gate)
-    return bool(np.array_equal(counts[rank // lanes, lane], expected))
+    return bool(np.array_equal(counts[window, lane], expected))
 
 
 def run_on(group: NeuronGroup, backend: str, inputs: UnitInputs, timeout_s: float,

@@ -213,7 +213,9 @@ def _ms(x: float | None) -> str:
 
 def board_table(res: dict[str, Any]) -> str:
     """Latency and energy per token on a board, both designs, every anchor (the bundle's README)."""
-    designs = [("chip-side window (this bundle)", res["per_token"], res["board"])]
+    names = {"chip-side": "chip-side window", "per-step": "per-step network"}
+    built = sorted({names[g["design"]] for g in res["footprint"]["groups"].values()})
+    designs = [(" + ".join(built) + " (this bundle)", res["per_token"], res["board"])]
     if "per_step_design" in res:
         ps = res["per_step_design"]
         designs.append(("per-step network", ps["per_token"], ps["board"]))

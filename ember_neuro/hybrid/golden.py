@@ -108,12 +108,18 @@ class Activity:
         return {f.name: int(getattr(self, f.name)) for f in fields(self)}
 
 
-def window_activity(array: NeuronArray, payloads: np.ndarray, rasters: np.ndarray) -> Activity:
-    """Activity of windows (W, P) -> rasters (W, T, M) on `array`.
+EXCHANGE_FIELDS = tuple(f.name for f in fields(Activity) if f.name.startswith(("to_chip", "from_chip")))
+
+
+def window_activity(array: NeuronArray, payloads: np.ndarray, rasters: np.ndarray,
+                    crossed: dict[str, int] | None = None) -> Activity:
+    """Activity of windows (W, P) -> rasters (W, T, M) on the per-step network of `array`.
 
     Per step every neuron updates once; a host connection delivers one synaptic
     operation per neuron whose payload is non-zero (held for the T steps of the
     window); a chip table delivers one where its value at that step is non-zero.
+    ``crossed``: what the bridge counted for these windows (its messages, values, bytes; its
+    step count, which includes the pipeline fill, is not the windows' T each).
     """
     w, t = payloads.shape[0], array.timesteps
     syn = 0
@@ -121,8 +127,9 @@ def window_activity(array: NeuronArray, payloads: np.ndarray, rasters: np.ndarra
         syn += int((payloads[:, col] != 0).sum()) * t
     for s in array.tables:
         syn += int((np.asarray(s.table)[:, s.column] != 0).sum()) * w
+    exchange = {k: int(v) for k, v in (crossed or {}).items() if k in EXCHANGE_FIELDS}
     return Activity(windows=w, steps=w * t, neuron_updates=w * t * array.size, synops=syn,
-                    spikes=int(rasters.sum()))
+                    spikes=int(rasters.sum()), **exchange)
 
 
 def chip_window_activity(window: Any, payloads: np.ndarray, counts: np.ndarray, live: np.ndarray,
@@ -138,10 +145,9 @@ def chip_window_activity(window: Any, payloads: np.ndarray, counts: np.ndarray, 
     from ember_neuro.backends import chip_window as cw
 
     w = payloads.shape[0]
-    keys = {f.name for f in fields(Activity)}
-    crossed = {k: int(v) for k, v in exchanged.items() if k in keys}
+    crossed = {k: int(v) for k, v in exchanged.items() if k in EXCHANGE_FIELDS}
     # the steps the bridge counted; else: the windows of one exchange pipelined, the answers 2 behind
-    steps = crossed.pop("steps", w + cw.ANSWER_STEPS)
+    steps = int(exchanged.get("steps", w + cw.ANSWER_STEPS))
     message = cw.encode(window, payloads, live)
     silent = np.zeros((1, window.message_width), np.int64)
     idle = cw.level_spikes(window, silent)[0, :window.level_neurons].reshape(window.lanes, -1).sum(axis=1)

@@ -31,6 +31,7 @@ import numpy as np
 from ember_neuro.backends import numpy_ref, registry
 from ember_neuro.errors import BadInput
 from ember_neuro.mappers import MappedNetwork, NeuronGroup, gate_counts
+from ember_neuro.mappers.network import lane_packing, pack_windows
 
 
 def unit_index(group: NeuronGroup, layer: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -190,22 +191,11 @@ class GateEvaluator:
         key = layers.pop()
         own = self.layer_units(key)
         local = np.searchsorted(own, units)  # the unit's place among its layer's units
-        s = self.slots
-        order = np.argsort(local, kind="stable")
-        rank = np.empty_like(order)  # position of each input among its unit's inputs
-        starts = np.searchsorted(local[order], np.arange(len(own)))
-        rank[order] = np.arange(order.size) - starts[local[order]]
-        windows = max(1, int(-(-(rank.max(initial=0) + 1) // s)))
-        slot = local * s + rank % s  # the input's lane in the layer's layout
+        window, lane, windows = lane_packing(local, len(own), self.slots)
         enc = g.encode(values, self.fixed, units).reshape(-1, units.size)  # (S, I)
-        width = len(own) * s
-        payload = np.zeros((windows, enc.shape[0] * width), dtype=np.int64 if self.fixed else np.float64)
-        live = np.zeros((windows, width), bool)
-        live[rank // s, slot] = True
-        for j in range(enc.shape[0]):
-            payload[rank // s, j * width + slot] = enc[j]
+        payload, live = pack_windows(enc, window, lane, windows, len(own) * self.slots)
         counts = self._exchange(key, payload, live)  # (W, width)
-        return g.decode(counts[rank // s, slot])
+        return g.decode(counts[window, lane])
 
     def record(self, layer: int, rates: np.ndarray, on_neurons: np.ndarray | None = None,
                spikes_per_rate: float | None = None) -> None:
