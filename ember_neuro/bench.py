@@ -47,6 +47,9 @@ import numpy as np
 from ember_neuro.cli import add_json_option, parser, run_and_report, torch_threads
 
 CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-strong.pt"
+HARD_CKPT = Path(__file__).parent / "checkpoints" / "temporal-lif-hard.pt"
+SOFT_BASELINE = Path(__file__).parent / "checkpoints" / "temporal-lif-strong.pt"  # its equal-budget soft run
+HARD_ROUNDS = 5  # alternating timed rounds per host form (the median is reported)
 WINDOWS = ((32, 1), (8, 4))
 EXCHANGE_WINDOWS = ((32, 8), (8, 32))
 PER_STEP = "lava-sim:per-step"  # lava-sim with the per-step network (run --bridge per-step)
@@ -119,6 +122,62 @@ def evaluation(ckpt: str, batches: int, batch_size: int) -> dict:
                        progress=False)
         out[backend] = {"tokens_per_s": r["tokens_per_s"], "tokens": r["tokens"]}
         print(f"  eval {backend}: {r['tokens_per_s']:.0f} tokens/s", file=sys.stderr)
+    return out
+
+
+def hard_spikes(hard: str, soft: str, batches: int, batch_size: int) -> dict:
+    """Host seconds of the hard-spike checkpoint's forward over the same validation batches: skipping
+    the MLPs of silent tokens (what ember-neuro runs), computing every MLP and masking it (the same
+    spikes), and the equal-budget soft baseline (every MLP, fractional fire).  The forms alternate
+    round by round and each reports its median, so a slow spell on these shared CPUs hits all."""
+    import torch
+
+    from ember_neuro.hybrid.session import EVAL_SEED
+    from ember_neuro.kinds.membrane import metrics as membrane_metrics
+    from ember_neuro.models.checkpoint import load_checkpoint
+    from ember_neuro.models.data import load_data
+    from ember_neuro.models.hooks import gate_modules
+
+    ck, base = load_checkpoint(hard), load_checkpoint(soft)
+    data = load_data(None, vocab=ck.vocab)
+    xs = [x for x, _ in data.val_batches(batches, batch_size, ck.config.block_size, seed=EVAL_SEED)]
+    membranes = [m for _, m in gate_modules(ck.model) if m.hook == "membrane"]
+    stats: dict[int, dict[str, float]] = {}
+
+    def count(gate, inputs):
+        fire = gate.fire(inputs)
+        if gate.hook == "membrane":
+            st = stats.setdefault(gate.layer, {"gates": 0.0, "firing": 0.0})
+            st["gates"] += fire.numel()
+            st["firing"] += float((fire != 0).sum())
+        return fire
+
+    def timed(model, silent: bool | None) -> float:
+        for m in membranes:
+            m.compute_silent = bool(silent)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for x in xs:
+                model(x)
+        return time.perf_counter() - t0
+
+    with torch.no_grad():
+        for x in xs:
+            ck.model(x, hook=count)
+    forms = {"skip": (ck.model, False), "masked": (ck.model, True), "soft_baseline": (base.model, None)}
+    seconds: dict[str, list[float]] = {k: [] for k in forms}
+    timed(ck.model, False)  # warm-up
+    for _ in range(HARD_ROUNDS):
+        for name, (model, silent) in forms.items():
+            seconds[name].append(timed(model, silent))
+    for m in membranes:
+        m.compute_silent = False
+    out = {name: float(np.median(v)) for name, v in seconds.items()}
+    out.update(membrane_metrics(stats, ck.config), tokens=len(xs) * batch_size * ck.config.block_size,
+               checkpoint=os.path.relpath(hard), baseline=os.path.relpath(soft))
+    print(f"  hard spikes: host {out['skip']:.3f} s skipping vs {out['masked']:.3f} s masked vs "
+          f"{out['soft_baseline']:.3f} s soft ({out['mlp_skip_fraction']:.1%} of MLP calls skipped)",
+          file=sys.stderr)
     return out
 
 
@@ -222,6 +281,15 @@ def counts(ckpt: str, gen_rows: list[dict], tokens: int) -> dict:
     }
 
 
+def hard_ratios(res: dict) -> dict:
+    """The host time the hard spikes save: masked / skipping (the same spikes), soft / skipping."""
+    h = res.get("hard_spikes")
+    if not h:
+        return {}
+    return {"host_masked_vs_skip": h["masked"] / h["skip"],
+            "host_soft_baseline_vs_skip": h["soft_baseline"] / h["skip"]}
+
+
 def ratios(res: dict) -> dict:
     gen = {(r["backend"], r["T"], r["N"], r["batch"]): r["tokens_per_s"] for r in res["generation"]}
     out = {
@@ -242,6 +310,7 @@ def ratios(res: dict) -> dict:
     out["lava_steps_vs_ceiling"] = hybrid["lava_steps_per_s"] / res["lava_ceiling"]["steps_per_s"]
     for t, n in WINDOWS:
         out[f"lava_chip_vs_per_step_gen_T{t}_N{n}"] = gen[("lava-sim", t, n, 1)] / gen[(PER_STEP, t, n, 1)]
+    out.update(hard_ratios(res))
     ex = {(r["backend"], r["T"], r["N"]): r for r in res.get("exchanges", [])}
     for t, n in EXCHANGE_WINDOWS:
         chip, step = ex.get(("lava-sim", t, n)), ex.get((PER_STEP, t, n))
@@ -265,6 +334,15 @@ def markdown(res: dict) -> str:
         goal = GOALS.get(k if not k.startswith("lava_batch") else "lava_batch8_vs_batch1")
         met = "" if goal is None else ("yes" if v >= goal else "**no**")
         lines.append(f"| {k} | {v:.3g} | {'' if goal is None else f'>= {goal:.3g}'} | {met} |")
+    h = res.get("hard_spikes")
+    if h:
+        lines += ["", f"Hard spikes (`{h['checkpoint']}`, {h['tokens']:,} validation tokens, PyTorch host, "
+                  f"median of {HARD_ROUNDS} alternating rounds): {h['mlp_skip_fraction']:.1%} of MLP calls "
+                  f"skipped, {h['flops_saved_fraction']:.1%} of forward FLOPs saved; host "
+                  f"{h['skip']:.3f} s skipping, {h['masked']:.3f} s computing every MLP and masking "
+                  f"it, {h['soft_baseline']:.3f} s for the soft baseline `{h['baseline']}`."]
+    if "generation" not in res:
+        return "\n".join(lines) + "\n"
     lines += ["", "| generation | T | N | batch | tokens/s |", "|---|---|---|---|---|"]
     lines += [f"| {r['backend']} | {r['T']} | {r['N']} | {r['batch']} | {r['tokens_per_s']:.1f} |"
               for r in res["generation"]]
@@ -326,7 +404,7 @@ def plots(res: dict, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ember_neuro.atomic import atomic_dir, check_output_dir
+    from ember_neuro.atomic import check_output_dir
 
     torch_threads(1)
     dest = check_output_dir(args.out, False) if args.out else None  # refuse before measuring
@@ -334,10 +412,15 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"checkpoint not found: {args.checkpoint}")
     quick = args.quick
     t0 = time.time()
-    res: dict[str, Any] = {"command": "python -m ember_neuro.bench" + (" --quick" if quick else ""),
+    command = "python -m ember_neuro.bench" + (" --quick" if quick else "") + (f" --only {args.only}"
+                                                                              if args.only else "")
+    res: dict[str, Any] = {"command": command,
                            "checkpoint": os.path.relpath(args.checkpoint), "quick": quick,
                            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                        "python": platform.python_version()}}
+    if args.only == "hard-spikes":
+        return _finish(res, dest, t0, {"hard_spikes": hard_spikes(str(HARD_CKPT), str(SOFT_BASELINE),
+                                                                 2 if quick else 16, 8)})
     tokens = 4 if quick else 100
     res["generation"] = generation(args.checkpoint, tokens, (1, 8) if not quick else (1, 2),
                                    ("float", "emulator", "lava-sim", PER_STEP))
@@ -358,7 +441,19 @@ def run(args: argparse.Namespace) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             res["walls"] = walls(args.checkpoint, Path(tmp))
     res["counts"] = counts(args.checkpoint, res["generation"], tokens)
+    res["hard_spikes"] = hard_spikes(str(HARD_CKPT), str(SOFT_BASELINE), 2 if quick else 16, 8)
     res["ratios"] = ratios(res)
+    return _finish(res, dest, t0)
+
+
+def _finish(res: dict, dest: Path | None, t0: float, only: dict | None = None) -> dict:
+    """Goals, total seconds, and the --out folder (written atomically); ``only``: one section's
+    results (--only), whose ratios are then the only ones."""
+    from ember_neuro.atomic import atomic_dir
+
+    if only is not None:
+        res.update(only)
+        res["ratios"] = hard_ratios(res)
     res["goals"] = {k: {"goal": v, "met": res["ratios"].get(k, 0) >= v} for k, v in GOALS.items()
                     if k in res["ratios"]}
     res["seconds"] = time.time() - t0
@@ -366,7 +461,8 @@ def run(args: argparse.Namespace) -> dict:
         with atomic_dir(dest) as tmp:
             (tmp / "results.json").write_text(json.dumps(res, indent=1, default=float))
             (tmp / "results.md").write_text(markdown(res))
-            plots(res, tmp)
+            if only is None:
+                plots(res, tmp)
         res["out"] = str(dest)
     return res
 
@@ -377,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
     add_json_option(ap, "print one JSON object (with `ratios`)")
     ap.add_argument("--out", help="folder for results.json, results.md and plots (refused if it exists)")
     ap.add_argument("--checkpoint", default=str(CKPT), help="default: the shipped lif-learnable-strong.pt")
+    ap.add_argument("--only", choices=("hard-spikes",), default=None,
+                    help="run one section: hard-spikes (the host time a hard-spike temporal-lif model "
+                         "saves, on the shipped temporal-lif-hard.pt and its equal-budget soft run, "
+                         "temporal-lif-strong.pt)")
     args = ap.parse_args(argv)
     return run_and_report(run, args, "\ninterrupted: nothing was written", lambda res: print(markdown(res)))
 

@@ -134,9 +134,10 @@ def refractory_theta(theta: Any, ref_strength_raw: Any, cross_layer_weight_raw: 
     return th if prev_load is None else th + sigmoid(cross_layer_weight_raw) * prev_load
 
 
-def membrane_integrate(v: Any, importance: Any, decay_raw: Any) -> Any:
-    """The temporal-LIF membrane entering a layer: V = V * sigmoid(decay) + importance."""
-    return v * sigmoid(decay_raw) + importance
+def membrane_integrate(v: Any, importance: Any, leak: Any) -> Any:
+    """The temporal-LIF membrane entering a layer: V = V * leak + importance (leak = sigmoid(decay);
+    a hard-spike model uses the leak the chip's 12-bit decay realises, kinds/membrane/module.py)."""
+    return v * leak + importance
 
 
 def membrane_fire(v: Any, threshold_raw: Any, steepness_raw: Any) -> Any:

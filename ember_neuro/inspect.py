@@ -36,7 +36,7 @@ def describe(model, cfg, val_loss: float, source: str, iter_num: int | None) -> 
         "source": source, "variant": cfg.variant, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
         "n_embd": cfg.n_embd, "block_size": cfg.block_size, "vocab_size": cfg.vocab_size,
         "iter_num": iter_num, "gate_param_count": counts["gate"], "total_param_count": counts["total"],
-        "val_loss": None if math.isnan(val_loss) else val_loss,
+        "val_loss": None if math.isnan(val_loss) else val_loss, "spike": cfg.spike,
     }
     # every kind's key, empty where this variant has none (a JSON reader finds each key every time)
     d.update({k.inspect_key: [] for v in registry.VARIANTS.values() for k in v.kinds})
@@ -73,6 +73,39 @@ def add_swings(d: dict, model, vocab: str | None, data_path: str | None) -> None
     d["swing"] = swing.summarise(units)
 
 
+FIRE_BATCHES = 8  # validation batches (of 8 sequences) the observed fire rates are measured on
+
+
+def add_fire_rates(d: dict, model, vocab: str | None, data_path: str | None) -> None:
+    """Per layer of a kind whose fire gates compute (temporal-lif's membrane): the mean fire and the
+    share of tokens whose fire is exactly 0 (their MLP is skipped), observed on validation text --
+    for a hard-spike model the spike rate and the MLP calls it saves."""
+    import torch
+
+    from ember_neuro.models.data import load_data
+
+    kinds = [k for k in registry.get(d["variant"]).kinds if k.metrics is not None]
+    if not kinds or vocab is None:
+        return
+    data = load_data(data_path, vocab=vocab)
+    seen: dict[tuple[str, int], list[torch.Tensor]] = {}
+
+    def record(gate, inputs):
+        fire = gate.fire(inputs)
+        seen.setdefault((gate.hook, gate.layer), []).append(fire.detach().flatten())
+        return fire
+
+    with torch.no_grad():
+        for x, _ in data.val_batches(FIRE_BATCHES, 8, model.config.block_size, seed=0):
+            model(x, hook=record)
+    for kind in kinds:
+        for row in d[kind.inspect_key]:
+            if row.get("kind") == kind.name and (kind.hook, row["layer"]) in seen:
+                fire = torch.cat(seen[(kind.hook, row["layer"])])
+                row["fire_rate"] = float(fire.mean())
+                row["skipped"] = float((fire == 0).double().mean())
+
+
 def unit_table(kind: GateKind, rows: list[dict], show_all: bool) -> list[str]:
     """One row per unit (theta, leak, k, swing, and any further trained values), or with many units
     per layer (per-neuron gates) min / mean / max per layer unless ``show_all``."""
@@ -104,6 +137,9 @@ def format_text(d: dict, show_all: bool = False) -> str:
         f"{d['gate_param_count']:,}",
         f"val loss {d['val_loss']:.4f}" if d["val_loss"] is not None else "val loss -- (untrained)",
     ]
+    if d.get("spike") == "hard":
+        lines.append("membrane: hard spikes (trained with the chip's 0/1 spike; a silent token skips "
+                     "its MLP)")
     kinds = registry.get(d["variant"]).kinds
     if not kinds:
         lines.append("no LIF gate (nothing to map)")
@@ -143,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             ck = load_checkpoint(a.checkpoint)
             d = describe(ck.model, ck.config, ck.best_val_loss, ck.path, ck.iter_num)
             add_swings(d, ck.model, ck.vocab, a.data)
+            add_fire_rates(d, ck.model, ck.vocab, a.data)
             return d
         cfg = config_for(a.variant, a.preset)
         model = build_model(cfg)

@@ -55,11 +55,12 @@ def build_parser():
     ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
                     help="neurons per gate (default 1, or the --mapped mapping's)")
     ap.add_argument("--mapped", metavar="DIR", help="use the mapping saved by `map --out DIR`")
-    ap.add_argument("--temporal", default="rate", metavar="MODE",
-                    help="which group answers a hook with alternatives -- temporal-lif's membrane: rate "
-                         "(default; the trained soft fire, rate-coded on spiking neurons) or hard (one LIF "
-                         "neuron per token whose spike decides whether the MLP runs); the MLPs a silent "
-                         "membrane skips and the FLOPs saved are reported either way")
+    ap.add_argument("--temporal", default=None, metavar="MODE",
+                    help="temporal-lif's membrane: rate (the trained soft fire, rate-coded on spiking "
+                         "neurons) or hard (one LIF neuron per token whose spike decides whether the MLP "
+                         "runs; a silent token's MLP is not computed).  Default: the checkpoint's trained "
+                         "form -- hard for a model trained with `train --spike hard`, rate otherwise.  The "
+                         "MLPs skipped and the FLOPs saved are reported either way")
     ap.add_argument("--bridge", default=None, choices=BRIDGES,
                     help="Lava's gate network: chip-side (default: one message each way per layer and "
                          "token, counts summed on chip) or per-step (the host feeds every window step "

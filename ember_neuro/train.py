@@ -19,6 +19,7 @@ learning rate M x the schedule and weight decay ``--gate-weight-decay``
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import shlex
 import sys
@@ -28,12 +29,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ember_neuro.cli import add_json_option, parser, run_and_report
+from ember_neuro.errors import BadInput
 from ember_neuro.kinds import registry
 from ember_neuro.models.build import build_model, param_counts, resolve_device
-from ember_neuro.models.checkpoint import save_checkpoint
+from ember_neuro.models.checkpoint import load_checkpoint, save_checkpoint
 from ember_neuro.models.config import PRESETS, config_for
 from ember_neuro.models.data import load_data
-from ember_neuro.models.hooks import gate_modules
+from ember_neuro.models.hooks import bind_gates, gate_modules
 
 
 def lr_at(it: int, lr: float, min_lr: float, warmup: int, total: int) -> float:
@@ -125,18 +127,91 @@ def spread_gate_init(model, seed: int) -> None:
             p.copy_(torch.full_like(p, math.log(SPREAD_LEAK / (1.0 - SPREAD_LEAK))))
 
 
+class SpikeBudget:
+    """The compute term of a hard-spike model's loss: weight x max(0, fired - (1 - skip target))^2,
+    where `fired` is the mean spike of every membrane (token x layer) in the forward pass.  It is
+    one-sided -- skipping more than the target costs nothing -- and it is the model's hook
+    (models/hooks.py), so it sees each layer's spikes as the forward produces them."""
+
+    def __init__(self, target: float, weight: float, ramp: int = 0):
+        self.final, self.weight, self.ramp = target, weight, ramp
+        self.target = target if ramp <= 0 else 0.0
+        self.spikes: list[torch.Tensor] = []
+
+    def at(self, it: int) -> None:
+        """The target at iteration `it`: rising linearly from 0 over the first `ramp` iterations."""
+        self.target = self.final * min(1.0, it / self.ramp) if self.ramp > 0 else self.final
+
+    def __call__(self, gate, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        fire = gate.fire(inputs)
+        if getattr(gate, "hard", False):
+            self.spikes.append(fire)
+        return fire
+
+    def penalty(self) -> tuple[torch.Tensor, float]:
+        """(the term, the fired fraction) of the forward pass since the last call."""
+        fired = torch.cat([s.flatten() for s in self.spikes]).mean()
+        self.spikes.clear()
+        return self.weight * torch.relu(fired - (1.0 - self.target)) ** 2, float(fired.detach())
+
+
+# checkpoint keys only the hard membrane has (kinds/membrane/module.py: its per-layer input gain)
+FORM_ONLY = ("temporal_gain", "temporal.gain")
+
+
+def initial_model(args, data, src) -> tuple[torch.nn.Module, object, str | None]:
+    """(model, config, the fine-tune's source) -- from the --init-from checkpoint `src` (same
+    variant; the membrane takes --spike) or the preset's fresh model."""
+    if src is None:
+        cfg = _with_spike(config_for(args.variant or "lif-learnable", args.preset,
+                                     vocab_size=data.vocab_size), args.spike)
+        return build_model(cfg), cfg, None
+    cfg = _with_spike(src.config, args.spike)
+    model = build_model(cfg)
+    missing, unexpected = model.load_state_dict(src.model.state_dict(), strict=False)
+    for key in (*missing, *unexpected):  # only what one membrane form has and the other not
+        if not key.endswith(FORM_ONLY):
+            raise BadInput(f"--init-from {args.init_from}: {key} does not fit a {cfg.variant} model")
+    return bind_gates(model, like=src.model), cfg, src.sha256
+
+
+def _with_spike(cfg, spike: str):
+    """The config with this membrane form, or the config's one-line refusal (no hard-spike kind)."""
+    try:
+        return dataclasses.replace(cfg, spike=spike)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def check_skip_options(args) -> None:
+    """The compute term's options, refused in one line (BadInput) before anything loads."""
+    if not 0.0 < args.skip_target < 1.0:
+        raise BadInput(f"--skip-target must be in (0, 1), got {args.skip_target}")
+    if not 0.0 <= args.skip_ramp <= 1.0:
+        raise BadInput(f"--skip-ramp must be in [0, 1], got {args.skip_ramp}")
+    if not (args.skip_weight >= 0 and math.isfinite(args.skip_weight)):
+        raise BadInput(f"--skip-weight must be a number >= 0, got {args.skip_weight}")
+
+
 def train(args) -> dict:
+    check_skip_options(args)
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     preset = PRESETS[args.preset]
-    data = load_data(args.data)
-    cfg = config_for(args.variant, args.preset, vocab_size=data.vocab_size)
-    model = build_model(cfg).to(device)
+    src = load_checkpoint(args.init_from) if args.init_from else None
+    if src is not None and args.variant is not None and src.config.variant != args.variant:
+        raise BadInput(f"--init-from {args.init_from} is a {src.config.variant} checkpoint, "
+                       f"not {args.variant}: a fine-tune keeps its variant")
+    data = load_data(args.data, vocab=None if src is None else src.vocab)  # a fine-tune reads its own
+    model, cfg, source = initial_model(args, data, src)
+    model = model.to(device)
     iters = args.iters if args.iters is not None else preset.max_iters
+    budget = (SpikeBudget(args.skip_target, args.skip_weight, round(args.skip_ramp * iters))
+              if cfg.spike == "hard" else None)
     batch = args.batch_size or preset.batch_size
-    if args.gate_init == "spread":
+    if args.gate_init == "spread" and source is None:
         spread_gate_init(model, args.seed)
     opt = make_optimizer(model, preset.learning_rate, args.gate_lr_mult, args.gate_weight_decay,
                          args.gate_group)
@@ -160,13 +235,20 @@ def train(args) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
         x, y = data.get_batch("train", batch, cfg.block_size, g)
-        _, loss = model(x.to(device), y.to(device))
+        if budget is not None:
+            budget.at(it)
+        _, loss = model(x.to(device), y.to(device), hook=budget)
+        fired = None
+        if budget is not None:
+            term, fired = budget.penalty()
+            loss = loss + term
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if it % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            shown = {} if fired is None else {"skip": f"{1 - fired:.3f}"}
+            bar.set_postfix(loss=f"{loss.item():.3f}", **shown)
     model.load_state_dict(best_state)
     train_config = {
         "vocab": data.vocab,
@@ -178,6 +260,12 @@ def train(args) -> dict:
         "gate_lr_mult": args.gate_lr_mult,
         "gate_group": args.gate_group,
         "gate_init": args.gate_init,
+        "init_from": args.init_from,
+        "init_from_sha256": source,
+        "spike": cfg.spike,
+        "skip_target": args.skip_target if cfg.spike == "hard" else None,
+        "skip_weight": args.skip_weight if cfg.spike == "hard" else None,
+        "skip_ramp": args.skip_ramp if cfg.spike == "hard" else None,
         "gate_weight_decay": (args.gate_weight_decay if args.gate_weight_decay is not None
                               else (0.1 if args.gate_lr_mult == 1.0 else 0.0)),
         "threads": torch.get_num_threads(),
@@ -195,7 +283,8 @@ def train(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = parser("ember_neuro.train", __doc__)
-    ap.add_argument("--variant", default="lif-learnable", choices=registry.names())
+    ap.add_argument("--variant", default=None, choices=registry.names(),
+                    help="default lif-learnable, or the --init-from checkpoint's")
     ap.add_argument("--preset", default="small", choices=list(PRESETS))
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--out", required=True, help="checkpoint path (written atomically)")
@@ -219,6 +308,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gate-init", default="identity", choices=("identity", "spread"),
                     help="gate initialisation: identity-like (gates.py) or spread "
                          "(selective gates, see SPREAD_* in train.py)")
+    ap.add_argument("--init-from", metavar="CKPT", default=None,
+                    help="fine-tune this checkpoint (same variant and vocabulary; its shape, not the "
+                         "preset's) instead of starting fresh; the preset still sets the schedule")
+    ap.add_argument("--spike", default="soft", choices=("soft", "hard"),
+                    help="temporal-lif's membrane: soft (sigmoid fire, the notes' model) or hard (the "
+                         "chip's 0/1 spike with a surrogate gradient; a silent token skips its MLP)")
+    ap.add_argument("--skip-target", type=float, default=0.5,
+                    help="hard spikes: the fraction of MLP calls (tokens x layers) to skip, in (0, 1); "
+                         "firing more than 1 - target costs --skip-weight x the excess squared")
+    ap.add_argument("--skip-weight", type=float, default=1.0,
+                    help="hard spikes: the weight of that compute term (default 1)")
+    ap.add_argument("--skip-ramp", type=float, default=0.0,
+                    help="hard spikes: raise the skip target linearly from 0 over this fraction of the "
+                         "iterations (default 0: the target from the start)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_option(ap, "print one JSON summary object when done")
     args = ap.parse_args(argv)

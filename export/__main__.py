@@ -40,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     inrc.add_argument("-N", "--neurons-per-gate", type=int, default=1,
                       help="neurons per gate, each with its own dither phase (default 1)")
     cli.add_levels_option(inrc, "uniform")
-    inrc.add_argument("--temporal", default="rate",
-                      help="which group answers a hook with alternatives (temporal-lif's membrane): rate "
-                           "(default) or hard")
+    inrc.add_argument("--temporal", default=None, choices=("rate", "hard"),
+                      help="temporal-lif's membrane: rate or hard (default: the checkpoint's trained "
+                           "form -- hard for a model trained with --spike hard, rate otherwise)")
     inrc.add_argument("--bridge", default=BRIDGES[0], choices=BRIDGES,
                       help="the gate network the bundle records and prices: chip-side (default: one "
                            "host<->chip message each way per layer and token; N*T + 2 neurons per gate "

@@ -23,6 +23,7 @@ simulator (lava-sim); the same run's activity gives the per-token counts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -193,7 +194,7 @@ class BundleRequest:
     levels: str = "uniform"
     force: bool = False
     data: str | None = None
-    temporal: str = "rate"
+    temporal: str | None = None  # None: the checkpoint's trained form (hybrid/session.temporal_mode)
     timeout: float = 120.0
     report: bool = True
     tokens: int = GOLDEN_TOKENS
@@ -205,19 +206,19 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
     folder that replaces ``req.out`` in one rename; returns the summary printed by ``--json``."""
     from ember_neuro.atomic import atomic_dir, check_output_dir
     from ember_neuro.deploy.mapping import Window, prepare
-    from ember_neuro.hybrid.session import TEMPORAL_MODES, RunError
+    from ember_neuro.hybrid.session import RunError, temporal_mode
 
     t0 = time.time()
     dest = check_output_dir(req.out, req.force)
     options = Window(req.timesteps, req.neurons_per_gate, req.levels).options()
-    if req.temporal not in TEMPORAL_MODES:
-        raise RunError(f"unknown --temporal mode {req.temporal!r}; use {' or '.join(TEMPORAL_MODES)}")
+    temporal_mode(req.temporal)
     if req.tokens < 1:
         raise RunError(f"--tokens must be >= 1, got {req.tokens}")
     if req.bridge not in BRIDGES:
         raise RunError(f"unknown --bridge {req.bridge!r}; use {' or '.join(BRIDGES)}")
     prep = prepare(req.checkpoint, req.data)
     ck, cfg = prep.ck, prep.ck.config
+    req = dataclasses.replace(req, temporal=temporal_mode(req.temporal, cfg))
     step("map")
     net = prep.map(options)
     with atomic_dir(dest, force=req.force) as tmp:

@@ -227,18 +227,31 @@ def export_graphs(model: nn.Module, folder: Path) -> dict[str, Any]:
     return manifest
 
 
+class TorchGates:
+    """Every gate's trained fire from the model's own gate modules (the check's reference: the
+    sigmoid of a soft gate, the 0/1 spike of a hard membrane), for OnnxHost."""
+
+    def __init__(self, model: nn.Module):
+        from ember_neuro.models.hooks import gate_modules
+
+        self.modules = {(m.hook, m.layer): m for _, m in gate_modules(model)}
+
+    @torch.no_grad()
+    def fire(self, hook: str, layer: int, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.modules[(hook, layer)].fire({k: torch.as_tensor(v) for k, v in inputs.items()}).numpy()
+
+
 @torch.no_grad()
-def check(model: nn.Module, folder: Path, net: Any, windows: list[np.ndarray]) -> dict[str, Any]:
-    """onnxruntime vs PyTorch on text windows, the trained sigmoid as every gate's fire.
+def check(model: nn.Module, folder: Path, windows: list[np.ndarray]) -> dict[str, Any]:
+    """onnxruntime vs PyTorch on text windows, the model's trained fire as every gate's.
 
     Whole windows, and (with a KV cache: a causal transformer) the second half token by token on
     the cache built from the first half; Liquid Ember token by token on its state.  Returns max
     |logits difference| and what was compared.
     """
     from ember_neuro.hybrid.onnx_host import OnnxHost
-    from ember_neuro.hybrid.paths import SigmoidGates
 
-    host = OnnxHost(folder, SigmoidGates(net))
+    host = OnnxHost(folder, TorchGates(model))
     incremental = host.cached and not host.recurrent
     worst, tokens = 0.0, 0
     for ids in windows:
@@ -262,7 +275,7 @@ def write_graphs(ck: Any, net: Any, folder: Path, text: Any, windows: int = 2) -
     batch = text.val_batches(1, windows, ck.config.block_size, seed=0)[0][0].numpy()
     manifest = export_graphs(ck.model, folder)  # graphs.json: what OnnxHost reads for the check
     manifest["checkpoint"] = {"path": ck.path, "sha256": ck.sha256}
-    manifest["check"] = check(ck.model, folder, net, list(batch))
+    manifest["check"] = check(ck.model, folder, list(batch))
     (folder / "graphs.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 

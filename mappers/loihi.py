@@ -79,6 +79,16 @@ def decay(x: Any, d: int) -> Any:
     return _where(x < 0, -q, q)
 
 
+def decay_constant(keep: float) -> int:
+    """The 12-bit decay d that keeps `keep` of a state per step: round(4096 (1 - keep)), in 0..4095."""
+    return min(DECAY_MAX, max(0, int(round(DECAY_UNITY * (1.0 - float(keep))))))
+
+
+def kept_fraction(d: int) -> float:
+    """The fraction of a state a decay d keeps per step (before rounding toward zero): 1 - d / 4096."""
+    return 1.0 - int(d) / DECAY_UNITY
+
+
 def current_decay_constant(du: int) -> int:
     """u decays with du + 1 (Lava's ``ds_offset``), so du = 4095 forgets u exactly."""
     return int(du) + 1

@@ -55,8 +55,12 @@ def vocab_text(tmp_path_factory) -> Path:
     return p
 
 
-def make_ckpt(path: Path, variant: str, seed: int = 0, perturb: bool = True) -> Path:
-    """An untrained tiny checkpoint; `perturb` spreads gate parameters like training does."""
+def make_ckpt(path: Path, variant: str, seed: int = 0, perturb: bool = True, spike: str = "soft") -> Path:
+    """An untrained tiny checkpoint; `perturb` spreads gate parameters like training does.  ``spike
+    "hard"`` (temporal-lif): the membrane's threshold is set at the median ||attn_out|| of a random
+    batch, so about half the tokens of a layer spike and the rest skip their MLP."""
+    import dataclasses
+
     import torch
 
     from ember_neuro.models.build import build_model
@@ -64,7 +68,7 @@ def make_ckpt(path: Path, variant: str, seed: int = 0, perturb: bool = True) -> 
     from ember_neuro.models.config import config_for
 
     torch.manual_seed(seed)
-    cfg = config_for(variant, "tiny", vocab_size=len(VOCAB))
+    cfg = dataclasses.replace(config_for(variant, "tiny", vocab_size=len(VOCAB)), spike=spike)
     model = build_model(cfg)
     if perturb:
         with torch.no_grad():
@@ -73,14 +77,36 @@ def make_ckpt(path: Path, variant: str, seed: int = 0, perturb: bool = True) -> 
                     p.copy_(torch.empty_like(p).uniform_(-0.3, 1.1))
                 elif "gate.steepness" in name:
                     p.copy_(torch.empty_like(p).uniform_(-1.0, 2.5))
+    if spike == "hard":
+        _median_threshold(model, cfg)
     save_checkpoint(path, model, cfg, 0, 3.0, {"vocab": VOCAB, "data": "synthetic"})
     return path
+
+
+def _median_threshold(model, cfg) -> None:
+    import math
+
+    import torch
+
+    seen = []
+
+    def record(gate, inputs):
+        if gate.hook == "membrane":
+            seen.append(inputs["importance"].flatten())
+        return gate.fire(inputs)
+
+    with torch.no_grad():
+        model(torch.randint(0, cfg.vocab_size, (4, cfg.block_size)), hook=record)
+        theta = float(torch.cat(seen).median())
+        model.transformer.h[0].temporal.threshold.fill_(theta + math.log(-math.expm1(-theta)))
 
 
 @pytest.fixture(scope="session")
 def tiny_ckpts(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("ckpts")
-    return {v: make_ckpt(d / f"{v}.pt", v) for v in VARIANTS}
+    made = {v: make_ckpt(d / f"{v}.pt", v) for v in VARIANTS}
+    made["temporal-lif-hard"] = make_ckpt(d / "temporal-lif-hard.pt", "temporal-lif", spike="hard")
+    return made
 
 
 class Shipped:

@@ -4,7 +4,8 @@ What the INRC bundle's generate.py runs, and what ``export onnx`` checks against
 graphs.json lists the stages and, after each, the gates whose inputs it produced; the host
 runs them in order, handing each gate's inputs to a gates object -- the neurons
 (hybrid/paths.GatePaths on Lava or the numpy reference) or the trained sigmoids
-(paths.SigmoidGates, for the ONNX check) -- and feeding the fire back.  Nothing here knows a
+(export/onnx.TorchGates: the model's own gate modules, for the ONNX check) -- and feeding
+the fire back.  Nothing here knows a
 variant: the manifest says what carries between calls and how many tokens a call takes.
 Implements decoding.LogitSource.
 """

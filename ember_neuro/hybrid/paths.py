@@ -368,16 +368,3 @@ class GatePaths:
         return {f"{p.group.name}/{layer}" if many else str(layer): dict(st)
                 for p in self.paths.values() for layer, st in p.stats.items()}
 
-
-class SigmoidGates:
-    """The trained fire itself (float64) from a mapped network's float neurons: what the spiking
-    paths approximate (the ONNX check runs the host graphs with these)."""
-
-    def __init__(self, net: MappedNetwork):
-        self.net = net
-
-    def fire(self, hook: str, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        group = self.net.for_hook(hook)
-        values = host_values(group, inputs)
-        shape = next(iter(values.values())).shape
-        return group.target(values, unit_index(group, layer, shape))

@@ -18,6 +18,7 @@ every run, and compares against the float model on the same batches.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -47,6 +48,25 @@ class RunError(BadInput):
     """A request that cannot run, with a one-line reason."""
 
 
+def temporal_mode(asked: str | None, config: Any = None) -> str | None:
+    """The ``--temporal`` mode for a checkpoint: as asked, or by default its membrane's trained form
+    (a hard-spike model: "hard"; otherwise "rate"); a one-line RunError where it cannot be."""
+    if asked is not None and asked not in TEMPORAL_MODES:
+        raise RunError(f"unknown --temporal mode {asked!r}; use {' or '.join(TEMPORAL_MODES)}")
+    if config is None:  # only the name checked (before anything loads)
+        return asked
+    hard = getattr(config, "spike", "soft") == "hard"
+    if asked is None:
+        return "hard" if hard else "rate"
+    if asked == "hard" and not any(k.hard_spike for k in kinds.get(config.variant).kinds):
+        raise RunError(f"--temporal hard needs a temporal-lif checkpoint (a membrane whose spike gates "
+                       f"the MLP); this one is {config.variant}")
+    if asked == "rate" and hard:
+        raise RunError("--temporal rate: this checkpoint's membrane was trained with hard spikes "
+                       "(spike 'hard'), so its fire has no rate form; use --temporal hard")
+    return asked
+
+
 @dataclass(frozen=True)
 class Deployment:
     """Where the gates run and how they were mapped (run's options; validate and export share them)."""
@@ -61,7 +81,7 @@ class Deployment:
     device: str = "cpu"
     timeout: float = 60.0
     threads: int = 1
-    temporal: str = "rate"  # which group answers a hook with alternatives (temporal-lif: rate | hard)
+    temporal: str | None = None  # temporal-lif's membrane: rate | hard (None: the checkpoint's trained form)
     bridge: str | None = None  # Lava's network: None / "chip-side" (default) or "per-step" (for comparison)
 
     @property
@@ -117,12 +137,12 @@ def prepare_session(dep: Deployment) -> Session:
     if backend.name not in usable:
         raise RunError(f"backend {dep.backend!r} cannot run hybrid inference; choose one of "
                        f"{', '.join(usable)}")
-    if dep.temporal not in TEMPORAL_MODES:
-        raise RunError(f"unknown --temporal mode {dep.temporal!r}; use {' or '.join(TEMPORAL_MODES)}")
+    temporal_mode(dep.temporal)  # an unknown mode is refused before anything loads
     dep.window.options()  # refuse a bad window before loading anything
     device = resolve_device(dep.device)
     torch_threads(dep.threads)
     prep = prepare(dep.checkpoint, dep.data)
+    dep = dataclasses.replace(dep, temporal=temporal_mode(dep.temporal, prep.ck.config))
     net = mapping_for(prep, dep.window, dep.mapped) if backend.spiking else None
     prep.ck.model.to(device)
     return Session(dep, prep, device, net, backend)
@@ -262,7 +282,7 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
     else:
         result["timesteps"] = dep.window.options().timesteps
     if session.net is not None and session.net.alternatives:
-        result["temporal"] = dep.temporal
+        result["temporal"] = session.dep.temporal
     if ev is not None:
         text = session.prep.text
         block = ck.config.block_size

@@ -64,7 +64,8 @@ class GateKind(Part):
     ``inspect_key``: where ``inspect --json`` lists the records; ``describe(records)`` -> the
     lines ``inspect`` prints besides the unit table; ``slots(batch, block, whole)``: inputs per
     unit a persistent runner lays out (default batch x block); ``metrics(stats, config)``: what
-    a hybrid evaluation reports of the kind's spikes besides the losses (the MLPs a membrane skips).
+    a hybrid evaluation reports of the kind's spikes besides the losses (the MLPs a membrane skips);
+    ``hard_spike``: whether its module trains with the deployed 0/1 spike (``EmberConfig.spike``).
     """
 
     hook: str = ""  # the hook its module calls and its groups answer (default: the kind's name)
@@ -78,6 +79,7 @@ class GateKind(Part):
     describe: Callable[[list[dict]], list[str]] | None = None
     slots: Callable[[int, int, bool], int] | None = None  # (batch, block, whole) -> inputs per unit
     metrics: Callable[[Mapping[int, Mapping[str, float]], Any], dict] | None = None  # (path stats, config)
+    hard_spike: bool = False  # its module can train with the deployed hard spike (config spike "hard")
 
     def __post_init__(self) -> None:
         if not self.hook:

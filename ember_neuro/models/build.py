@@ -9,7 +9,7 @@ from ember_neuro.errors import BadInput
 from ember_neuro.kinds import registry
 from ember_neuro.kinds.spec import load_class
 from ember_neuro.models.config import EmberConfig
-from ember_neuro.models.hooks import part_parameters
+from ember_neuro.models.hooks import bind_gates, part_parameters
 
 # The model families a variant can be built on (kinds.spec.Variant.family).
 FAMILIES = {"transformer": "ember_neuro.models.transformer:TransformerEmber",
@@ -21,7 +21,7 @@ def family_class(cfg: EmberConfig) -> type:
 
 
 def build_model(cfg: EmberConfig) -> nn.Module:
-    return family_class(cfg)(cfg)
+    return bind_gates(family_class(cfg)(cfg))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -3,7 +3,8 @@
 A checkpoint is a `torch.save` dict:
 
     model        state dict (gate parameters stored raw; each gate kind documents its keys)
-    model_args   EmberConfig fields (variant, vocab_size, block_size, n_layer, ...)
+    model_args   EmberConfig fields (variant, vocab_size, block_size, n_layer, ...; ``spike``
+                 only for a hard-spike temporal-lif model)
     iter_num     int
     best_val_loss float
     config       training config: vocab (str), data source, seed, preset, command, ...

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 from ember_neuro.kinds import registry
 
+SPIKES = ("soft", "hard")
+
 
 @dataclass
 class EmberConfig:
@@ -21,6 +23,7 @@ class EmberConfig:
     dropout: float = 0.0
     bias: bool = False
     cfc_units: int = 192  # Liquid Ember only
+    spike: str = "soft"  # temporal-lif's membrane: "soft" (sigmoid fire) or "hard" (the chip's LIF spike)
 
     def __post_init__(self) -> None:
         if not isinstance(self.variant, str) or self.variant not in registry.VARIANTS:
@@ -36,6 +39,11 @@ class EmberConfig:
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         if not isinstance(self.bias, bool):
             raise ValueError(f"bias must be true or false, got {self.bias!r}")
+        if self.spike not in SPIKES:
+            raise ValueError(f"spike must be one of {', '.join(SPIKES)}, got {self.spike!r}")
+        if self.spike == "hard" and not any(k.hard_spike for k in registry.get(self.variant).kinds):
+            raise ValueError(f"spike 'hard' needs a gate kind with a hard spike (temporal-lif's "
+                             f"membrane); {self.variant} has none")
         if self.is_transformer and self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
 
@@ -53,7 +61,12 @@ class EmberConfig:
         return registry.get(self.variant).mappable
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as checkpoints store them (model_args); ``spike`` only when hard, so a
+        soft model's checkpoint reads as it always did."""
+        d = asdict(self)
+        if d["spike"] == "soft":
+            del d["spike"]
+        return d
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,11 @@ class GateModule(nn.Module):
         """The trained fire for hook inputs (what the neurons approximate)."""
         raise NotImplementedError
 
+    @classmethod
+    def bind(cls, modules: list[GateModule], like: list[GateModule] | None = None) -> None:
+        """Tie what this kind's modules share across layers, from their values or those of `like`
+        (the same kind's modules of the model a fine-tune starts from); default: nothing."""
+
 
 Hook = Callable[[GateModule, dict[str, torch.Tensor]], torch.Tensor]
 
@@ -98,6 +103,22 @@ def site(host: nn.Module, name: str) -> nn.Module | None:
 def gate_modules(model: nn.Module) -> list[tuple[str, GateModule]]:
     """(qualified name, module) of every gate module of a model, in module order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, GateModule)]
+
+
+def bind_gates(model: nn.Module, like: nn.Module | None = None) -> nn.Module:
+    """Let each gate kind tie what its layers share (:meth:`GateModule.bind`), from the model's own
+    values or from `like`'s; returns the model."""
+
+    def by_class(m: nn.Module) -> dict[type, list[GateModule]]:
+        out: dict[type, list[GateModule]] = {}
+        for _, g in gate_modules(m):
+            out.setdefault(type(g), []).append(g)
+        return out
+
+    source = by_class(like) if like is not None else {}
+    for cls, modules in by_class(model).items():
+        cls.bind(modules, source.get(cls))
+    return model
 
 
 def _parts(model: nn.Module, gates_only: bool) -> tuple[tuple[str, ...], set[str]]:

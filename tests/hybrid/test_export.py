@@ -189,19 +189,21 @@ def test_bundle_refusals(bundle, tiny_ckpts, tmp_path) -> None:
 
 @pytest.mark.lava
 @pytest.mark.parametrize(("variant", "extra"), [("lif-refractory", ()), ("cfc-lif", ()),
-                                                ("temporal-lif", ("--temporal", "hard"))])
+                                                ("temporal-lif", ("--temporal", "hard")),
+                                                ("temporal-lif-hard", ())])
 def test_every_variant_bundles_and_verifies(tiny_ckpts, vocab_text, tmp_path, variant, extra) -> None:
     out = tmp_path / "b"
     r = run_main("ember_neuro.export", "inrc", str(tiny_ckpts[variant]), "--out", str(out), "-T", "8",
                 "--data", str(vocab_text), "--no-report", "--tokens", "4", "--json", *extra)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert d["variant"] == variant and all(w > 0 for w in d["golden_windows"].values())
+    assert d["variant"] == variant.removesuffix("-hard") and all(w > 0 for w in d["golden_windows"].values())
     r = run_script(out, "verify.py", "--json")
     assert r.returncode == 0, r.stderr
     paths = {x["path"].split("/")[0] for x in json.loads(r.stdout)["lava"]}
     expected = {"lif-refractory": {"attention"}, "cfc-lif": {"hidden"},
-                "temporal-lif": {"attention", "membrane_hard"}}[variant]
+                "temporal-lif": {"attention", "membrane_hard"},
+                "temporal-lif-hard": {"attention", "membrane_hard"}}[variant]
     assert paths == expected
     g = run_script(out, "generate.py", "--prompt", "ROMEO", "--tokens", "3", "--greedy", "--json")
     assert g.returncode == 0, g.stderr

@@ -29,17 +29,20 @@ def _eval(ckpt: Path, data: Path, backend: str, **kw) -> dict:
 @pytest.mark.lava
 @pytest.mark.parametrize(("variant", "extra"), [("lif-refractory", {}), ("cfc-lif", {}),
                                                 ("temporal-lif", {"temporal": "rate"}),
-                                                ("temporal-lif", {"temporal": "hard"})])
+                                                ("temporal-lif", {"temporal": "hard"}),
+                                                ("temporal-lif-hard", {})])
 def test_lava_and_the_emulator_give_the_same_model(tiny_ckpts, vocab_text, variant, extra) -> None:
     emu = _eval(tiny_ckpts[variant], vocab_text, "emulator", **extra)
     lava = _eval(tiny_ckpts[variant], vocab_text, "lava-sim", **extra)
     for key in ("val_loss_float", "val_loss_hybrid", "top1_agreement", "kl_float_hybrid"):
         assert emu[key] == lava[key], key  # the gate path is bit-exact, so the model is too
-    assert lava["lava_steps"] > 0 and emu["variant"] == variant
-    if variant == "temporal-lif":  # the MLPs a silent membrane skipped, rate-coded or hard
+    assert lava["lava_steps"] > 0 and emu["variant"] == variant.removesuffix("-hard")
+    if variant.startswith("temporal-lif"):  # the MLPs a silent membrane skipped, rate-coded or hard
         assert 0.0 <= lava["mlp_skip_fraction"] <= 1.0 and "flops_saved_fraction" in lava
         assert lava["mlp_skip_fraction"] == emu["mlp_skip_fraction"]
-        assert lava["temporal"] == extra["temporal"]
+        assert lava["temporal"] == extra.get("temporal", "hard")  # a hard-spike model runs hard
+        if variant == "temporal-lif-hard":  # its spikes skip MLPs, the same ones on both
+            assert 0.0 < lava["mlp_skip_fraction"] < 1.0
     else:
         assert "mlp_skip_fraction" not in lava
 

@@ -42,6 +42,14 @@ def test_decay_rounds_toward_zero() -> None:
     assert loihi.decay(np.array([8191]), 2048).tolist() == [4095]
 
 
+def test_decay_constant_rounds_to_twelve_bits_and_clips() -> None:
+    assert loihi.decay_constant(0.75) == 1024 and loihi.kept_fraction(1024) == 0.75
+    assert loihi.decay_constant(1.0) == 0 and loihi.decay_constant(0.0) == loihi.DECAY_MAX  # 4096 clips
+    assert loihi.decay_constant(1 - 1.5 / 4096) == 2  # round half to even, as the mapping always did
+    lam = 0.6043
+    assert abs(loihi.kept_fraction(loihi.decay_constant(lam)) - lam) <= 0.5 / 4096
+
+
 def test_current_decays_with_the_offset_so_du_4095_forgets() -> None:
     assert loihi.current_decay_constant(4095) == 4096
     u = np.array([2**23 - 1, -(2**23) + 1])

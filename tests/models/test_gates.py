@@ -107,7 +107,7 @@ def test_membrane_step_small_tensor():
     sp = math.log1p(math.exp(1.5))
     want_v = [v[0, i].item() * sig(1.0) + imp[0, i].item() for i in range(2)]
     want_fire = [sig(sp * (vv - math.log(2))) for vv in want_v]
-    got_v = gates.membrane_integrate(v, imp, torch.tensor(1.0))
+    got_v = gates.membrane_integrate(v, imp, torch.sigmoid(torch.tensor(1.0)))
     fire = gates.membrane_fire(got_v, torch.tensor(0.0), torch.tensor(1.5))
     assert got_v[0].tolist() == pytest.approx(want_v)
     assert fire[0].tolist() == pytest.approx(want_fire, abs=1e-6)

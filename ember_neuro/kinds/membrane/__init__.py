@@ -53,13 +53,17 @@ VTH_MAX = 2**loihi.VTH_BITS - 1
 
 
 def records(params: Params, n_layer: int) -> list[dict]:
-    """Per layer: decay = sigmoid(raw), threshold = softplus(raw), steepness = softplus(raw)."""
+    """Per layer: decay = sigmoid(raw), threshold = softplus(raw), steepness = softplus(raw); a
+    hard-spike model's also its host-side input gain = exp(raw) (module.py)."""
     out = []
     for layer in range(n_layer):
         p = PREFIX.format(layer=layer)
-        out.append({"layer": layer, "decay": float(sigmoid(read_param(params, p + "decay"))[0]),
-                    "threshold": float(softplus(read_param(params, p + "threshold"))[0]),
-                    "steepness": float(softplus(read_param(params, p + "steepness"))[0])})
+        row = {"layer": layer, "decay": float(sigmoid(read_param(params, p + "decay"))[0]),
+               "threshold": float(softplus(read_param(params, p + "threshold"))[0]),
+               "steepness": float(softplus(read_param(params, p + "steepness"))[0])}
+        if p + "gain" in params:
+            row["gain"] = float(np.exp(read_param(params, p + "gain"))[0])
+        out.append(row)
     return out
 
 
@@ -99,7 +103,7 @@ def hard_membrane(units: list[GateUnit], scale: float, n_layer: int) -> NeuronGr
         fixed_params=Arithmetic(True, (Connection("input", np.array([w]), exp, bits=HARD_INPUT_BITS,
                                                   scale=np.array([scale])),),
                                 np.zeros(1, np.int64), np.zeros(1, np.int64), du=loihi.DECAY_MAX,
-                                dv=int(round(loihi.DECAY_UNITY * (1.0 - lam))), vth=vth),
+                                dv=loihi.decay_constant(lam), vth=vth),
         k_effective=np.ones(1), fixed_worst_error=np.zeros(1), warnings=tuple(warnings),
         saturated=tuple(saturated), reset_windows=n_layer, addressing=HARD)
 
@@ -154,11 +158,22 @@ def metrics(stats: Mapping[int, Mapping[str, float]], config: Any) -> dict[str, 
 
 
 def describe(rows: list[dict]) -> list[str]:
-    return [f"  L{r['layer']} membrane: decay={r['decay']:.3f} threshold={r['threshold']:.3f} "
-            f"steepness={r['steepness']:.3f}" for r in rows]
+    """One line per layer; with ``fire_rate`` / ``skipped`` (inspect measures them on validation
+    text) the observed mean fire and the share of MLP calls a zero fire skipped."""
+    lines = []
+    for r in rows:
+        line = (f"  L{r['layer']} membrane: decay={r['decay']:.3f} threshold={r['threshold']:.3f} "
+                f"steepness={r['steepness']:.3f}" + (f" gain={r['gain']:.3f}" if "gain" in r else ""))
+        if "fire_rate" in r:
+            line += f"  fire rate {r['fire_rate']:.3f}, MLP skipped {r['skipped']:.1%}"
+        lines.append(line)
+    if rows and "skipped" in rows[0]:
+        lines.append(f"  MLP calls skipped overall: {sum(r['skipped'] for r in rows) / len(rows):.1%} "
+                     f"(validation text, {len(rows)} layers)")
+    return lines
 
 
 KIND = GateKind(name="membrane", site="mlp", attr="temporal",
                 module="ember_neuro.kinds.membrane.module:MembraneGate",
                 records=records, map=map_membrane, calibrate=calibrate, swing_range=None,
-                inspect_key="temporal", describe=describe, metrics=metrics)
+                inspect_key="temporal", describe=describe, metrics=metrics, hard_spike=True)
