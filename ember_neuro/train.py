@@ -14,6 +14,15 @@ or per-neuron theta/leak/steepness, the refractory and temporal-membrane
 parameters; not qwen-gate's dense matrix) in their own AdamW group with
 learning rate M x the schedule and weight decay ``--gate-weight-decay``
 (default 0), so the gates can travel far from pass-through in a short run.
+
+Hard spikes (docs/hard_spikes.md): ``--spike hard`` trains temporal-lif's membrane as the chip
+runs it -- a 0/1 spike with snnTorch's surrogate gradient, one shared leak and threshold -- and
+adds a compute term pulling the skipped MLP calls to ``--skip-target``:
+
+    python -m ember_neuro.train --variant temporal-lif --preset small --seed 1337 --gate-lr-mult 30 \
+        --spike hard --skip-target 0.45 --skip-weight 10 --out temporal-lif-hard.pt
+
+``--init-from CKPT`` fine-tunes a checkpoint of the same variant instead of starting fresh.
 """
 
 from __future__ import annotations
@@ -314,11 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spike", default="soft", choices=("soft", "hard"),
                     help="temporal-lif's membrane: soft (sigmoid fire, the notes' model) or hard (the "
                          "chip's 0/1 spike with a surrogate gradient; a silent token skips its MLP)")
-    ap.add_argument("--skip-target", type=float, default=0.5,
+    ap.add_argument("--skip-target", type=float, default=0.45,
                     help="hard spikes: the fraction of MLP calls (tokens x layers) to skip, in (0, 1); "
-                         "firing more than 1 - target costs --skip-weight x the excess squared")
-    ap.add_argument("--skip-weight", type=float, default=1.0,
-                    help="hard spikes: the weight of that compute term (default 1)")
+                         "firing more than 1 - target costs --skip-weight x the excess squared "
+                         "(default 0.45, the shipped temporal-lif-hard.pt's; docs/hard_spikes.md)")
+    ap.add_argument("--skip-weight", type=float, default=10.0,
+                    help="hard spikes: the weight of that compute term (default 10)")
     ap.add_argument("--skip-ramp", type=float, default=0.0,
                     help="hard spikes: raise the skip target linearly from 0 over this fraction of the "
                          "iterations (default 0: the target from the start)")
