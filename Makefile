@@ -59,10 +59,10 @@ checkpoints: setup
 # scratch, ships temporal-lif-hard.pt (skip target HARD_SHIP).  `make -j2 hard-spikes` trains
 # two at a time (about 5 minutes per pair on 2 cores, then about 5 minutes of evaluation).
 HARD_FROM ?= scratch
-HARD_TARGETS_scratch = 0.2 0.35 0.45 0.5 0.65
+HARD_TARGETS_scratch = 0.2 0.35 0.5 0.6
 HARD_TARGETS_finetune = 0.2 0.35 0.5 0.65
 HARD_TARGETS ?= $(HARD_TARGETS_$(HARD_FROM))
-HARD_SHIP ?= 0.45
+HARD_SHIP ?= 0.5
 HARD_DIR = runs/hard/$(HARD_FROM)
 HARD_TRAIN_scratch = --variant temporal-lif --preset small --seed 1337 --gate-lr-mult 30
 HARD_TRAIN_finetune = --init-from ember_neuro/checkpoints/temporal-lif-strong.pt --iters 3000 --seed 1337
@@ -73,10 +73,12 @@ runs/hard/finetune/soft.pt:
 	$(PY) -m ember_neuro.train $(HARD_TRAIN_finetune) --quiet --spike soft --out $@
 runs/hard/scratch/hard-%.pt:
 	@mkdir -p $(@D)
-	$(PY) -m ember_neuro.train $(HARD_TRAIN_scratch) --quiet --spike hard --skip-target $* --skip-weight 10 --out $@
+	$(PY) -m ember_neuro.train $(HARD_TRAIN_scratch) --quiet --spike hard --skip-target $* --skip-weight 10 \
+	  --surrogate-slope 4 --out $@
 runs/hard/finetune/hard-%.pt:
 	@mkdir -p $(@D)
-	$(PY) -m ember_neuro.train $(HARD_TRAIN_finetune) --quiet --spike hard --skip-target $* --skip-weight 10 --out $@
+	$(PY) -m ember_neuro.train $(HARD_TRAIN_finetune) --quiet --spike hard --skip-target $* --skip-weight 10 \
+	  --surrogate-slope 1 --out $@
 hard-spikes: setup $(HARD_BASELINE_$(HARD_FROM)) $(foreach s,$(HARD_TARGETS),$(HARD_DIR)/hard-$(s).pt)
 	$(PY) scripts/hard_spike_curve.py --baseline $(HARD_BASELINE_$(HARD_FROM)) \
 	  $(foreach s,$(HARD_TARGETS),$(HARD_DIR)/hard-$(s).pt) --json docs/figures/hard_spike_curve_$(HARD_FROM).json

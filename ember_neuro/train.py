@@ -20,7 +20,7 @@ runs it -- a 0/1 spike with snnTorch's surrogate gradient, one shared leak and t
 adds a compute term pulling the skipped MLP calls to ``--skip-target``:
 
     python -m ember_neuro.train --variant temporal-lif --preset small --seed 1337 --gate-lr-mult 30 \
-        --spike hard --skip-target 0.45 --skip-weight 10 --out temporal-lif-hard.pt
+        --spike hard --skip-target 0.5 --skip-weight 10 --surrogate-slope 4 --out temporal-lif-hard.pt
 
 ``--init-from CKPT`` fine-tunes a checkpoint of the same variant instead of starting fresh.
 """
@@ -200,6 +200,8 @@ def check_skip_options(args) -> None:
         raise BadInput(f"--skip-ramp must be in [0, 1], got {args.skip_ramp}")
     if not (args.skip_weight >= 0 and math.isfinite(args.skip_weight)):
         raise BadInput(f"--skip-weight must be a number >= 0, got {args.skip_weight}")
+    if not (args.surrogate_slope > 0 and math.isfinite(args.surrogate_slope)):
+        raise BadInput(f"--surrogate-slope must be a positive number, got {args.surrogate_slope}")
 
 
 def train(args) -> dict:
@@ -219,6 +221,9 @@ def train(args) -> dict:
     iters = args.iters if args.iters is not None else preset.max_iters
     budget = (SpikeBudget(args.skip_target, args.skip_weight, round(args.skip_ramp * iters))
               if cfg.spike == "hard" else None)
+    for _, m in gate_modules(model):
+        if getattr(m, "hard", False):
+            m.surrogate_slope = args.surrogate_slope
     batch = args.batch_size or preset.batch_size
     if args.gate_init == "spread" and source is None:
         spread_gate_init(model, args.seed)
@@ -275,6 +280,7 @@ def train(args) -> dict:
         "skip_target": args.skip_target if cfg.spike == "hard" else None,
         "skip_weight": args.skip_weight if cfg.spike == "hard" else None,
         "skip_ramp": args.skip_ramp if cfg.spike == "hard" else None,
+        "surrogate_slope": args.surrogate_slope if cfg.spike == "hard" else None,
         "gate_weight_decay": (args.gate_weight_decay if args.gate_weight_decay is not None
                               else (0.1 if args.gate_lr_mult == 1.0 else 0.0)),
         "threads": torch.get_num_threads(),
@@ -323,15 +329,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spike", default="soft", choices=("soft", "hard"),
                     help="temporal-lif's membrane: soft (sigmoid fire, the notes' model) or hard (the "
                          "chip's 0/1 spike with a surrogate gradient; a silent token skips its MLP)")
-    ap.add_argument("--skip-target", type=float, default=0.45,
+    ap.add_argument("--skip-target", type=float, default=0.5,
                     help="hard spikes: the fraction of MLP calls (tokens x layers) to skip, in (0, 1); "
                          "firing more than 1 - target costs --skip-weight x the excess squared "
-                         "(default 0.45, the shipped temporal-lif-hard.pt's; docs/hard_spikes.md)")
+                         "(default 0.5, the shipped temporal-lif-hard.pt's; docs/hard_spikes.md)")
     ap.add_argument("--skip-weight", type=float, default=10.0,
                     help="hard spikes: the weight of that compute term (default 10)")
     ap.add_argument("--skip-ramp", type=float, default=0.0,
                     help="hard spikes: raise the skip target linearly from 0 over this fraction of the "
                          "iterations (default 0: the target from the start)")
+    ap.add_argument("--surrogate-slope", type=float, default=4.0,
+                    help="hard spikes: the surrogate gradient's steepness as a multiple of the trained "
+                         "k (default 4, the shipped recipe's; 1 is the soft fire's own gradient); the "
+                         "forward spike is the same")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     add_json_option(ap, "print one JSON summary object when done")
     args = ap.parse_args(argv)

@@ -143,6 +143,7 @@ def test_temporal_hard_on_a_checkpoint_without_a_membrane(tiny_ckpts) -> None:
     (("--spike", "hard", "--skip-target", "1.0"), "--skip-target must be in (0, 1)"),
     (("--spike", "hard", "--skip-target", "0"), "--skip-target must be in (0, 1)"),
     (("--spike", "hard", "--variant", "lif-learnable"), "needs a gate kind with a hard spike"),
+    (("--spike", "hard", "--surrogate-slope", "0"), "--surrogate-slope must be a positive number"),
 ])
 def test_train_refusals(args, needle, tmp_path, text_file) -> None:
     r = run_main("ember_neuro.train", "--preset", "tiny", "--iters", "1", "--data", str(text_file),

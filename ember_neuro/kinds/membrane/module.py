@@ -57,6 +57,7 @@ class MembraneGate(GateModule):
         if self.hard:
             self.gain = nn.Parameter(torch.tensor(0.0))  # raw: g = exp(gain), 1 at the start
             self.CHECKPOINT_NAMES = {**type(self).CHECKPOINT_NAMES, "gain": "temporal_gain"}
+        self.surrogate_slope = 1.0  # x k: the surrogate's steepness (training only; the spike is the same)
         self.compute_silent = False  # True: every token's MLP is computed and masked (the bench's reference)
 
     @classmethod
@@ -89,7 +90,7 @@ class MembraneGate(GateModule):
     def fire(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if not self.hard:
             return gates.membrane_fire(inputs["input"], self.threshold, self.steepness)
-        k = gates.softplus(self.steepness)
+        k = gates.softplus(self.steepness) * self.surrogate_slope
         return self._spike(k * (inputs["input"] - gates.softplus(self.threshold)))
 
     def forward(self, x: torch.Tensor, attn_out: torch.Tensor, mlp, hook: Hook,
