@@ -136,21 +136,14 @@ def hard_spikes(hard: str, soft: str, batches: int, batch_size: int) -> dict:
     from ember_neuro.kinds.membrane import metrics as membrane_metrics
     from ember_neuro.models.checkpoint import load_checkpoint
     from ember_neuro.models.data import load_data
-    from ember_neuro.models.hooks import gate_modules
+    from ember_neuro.models.hooks import gate_modules, observed_fire
 
     ck, base = load_checkpoint(hard), load_checkpoint(soft)
     data = load_data(None, vocab=ck.vocab)
     xs = [x for x, _ in data.val_batches(batches, batch_size, ck.config.block_size, seed=EVAL_SEED)]
     membranes = [m for _, m in gate_modules(ck.model) if m.hook == "membrane"]
-    stats: dict[int, dict[str, float]] = {}
-
-    def count(gate, inputs):
-        fire = gate.fire(inputs)
-        if gate.hook == "membrane":
-            st = stats.setdefault(gate.layer, {"gates": 0.0, "firing": 0.0})
-            st["gates"] += fire.numel()
-            st["firing"] += float((fire != 0).sum())
-        return fire
+    stats = {layer: {"gates": fire.numel(), "firing": float((fire != 0).sum())}
+             for (hook, layer), fire in observed_fire(ck.model, xs).items() if hook == "membrane"}
 
     def timed(model, silent: bool | None) -> float:
         for m in membranes:
@@ -161,9 +154,6 @@ def hard_spikes(hard: str, soft: str, batches: int, batch_size: int) -> dict:
                 model(x)
         return time.perf_counter() - t0
 
-    with torch.no_grad():
-        for x in xs:
-            ck.model(x, hook=count)
     forms = {"skip": (ck.model, False), "masked": (ck.model, True), "soft_baseline": (base.model, None)}
     seconds: dict[str, list[float]] = {k: [] for k in forms}
     timed(ck.model, False)  # warm-up

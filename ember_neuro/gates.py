@@ -26,6 +26,7 @@ attention by a few percent at most -- identity-like, as the notes require.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -68,6 +69,14 @@ def softplus(z: Any) -> Any:
     if torch is not None:
         return torch.nn.functional.softplus(z)
     return np.logaddexp(0.0, np.asarray(z, dtype=np.float64))
+
+
+def softplus_inverse(y: Any) -> Any:
+    """The raw value whose softplus is y > 0: y + log(-expm1(-y)) (torch for tensors, math for floats)."""
+    torch = _torch_of(y)
+    if torch is not None:
+        return y + torch.log(-torch.expm1(-y))
+    return y + math.log(-math.expm1(-y))
 
 
 def leak_of(leak_raw: Any) -> Any:

@@ -80,28 +80,19 @@ def add_fire_rates(d: dict, model, vocab: str | None, data_path: str | None) -> 
     """Per layer of a kind whose fire gates compute (temporal-lif's membrane): the mean fire and the
     share of tokens whose fire is exactly 0 (their MLP is skipped), observed on validation text --
     for a hard-spike model the spike rate and the MLP calls it saves."""
-    import torch
-
     from ember_neuro.models.data import load_data
+    from ember_neuro.models.hooks import observed_fire
 
     kinds = [k for k in registry.get(d["variant"]).kinds if k.metrics is not None]
     if not kinds or vocab is None:
         return
     data = load_data(data_path, vocab=vocab)
-    seen: dict[tuple[str, int], list[torch.Tensor]] = {}
-
-    def record(gate, inputs):
-        fire = gate.fire(inputs)
-        seen.setdefault((gate.hook, gate.layer), []).append(fire.detach().flatten())
-        return fire
-
-    with torch.no_grad():
-        for x, _ in data.val_batches(FIRE_BATCHES, 8, model.config.block_size, seed=0):
-            model(x, hook=record)
+    seen = observed_fire(model, (x for x, _ in data.val_batches(FIRE_BATCHES, 8, model.config.block_size,
+                                                                  seed=0)))
     for kind in kinds:
         for row in d[kind.inspect_key]:
             if row.get("kind") == kind.name and (kind.hook, row["layer"]) in seen:
-                fire = torch.cat(seen[(kind.hook, row["layer"])])
+                fire = seen[(kind.hook, row["layer"])]
                 row["fire_rate"] = float(fire.mean())
                 row["skipped"] = float((fire == 0).double().mean())
 

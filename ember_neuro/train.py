@@ -37,6 +37,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
+from ember_neuro import gates
 from ember_neuro.cli import add_json_option, parser, run_and_report
 from ember_neuro.errors import BadInput
 from ember_neuro.kinds import registry
@@ -131,7 +132,7 @@ def spread_gate_init(model, seed: int) -> None:
         elif name.endswith("steepness"):
             lo, hi = SPREAD_K
             k = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
-            p.copy_(k + torch.log(-torch.expm1(-k)))  # softplus^-1(k)
+            p.copy_(gates.softplus_inverse(k))
         else:
             p.copy_(torch.full_like(p, math.log(SPREAD_LEAK / (1.0 - SPREAD_LEAK))))
 

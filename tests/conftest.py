@@ -84,9 +84,9 @@ def make_ckpt(path: Path, variant: str, seed: int = 0, perturb: bool = True, spi
 
 
 def _median_threshold(model, cfg) -> None:
-    import math
-
     import torch
+
+    from ember_neuro.gates import softplus_inverse
 
     seen = []
 
@@ -98,7 +98,7 @@ def _median_threshold(model, cfg) -> None:
     with torch.no_grad():
         model(torch.randint(0, cfg.vocab_size, (4, cfg.block_size)), hook=record)
         theta = float(torch.cat(seen).median())
-        model.transformer.h[0].temporal.threshold.fill_(theta + math.log(-math.expm1(-theta)))
+        model.transformer.h[0].temporal.threshold.fill_(softplus_inverse(theta))
 
 
 @pytest.fixture(scope="session")

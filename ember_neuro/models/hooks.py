@@ -14,7 +14,7 @@ gate node where the host graph is cut (export/onnx.py).  The model itself never 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -103,6 +103,22 @@ def site(host: nn.Module, name: str) -> nn.Module | None:
 def gate_modules(model: nn.Module) -> list[tuple[str, GateModule]]:
     """(qualified name, module) of every gate module of a model, in module order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, GateModule)]
+
+
+@torch.no_grad()
+def observed_fire(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[tuple[str, int], torch.Tensor]:
+    """Every gate's trained fire on these token batches, flattened and joined over the batches, by
+    (hook, layer): what ``inspect`` shows per layer and the bench counts as skipped MLPs."""
+    seen: dict[tuple[str, int], list[torch.Tensor]] = {}
+
+    def record(gate: GateModule, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        fire = gate.fire(inputs)
+        seen.setdefault((gate.hook, gate.layer), []).append(fire.flatten())
+        return fire
+
+    for x in batches:
+        model(x, hook=record)
+    return {key: torch.cat(fires) for key, fires in seen.items()}
 
 
 def bind_gates(model: nn.Module, like: nn.Module | None = None) -> nn.Module:

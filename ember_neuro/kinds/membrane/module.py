@@ -9,10 +9,11 @@ Two trained forms (``EmberConfig.spike``):
   kinds/membrane/__init__.hard_membrane) and the leak its 12-bit decay realises.  What the layers
   keep apart is a per-layer input gain g_l = exp(gain_l) on ||attn_out|| (``temporal_gain``),
   applied by the host before it sends the value, so the chip is unchanged: a neuron that was
-  reset at the layer below spikes iff ||attn_out|| > theta / g_l, a per-layer threshold.  Training sees
-  the spike forward and snnTorch's sigmoid surrogate backward, applied to k (V - theta) with
-  slope 1, so the gradient is the soft fire's own; k then only shapes that surrogate.  A token
-  that does not spike skips its MLP: it is not computed (see :meth:`MembraneGate.forward`).
+  reset at the layer below spikes iff ||attn_out|| > theta / g_l, a per-layer threshold.
+  Training sees the spike forward and snnTorch's sigmoid surrogate backward, applied to
+  s k (V - theta) with slope 1: ``surrogate_slope`` s = 1 is the soft fire's own gradient, and
+  ``train --surrogate-slope`` (default 4) sharpens it; k and s only shape that surrogate.  A
+  token that does not spike skips its MLP: it is not computed (see :meth:`MembraneGate.forward`).
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ class MembraneGate(GateModule):
             leak = float(torch.stack([gates.sigmoid(m.decay) for m in src]).mean())
             theta = float(torch.stack([gates.softplus(m.threshold) for m in src]).mean())
             k = float(torch.stack([gates.softplus(m.steepness) for m in src]).mean())
-            raw = {"decay": math.log(leak / (1.0 - leak)), "threshold": _softplus_inverse(theta),
-                   "steepness": _softplus_inverse(k)}
+            raw = {"decay": math.log(leak / (1.0 - leak)), "threshold": gates.softplus_inverse(theta),
+                   "steepness": gates.softplus_inverse(k)}
         for name in SHARED:
             shared = nn.Parameter(torch.tensor(raw[name], dtype=modules[0].decay.dtype))
             for m in modules:
@@ -126,6 +127,3 @@ def skip_silent(x: torch.Tensor, fire: torch.Tensor, mlp) -> torch.Tensor:
     update = torch.zeros_like(x)
     return update.index_put(rows, fire[rows].unsqueeze(-1) * mlp(x[rows]))
 
-
-def _softplus_inverse(y: float) -> float:
-    return y + math.log(-math.expm1(-y))
