@@ -20,6 +20,10 @@ Measures, on the shipped strong-gate checkpoint (default lif-learnable):
                (float and fixed) on the same neuron array; Lava and the emulator from 10^3 to
                10^5 neurons (width scaling)
   walls        seconds for map, validate and the INRC bundle (not with --quick)
+  paper        the paper's configuration (random weights, strong gates; not with --quick): each
+               command in its own process with its wall time and memory peak (whole-tree PSS and
+               largest max RSS), verify.py, and lava-sim generation at T = 8, N = 32 beside the
+               window the defaults choose, both bridges (ember_neuro/paper_bench.py)
   counts       NeuroBench-style: synaptic operations and activation sparsity of the gate path
                per token, footprint of the host (parameters) and chip (neurons, synapses) parts
                -- neurobench's own package is not installed here (it pins other torch
@@ -45,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ember_neuro.cli import add_json_option, parser, run_and_report, torch_threads
+from ember_neuro.paper_bench import paper_markdown, paper_ratios
 
 CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-strong.pt"
 HARD_CKPT = Path(__file__).parent / "checkpoints" / "temporal-lif-hard.pt"
@@ -55,14 +60,16 @@ EXCHANGE_WINDOWS = ((32, 8), (8, 32))
 PER_STEP = "lava-sim:per-step"  # lava-sim with the per-step network (run --bridge per-step)
 GOALS = {"emulator_gen_vs_float": 1 / 3, "emulator_eval_vs_float": 0.5, "lava_steps_vs_ceiling": 0.8,
          "lava_batch8_vs_batch1": 5.0, "lava_chip_vs_per_step_gen_T8_N32": 1.0,
-         "lava_chip_vs_per_step_gen_T32_N8": 1.0, "board_latency_per_step_vs_chip_T8_N32": 5.0}
+         "lava_chip_vs_per_step_gen_T32_N8": 1.0, "board_latency_per_step_vs_chip_T8_N32": 5.0,
+         "paper_gen_default_vs_T8_N32_chip_side": 2.0}
 
 
 def _deployment(ckpt: str, backend: str, t: int, n: int):
     from ember_neuro.hybrid.session import Deployment
 
     name, _, bridge = backend.partition(":")
-    return Deployment(ckpt, backend=name, timesteps=t, neurons_per_gate=n, bridge=bridge or None)
+    return Deployment(ckpt, backend=name, timesteps=t, neurons_per_gate=n, levels="uniform",
+                      bridge=bridge or None)  # uniform: the small model's windows as measured before
 
 
 def _prompts(vocab: str, data: Any, batch: int, length: int) -> list[str]:
@@ -229,13 +236,13 @@ def walls(ckpt: str, tmp: Path) -> dict:
 
     out = {}
     t0 = time.perf_counter()
-    map_and_measure(MapRequest(ckpt, "lava-sim", 32, 1, out=str(tmp / "map"), force=True))
+    map_and_measure(MapRequest(ckpt, "lava-sim", 32, 1, "uniform", out=str(tmp / "map"), force=True))
     out["map_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    validate_checkpoint(ValidateRequest(ckpt, 32, 1, out=str(tmp / "validate"), force=True))
+    validate_checkpoint(ValidateRequest(ckpt, 32, 1, "uniform", out=str(tmp / "validate"), force=True))
     out["validate_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    build_bundle(BundleRequest(ckpt, str(tmp / "bundle"), 32, 1, force=True))
+    build_bundle(BundleRequest(ckpt, str(tmp / "bundle"), 32, 1, "uniform", force=True))
     out["bundle_s"] = time.perf_counter() - t0
     for k, v in out.items():
         print(f"  wall {k}: {v:.1f}", file=sys.stderr)
@@ -301,6 +308,8 @@ def ratios(res: dict) -> dict:
     for t, n in WINDOWS:
         out[f"lava_chip_vs_per_step_gen_T{t}_N{n}"] = gen[("lava-sim", t, n, 1)] / gen[(PER_STEP, t, n, 1)]
     out.update(hard_ratios(res))
+    if res.get("paper"):
+        out.update(paper_ratios(res["paper"]))
     ex = {(r["backend"], r["T"], r["N"]): r for r in res.get("exchanges", [])}
     for t, n in EXCHANGE_WINDOWS:
         chip, step = ex.get(("lava-sim", t, n)), ex.get((PER_STEP, t, n))
@@ -331,6 +340,8 @@ def markdown(res: dict) -> str:
                   f"skipped, {h['flops_saved_fraction']:.1%} of forward FLOPs saved; host "
                   f"{h['skip']:.3f} s skipping, {h['masked']:.3f} s computing every MLP and masking "
                   f"it, {h['soft_baseline']:.3f} s for the soft baseline `{h['baseline']}`."]
+    if res.get("paper"):
+        lines += ["", paper_markdown(res["paper"])]
     if "generation" not in res:
         return "\n".join(lines) + "\n"
     lines += ["", "| generation | T | N | batch | tokens/s |", "|---|---|---|---|---|"]
@@ -411,6 +422,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.only == "hard-spikes":
         return _finish(res, dest, t0, {"hard_spikes": hard_spikes(str(HARD_CKPT), str(SOFT_BASELINE),
                                                                  2 if quick else 16, 8)})
+    if args.only == "paper":
+        return _finish(res, dest, t0, {"paper": _paper(4 if quick else PAPER_TOKENS)})
     tokens = 4 if quick else 100
     res["generation"] = generation(args.checkpoint, tokens, (1, 8) if not quick else (1, 2),
                                    ("float", "emulator", "lava-sim", PER_STEP))
@@ -432,8 +445,22 @@ def run(args: argparse.Namespace) -> dict:
             res["walls"] = walls(args.checkpoint, Path(tmp))
     res["counts"] = counts(args.checkpoint, res["generation"], tokens)
     res["hard_spikes"] = hard_spikes(str(HARD_CKPT), str(SOFT_BASELINE), 2 if quick else 16, 8)
+    if not quick:
+        res["paper"] = _paper(PAPER_TOKENS)
     res["ratios"] = ratios(res)
     return _finish(res, dest, t0)
+
+
+PAPER_TOKENS = 30
+
+
+def _paper(tokens: int) -> dict:
+    import tempfile
+
+    from ember_neuro.paper_bench import paper_scale
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return paper_scale(Path(tmp), tokens, lambda line: print(line, file=sys.stderr))
 
 
 def _finish(res: dict, dest: Path | None, t0: float, only: dict | None = None) -> dict:
@@ -443,7 +470,7 @@ def _finish(res: dict, dest: Path | None, t0: float, only: dict | None = None) -
 
     if only is not None:
         res.update(only)
-        res["ratios"] = hard_ratios(res)
+        res["ratios"] = hard_ratios(res) if "hard_spikes" in only else paper_ratios(res["paper"])
     res["goals"] = {k: {"goal": v, "met": res["ratios"].get(k, 0) >= v} for k, v in GOALS.items()
                     if k in res["ratios"]}
     res["seconds"] = time.time() - t0
@@ -463,10 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     add_json_option(ap, "print one JSON object (with `ratios`)")
     ap.add_argument("--out", help="folder for results.json, results.md and plots (refused if it exists)")
     ap.add_argument("--checkpoint", default=str(CKPT), help="default: the shipped lif-learnable-strong.pt")
-    ap.add_argument("--only", choices=("hard-spikes",), default=None,
+    ap.add_argument("--only", choices=("hard-spikes", "paper"), default=None,
                     help="run one section: hard-spikes (the host time a hard-spike temporal-lif model "
                          "saves, on the shipped temporal-lif-hard.pt and its equal-budget soft run, "
-                         "temporal-lif-strong.pt)")
+                         "temporal-lif-strong.pt) or paper (every command at the paper's size, with its "
+                         "wall time and memory peak; minutes)")
     args = ap.parse_args(argv)
     return run_and_report(run, args, "\ninterrupted: nothing was written", lambda res: print(markdown(res)))
 

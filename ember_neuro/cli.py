@@ -74,11 +74,11 @@ def run_guarded(fn: Callable[[Any], Any], args: Any, interrupted: str) -> tuple[
         return code, None
 
 
-LEVELS_HELP = ("the dither's level set: uniform (default; per-gate error 1/(2NT), the rate code's "
-               "limit), log (levels uniform in log(fire + 0.01): a nearly closed gate keeps its "
-               "relative precision; the per-gate worst case grows) or auto (log for attention groups "
-               "whose gates can close, leak < 0.1, uniform elsewhere: the best measured at the model "
-               "level, about 4x fewer neurons on strong gates; docs/mapping.md)")
+LEVELS_HELP = ("the dither's level set: auto (default: log for attention groups whose gates can close, "
+               "leak < 0.1, uniform elsewhere; the best measured at the model level, about 4x fewer "
+               "neurons on strong gates), uniform (per-gate error 1/(2NT), the rate code's limit; the "
+               "default of map --max-error) or log (levels uniform in log(fire + 0.01): a nearly closed "
+               "gate keeps its relative precision; the per-gate worst case grows); docs/mapping.md")
 
 
 def parser(prog: str, doc: str | None, epilog: str = "") -> argparse.ArgumentParser:
@@ -103,9 +103,31 @@ def from_args(cls: type, args: Any, **overrides: Any) -> Any:
     return cls(**{**given, **overrides})
 
 
-def add_levels_option(ap: Any, default: str | None = None) -> None:
-    """``--levels uniform|log|auto``, shared by map, run, validate and export."""
-    ap.add_argument("--levels", choices=("uniform", "log", "auto"), default=default, help=LEVELS_HELP)
+WINDOW_EPILOG = """
+the window (default: faithful at the model level):
+  With no -T/-N the window is chosen on calibration text (deploy/faithful.py): the fewest
+  timesteps T within one Loihi 2 chip, then the fewest neurons per gate N, whose hybrid model
+  agrees with the float model on >= 99.8 % of next tokens (top-1) with |rel. delta| <= 0.1 % of
+  validation loss, gates on the emulator (bit-exact with lava-sim), levels auto.  The choice is
+  printed, kept in the mapping and in --json, and cached per checkpoint.  -T alone: N is chosen;
+  -N alone: T is chosen; both: no search.  --min-top1 / --max-rel-delta set another target; one
+  that no window within the chip meets is refused with the best reachable.
+"""
+
+
+def add_window_options(ap: Any, mapped_note: str = "") -> None:
+    """-T, -N, --levels and the model-level target, shared by map, run, validate and export inrc."""
+    ap.add_argument("--timesteps", "-T", type=int, default=None,
+                    help=f"window length T (default: chosen, see below{mapped_note})")
+    ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
+                    help=f"neurons per gate; N*T levels per value (default: chosen{mapped_note})")
+    ap.add_argument("--levels", choices=("uniform", "log", "auto"), default=None, help=LEVELS_HELP)
+    ap.add_argument("--min-top1", type=float, default=None, metavar="PCT",
+                    help="the chosen window's least top-1 agreement with the float model, in %% "
+                         "(default 99.8)")
+    ap.add_argument("--max-rel-delta", type=float, default=None, metavar="PCT",
+                    help="the chosen window's largest |relative change| of validation loss, in %% "
+                         "(default 0.1)")
 
 
 def run_and_report(fn: Callable[[Any], Any], args: Any, interrupted: str, report: Callable[[Any], None],

@@ -44,19 +44,15 @@ def _targets() -> str:
 
 
 def build_parser():
-    ap = cli.parser("ember_neuro.map", __doc__, "\ntargets:\n" + _targets())
+    ap = cli.parser("ember_neuro.map", __doc__, cli.WINDOW_EPILOG + "\ntargets:\n" + _targets())
     ap.add_argument("checkpoint", help="Ember checkpoint (.pt)")
     ap.add_argument("--target", default="lava-sim", metavar="NAME",
                     help="where the neurons run (default lava-sim; list above)")
-    ap.add_argument("--timesteps", "-T", type=int, default=None,
-                    help="window length T (default 32, or chosen by --max-error)")
-    ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
-                    help="neurons per gate; the bound is 1/(2NT) (default 1, or chosen)")
+    cli.add_window_options(ap)
     ap.add_argument("--max-error", type=float, default=None, metavar="E",
                     help="choose T (fewest) and N for an exact per-gate worst case <= E")
     ap.add_argument("--neuron-budget", type=int, default=None, metavar="B",
                     help="neurons the choice may use (default 1,048,576: one Loihi 2 chip)")
-    cli.add_levels_option(ap, "uniform")
     ap.add_argument("--out", help="write mapped.npz, manifest.json and plots to this folder")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
     cli.add_json_option(ap)

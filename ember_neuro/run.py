@@ -47,13 +47,10 @@ def _backends() -> str:
 
 
 def build_parser():
-    ap = cli.parser("ember_neuro.run", __doc__, "\nbackends:\n" + _backends())
+    ap = cli.parser("ember_neuro.run", __doc__, cli.WINDOW_EPILOG + "\nbackends:\n" + _backends())
     ap.add_argument("checkpoint")
     ap.add_argument("--backend", default="lava-sim", metavar="NAME", help="default lava-sim (list above)")
-    ap.add_argument("--timesteps", "-T", type=int, default=None,
-                    help="window length T (default 32, or the --mapped mapping's)")
-    ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
-                    help="neurons per gate (default 1, or the --mapped mapping's)")
+    cli.add_window_options(ap, ", or the --mapped mapping's")
     ap.add_argument("--mapped", metavar="DIR", help="use the mapping saved by `map --out DIR`")
     ap.add_argument("--temporal", default=None, metavar="MODE",
                     help="temporal-lif's membrane: rate (the trained soft fire, rate-coded on spiking "
@@ -69,11 +66,11 @@ def build_parser():
                     help="generation: cache (KV cache / CfC state: one new token per step), whole "
                          "(the whole window again per token), or auto (default: whole for "
                          "lif-refractory, whose column load is not causal; cache otherwise)")
-    cli.add_levels_option(ap)
     ap.add_argument("--prompt", action="append", default=None,
                     help="prompt text (default ROMEO:); give it several times to generate for all of them "
                          "in one batch -- one Lava network, one gate window per layer serving every "
-                         "prompt (equal lengths)")
+                         "prompt.  Prompts may differ in length (transformers: padded and masked, each "
+                         "with its own positions, so each generates what it generates alone)")
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0 = greedy)")

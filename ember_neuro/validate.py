@@ -38,16 +38,12 @@ from ember_neuro.validation.pipeline import Progress, ValidateRequest, summary, 
 def build_parser() -> argparse.ArgumentParser:
     table = "\n".join(f"  {b.label:<16}{b.description}" + ("  [reference]" if b.reference else "")
                       for b in registry.validated())
-    ap = cli.parser("ember_neuro.validate", __doc__,
-                f"\nsimulators compared (the backend registry, in report order):\n{table}\n")
+    ap = cli.parser("ember_neuro.validate", __doc__, cli.WINDOW_EPILOG
+                    + f"\nsimulators compared (the backend registry, in report order):\n{table}\n")
     ap.add_argument("checkpoint", help="Ember checkpoint (.pt) with LIF gates")
-    ap.add_argument("--timesteps", "-T", type=int, default=None,
-                    help="window length T (default 32, or the --mapped mapping's)")
-    ap.add_argument("--neurons-per-gate", "-N", type=int, default=None,
-                    help="neurons per gate (default 1, or the --mapped mapping's)")
-    cli.add_levels_option(ap)
+    cli.add_window_options(ap, ", or the --mapped mapping's")
     ap.add_argument("--mapped", metavar="MAPDIR", help="validate the mapping saved by `map --out MAPDIR`")
-    ap.add_argument("--out", help="report folder (default runs/validate-<ckpt stem>-T<T>)")
+    ap.add_argument("--out", help="report folder (default runs/validate-<ckpt stem>-<T<T>|mapped|chosen>)")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
     cli.add_json_option(ap, "print one JSON summary object on stdout")
     ap.add_argument("--nir", help="validate this existing NIR gate file instead of exporting one")

@@ -36,18 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", default=None, help="text file for validation windows (default: Shakespeare)")
         cli.add_json_option(p)
         cli.add_threads_option(p)
-    inrc.add_argument("-T", "--timesteps", type=int, default=32, help="window length per gate (default 32)")
-    inrc.add_argument("-N", "--neurons-per-gate", type=int, default=1,
-                      help="neurons per gate, each with its own dither phase (default 1)")
-    cli.add_levels_option(inrc, "uniform")
+    cli.add_window_options(inrc)
     inrc.add_argument("--temporal", default=None, choices=("rate", "hard"),
                       help="temporal-lif's membrane: rate or hard (default: the checkpoint's trained "
                            "form -- hard for a model trained with --spike hard, rate otherwise)")
-    inrc.add_argument("--bridge", default=BRIDGES[0], choices=BRIDGES,
-                      help="the gate network the bundle records and prices: chip-side (default: one "
-                           "host<->chip message each way per layer and token; N*T + 2 neurons per gate "
-                           "value) or per-step (the host feeds every window step; N neurons per value, "
-                           "for models whose chip-side window does not fit one chip)")
+    inrc.add_argument("--bridge", default=None, choices=BRIDGES,
+                      help="the gate network the bundle records and prices: chip-side (one host<->chip "
+                           "message each way per layer and token; N*T + R + 1 neurons per gate value) or "
+                           "per-step (the host feeds every window step; N neurons per value).  Default: "
+                           "chip-side where it fits one Loihi 2 chip, else per-step (said on stderr)")
     inrc.add_argument("--tokens", type=int, default=16, help="greedy tokens of the golden recording (16)")
     inrc.add_argument("--no-report", action="store_true", help="skip the validate report (faster)")
     inrc.add_argument("--timeout", type=float, default=120.0, help="seconds before a stalled Lava run fails")

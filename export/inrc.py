@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -189,38 +190,47 @@ class BundleRequest:
 
     checkpoint: str
     out: str
-    timesteps: int = 32
-    neurons_per_gate: int = 1
-    levels: str = "uniform"
+    timesteps: int | None = None  # None: chosen (deploy/faithful.py)
+    neurons_per_gate: int | None = None
+    levels: str | None = None  # None: auto
+    min_top1: float | None = None  # percent: the window search's target
+    max_rel_delta: float | None = None
     force: bool = False
     data: str | None = None
     temporal: str | None = None  # None: the checkpoint's trained form (hybrid/session.temporal_mode)
     timeout: float = 120.0
     report: bool = True
     tokens: int = GOLDEN_TOKENS
-    bridge: str = BRIDGES[0]  # the gate network recorded and priced
+    bridge: str | None = None  # the gate network recorded and priced (None: chip-side where it fits one chip)
 
 
 def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str, Any]:
     """What ``export inrc`` does: check, map once, then write the bundle's parts into a temporary
     folder that replaces ``req.out`` in one rename; returns the summary printed by ``--json``."""
     from ember_neuro.atomic import atomic_dir, check_output_dir
-    from ember_neuro.deploy.mapping import Window, prepare
+    from ember_neuro.deploy.mapping import Window, mapping_for, model_target, prepare
     from ember_neuro.hybrid.session import RunError, temporal_mode
 
     t0 = time.time()
     dest = check_output_dir(req.out, req.force)
-    options = Window(req.timesteps, req.neurons_per_gate, req.levels).options()
+    window = Window(req.timesteps, req.neurons_per_gate, req.levels)
+    window.check()
+    target = model_target(req.min_top1, req.max_rel_delta)
     temporal_mode(req.temporal)
     if req.tokens < 1:
         raise RunError(f"--tokens must be >= 1, got {req.tokens}")
-    if req.bridge not in BRIDGES:
+    if req.bridge is not None and req.bridge not in BRIDGES:
         raise RunError(f"unknown --bridge {req.bridge!r}; use {' or '.join(BRIDGES)}")
     prep = prepare(req.checkpoint, req.data)
     ck, cfg = prep.ck, prep.ck.config
     req = dataclasses.replace(req, temporal=temporal_mode(req.temporal, cfg))
     step("map")
-    net = prep.map(options)
+    net = mapping_for(prep, window, target=target)
+    options = net.mapping_options
+    bridge, why = bundle_bridge(net, cfg.block_size, req.temporal, req.bridge)
+    if why:
+        print(f"note: {why}", file=sys.stderr)
+    req = dataclasses.replace(req, bridge=bridge)
     with atomic_dir(dest, force=req.force) as tmp:
         step("onnx")
         manifest = write_model(tmp / "model", prep, net)
@@ -242,6 +252,7 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
                 "timesteps": options.timesteps, "neurons_per_gate": options.neurons_per_gate,
                 "levels": options.levels, "temporal": req.temporal, "bridge": req.bridge, "opset": OPSET,
                 "checkpoint": {"path": ck.path, "sha256": ck.sha256}, "onnx_check": manifest["check"],
+                "window_choice": net.options.get("window_choice"),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
         (tmp / "README.md").write_text(readme(info, res, meta, rec, net))
@@ -260,12 +271,44 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
         "seconds": round(time.time() - t0, 1)}
     if validated is not None:
         summary["validate_passed"] = validated
+    if "window_choice" in net.options:
+        summary["window_choice"] = net.options["window_choice"]
     foot = res["footprint"]
+    if why:
+        summary["bridge_note"] = why
     if not foot["fits_one_chip"]:
         summary["warnings"] = [f"the gate network needs {foot['neurons']:,} neurons on {foot['cores']} neuro "
                                "cores, more than one Loihi 2 chip (128 cores); --bridge per-step needs N, "
                                "not N*T + 2, neurons per gate value"]
     return summary
+
+
+def bundle_bridge(net: Any, block: int, temporal: str | None, asked: str | None) -> tuple[str, str | None]:
+    """(the gate network the bundle records, why it is not the chip-side window or None).
+
+    As asked; by default the chip-side window (one message each way per layer and token) where its
+    N*T + R + 1 neurons per gate value fit one Loihi 2 chip, else the per-step network (N neurons
+    per value): a bundle whose network cannot be placed on the chip checks nothing there, and
+    recording it costs a Lava process tree the size of that network."""
+    from ember_neuro.backends.chip_window import ChipWindowError, chip_window
+    from ember_neuro.hybrid.paths import GatePaths
+
+    if asked is not None:
+        return asked, None
+    arrays: dict[str, Any] = {}
+    for path in GatePaths(net, "lava-sim", slots=block, mode=temporal or "rate").paths.values():
+        for key in path.keys():
+            layout = path.layout(key)
+            try:
+                arrays[path.trace_name(key)] = chip_window(layout)
+            except ChipWindowError:  # this one runs per-step anyway (the hard membrane)
+                arrays[path.trace_name(key)] = layout
+    foot = resources.chip_footprint(arrays)
+    if foot["fits_one_chip"]:
+        return BRIDGES[0], None
+    return "per-step", (f"the chip-side window would need {foot['neurons']:,} neurons on {foot['cores']} "
+                        "neuro cores, more than one Loihi 2 chip: the bundle records the per-step network "
+                        "(N neurons per gate value; --bridge chip-side records the chip-side window anyway)")
 
 
 def write_model(folder: Path, prep: Any, net: Any) -> dict[str, Any]:

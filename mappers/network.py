@@ -449,3 +449,10 @@ class MappedNetwork:
     @property
     def warnings(self) -> tuple[str, ...]:
         return tuple(w for g in self.groups.values() for w in g.warnings)
+
+    @property
+    def mapping_options(self) -> MappingOptions:
+        """The window it was mapped at (a saved mapping without a level set: uniform, format 1)."""
+        o = self.options
+        return MappingOptions(timesteps=int(o["timesteps"]), neurons_per_gate=int(o["neurons_per_gate"]),
+                              levels=str(o.get("levels", "uniform")))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ from .helpers import SHIPPED
 # One OpenMP thread for torch (read when torch is first imported, after this file): on a
 # 2-core machine with another busy process, intra-op threads made small ops up to 100x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The default window's choices (deploy/faithful.py) are cached per session, not in ~/.cache: a test
+# sees what this code chooses, never what an older checkout cached.
+os.environ["EMBER_NEURO_WINDOWS"] = tempfile.mkdtemp(prefix="ember-neuro-windows-")
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 VOCAB = "".join(chr(c) for c in range(32, 32 + 65))

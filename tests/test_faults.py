@@ -53,7 +53,8 @@ def _one_error_line(stderr: str) -> str:
 def test_run_with_a_lava_child_killed_mid_generation() -> None:
     shm_before = _shm()
     proc = subprocess.Popen([sys.executable, "-m", "ember_neuro.run", str(CKPT), "--backend", "lava-sim",
-                             "-T", "32", "--tokens", "2000", "--timeout", "30"], cwd=ROOT,
+                             "-T", "32", "-N", "1", "--levels", "uniform", "--tokens", "2000", "--timeout",
+                                 "30"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
@@ -81,7 +82,8 @@ def test_run_with_a_lava_child_killed_mid_generation() -> None:
 @pytest.mark.parametrize("cli", ["map", "validate"])
 def test_a_lava_timeout_is_one_line(cli: str, tmp_path: Path) -> None:
     shm_before = _shm()
-    args = [str(CKPT), "-T", "8", "--grid-only", "--timeout", "1e-6", "--out", str(tmp_path / "out")]
+    args = [str(CKPT), "-T", "8", "-N", "1", "--grid-only", "--timeout", "1e-6",
+            "--out", str(tmp_path / "out")]
     if cli == "map":
         args += ["--target", "lava-sim"]
     r = run_main(f"ember_neuro.{cli}", *args)
@@ -110,7 +112,8 @@ def test_map_on_a_full_disk(tiny_disk: Path) -> None:
     keep = tiny_disk / "out"
     keep.mkdir()
     (keep / "mine.txt").write_text("earlier results")
-    r = run_main("ember_neuro.map", str(CKPT), "--target", "emulator", "-T", "8", "--grid-only",
+    r = run_main("ember_neuro.map", str(CKPT), "--target", "emulator", "-T", "8", "-N", "1", "--levels",
+                 "uniform", "--grid-only",
                 "--no-bit-exact-check", "--out", str(keep), "--force")
     assert r.returncode == 4, r.stderr
     assert "no space left" in _one_error_line(r.stderr)
@@ -131,7 +134,8 @@ def test_enospc_while_writing_is_one_line_and_atomic(tmp_path: Path, monkeypatch
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("earlier results")
-    code = map_cli.main([str(CKPT), "--target", "emulator", "-T", "8", "--grid-only", "--no-bit-exact-check",
+    code = map_cli.main([str(CKPT), "--target", "emulator", "-T", "8", "-N", "1", "--grid-only",
+                         "--no-bit-exact-check",
                          "--out", str(out), "--force"])
     assert code == 4
     assert "no space left on the device while writing transfer_L0.png" in _one_error_line(

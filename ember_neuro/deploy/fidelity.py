@@ -24,11 +24,17 @@ from ember_neuro.mappers.network import lane_packing, pack_windows
 
 GRID_POINTS = 1001
 INPUTS_PER_GROUP = 2**17  # per-neuron gates (hundreds of units) get fewer points per unit
+NEURONS_PER_GROUP = 2**20  # ... and many neurons per gate fewer too: memory and time grow with neurons
 
 
 def points_per_unit(group: NeuronGroup, wanted: int) -> int:
-    """`wanted` inputs per unit, fewer for large groups (at least 129), so a check stays seconds."""
-    return int(min(wanted, max(129, INPUTS_PER_GROUP // (2 * len(group.units)))))
+    """`wanted` inputs per unit, fewer for large groups (at least 129), so a check stays seconds and
+    its rasters and drives (T x inputs x N) stay small: the grid and the observed inputs each get at
+    most half of INPUTS_PER_GROUP inputs and of NEURONS_PER_GROUP neurons (the paper's 36 heads at
+    N = 32: 455 of each per head instead of 1,001 + 2,000; 3.5 M neurons were a 6 GB peak)."""
+    units = len(group.units)
+    cap = min(INPUTS_PER_GROUP // (2 * units), NEURONS_PER_GROUP // (2 * units * group.neurons_per_gate))
+    return int(min(wanted, max(129, cap)))
 
 
 @dataclass

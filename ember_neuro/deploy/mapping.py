@@ -34,9 +34,8 @@ from ember_neuro.mappers.loihi import NEURONS_PER_CHIP
 from ember_neuro.models.checkpoint import Checkpoint
 from ember_neuro.models.hooks import part_state
 
-DEFAULT_TIMESTEPS = 32
-DEFAULT_NEURONS_PER_GATE = 1
-DEFAULT_LEVELS = "uniform"
+DEFAULT_LEVELS = "auto"  # a pinned window's level set unless --levels says otherwise (docs/mapping.md §7)
+SAVED_LEVELS = "uniform"  # what a saved mapping without a "levels" entry (format 1) was made with
 
 
 def versions() -> dict[str, Any]:
@@ -51,17 +50,34 @@ def gate_params(model: torch.nn.Module) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Window:
-    """The window a user asked for; None: the default (or, with a saved mapping, the mapping's)."""
+    """The window a user asked for.  What is None is chosen: by the model-level search
+    (deploy/faithful.py), or with a saved mapping, the mapping's."""
 
     timesteps: int | None = None
     neurons_per_gate: int | None = None
     levels: str | None = None
 
+    @property
+    def pinned(self) -> bool:
+        """Both T and N given: nothing to search."""
+        return self.timesteps is not None and self.neurons_per_gate is not None
+
+    def check(self) -> None:
+        """Refuse an impossible window (one line) before anything loads."""
+        if self.timesteps is not None or self.neurons_per_gate is not None:
+            check_window(1 if self.timesteps is None else self.timesteps,
+                         1 if self.neurons_per_gate is None else self.neurons_per_gate)
+
+    def given(self) -> dict[str, Any]:
+        return {"timesteps": self.timesteps, "neurons_per_gate": self.neurons_per_gate, "levels": self.levels}
+
     def options(self) -> MappingOptions:
-        t = DEFAULT_TIMESTEPS if self.timesteps is None else self.timesteps
-        n = DEFAULT_NEURONS_PER_GATE if self.neurons_per_gate is None else self.neurons_per_gate
-        check_window(t, n)
-        return MappingOptions(timesteps=t, neurons_per_gate=n, levels=self.levels or DEFAULT_LEVELS)
+        """The mapping options of a pinned window (levels: as given, else auto)."""
+        if not self.pinned:
+            raise MappingError("the window is not pinned: give -T and -N, or let the search choose")
+        check_window(self.timesteps, self.neurons_per_gate)
+        return MappingOptions(timesteps=self.timesteps, neurons_per_gate=self.neurons_per_gate,
+                              levels=self.levels or DEFAULT_LEVELS)
 
 
 @dataclass
@@ -121,13 +137,30 @@ def prepare(checkpoint: str | Checkpoint, data: str | None = None) -> Prepared:
     return Prepared(ck, data)
 
 
-def mapping_for(prep: Prepared, window: Window, mapped: str | Path | None = None) -> MappedNetwork:
+def mapping_for(prep: Prepared, window: Window, mapped: str | Path | None = None,
+                target: Any = None) -> MappedNetwork:
     """The saved mapping at `mapped` (refused if made from another checkpoint, or for another window
-    than asked), or a fresh mapping at the window (defaults: T = 32, N = 1, uniform levels)."""
+    than asked), or a fresh mapping at the window.  What the window leaves free is chosen by the
+    model-level search (deploy/faithful.py: `target`, default top-1 >= 99.8 % and |rel. delta| <=
+    0.1 %); the choice is printed on stderr and kept in the mapping's options as ``window_choice``."""
     if mapped is None:
-        return prep.map(window.options())
+        if window.pinned:
+            if target is not None:
+                raise MappingError("a model-level target (--min-top1 / --max-rel-delta) chooses the "
+                                   "window; drop it, or drop -T/-N")
+            return prep.map(window.options())
+        from ember_neuro.deploy import faithful
+        from ember_neuro.hybrid.session import temporal_mode
+
+        # scored in the membrane's trained form: the float model it is compared with runs that form
+        choice = faithful.choose(prep, window.given(), target, temporal_mode(None, prep.ck.config))
+        print(choice.line(), file=sys.stderr)
+        net = prep.map(MappingOptions(timesteps=choice.timesteps, neurons_per_gate=choice.neurons_per_gate,
+                                      levels=choice.levels))
+        net.options["window_choice"] = choice.as_dict()
+        return net
     net = load_mapped(mapped, expect_sha256=prep.ck.sha256)
-    saved = {**net.options, "levels": net.options.get("levels", DEFAULT_LEVELS)}
+    saved = {**net.options, "levels": net.options.get("levels", SAVED_LEVELS)}
     for name in ("timesteps", "neurons_per_gate", "levels"):
         asked = getattr(window, name)
         if asked is not None and saved.get(name) != asked:
@@ -137,7 +170,7 @@ def mapping_for(prep: Prepared, window: Window, mapped: str | Path | None = None
 
 
 def choose_window(prep: Prepared, max_error: float | None = None, timesteps: int | None = None,
-                  budget: int = NEURONS_PER_CHIP, levels: str = DEFAULT_LEVELS) -> Any:
+                  budget: int = NEURONS_PER_CHIP, levels: str = SAVED_LEVELS) -> Any:
     """budget.choose for a prepared checkpoint: the (T, N) with the fewest timesteps meeting `max_error`
     (or the most N at `timesteps`) within `budget` neurons of the generation layout (every unit
     owns block_size input slots); one mapping per (T, N) tried."""
@@ -225,9 +258,11 @@ class MapRequest:
     target: str = "lava-sim"
     timesteps: int | None = None
     neurons_per_gate: int | None = None
-    levels: str = DEFAULT_LEVELS
+    levels: str | None = None  # None: auto (or, with --max-error, uniform)
     max_error: float | None = None
     neuron_budget: int | None = None
+    min_top1: float | None = None  # percent; the model-level target of the default search
+    max_rel_delta: float | None = None  # percent
     out: str | None = None
     force: bool = False
     data: str | None = None
@@ -236,25 +271,40 @@ class MapRequest:
     bit_exact_check: bool = True
 
 
+def model_target(min_top1: float | None, max_rel_delta: float | None) -> Any:
+    """The model-level target from percentages (None: neither given, the search's default)."""
+    from ember_neuro.deploy.faithful import REL_DELTA, TOP1, ModelTarget
+
+    if min_top1 is None and max_rel_delta is None:
+        return None
+    return ModelTarget(TOP1 if min_top1 is None else min_top1 / 100,
+                       REL_DELTA if max_rel_delta is None else max_rel_delta / 100)
+
+
 def resolve_window(req: MapRequest, prep: Prepared) -> tuple[Window, Any]:
-    """The window to map at: the one asked for, or the one --max-error / --neuron-budget choose."""
+    """The window asked for (what it leaves free, mapping_for's search chooses), or the one
+    --max-error / --neuron-budget choose by the per-gate error."""
     from ember_neuro.errors import BadInput
 
     if req.max_error is None and req.neuron_budget is None:
         return Window(req.timesteps, req.neurons_per_gate, req.levels), None
+    if req.min_top1 is not None or req.max_rel_delta is not None:
+        raise BadInput("--max-error / --neuron-budget choose by the per-gate error, --min-top1 / "
+                       "--max-rel-delta by the model's; give one kind of target")
     if req.neurons_per_gate is not None:
         raise BadInput("--neurons-per-gate is what --max-error / --neuron-budget choose; drop one")
     if req.max_error is None and req.timesteps is None:
         raise BadInput("--neuron-budget needs a target: --max-error E, or -T T (the most N it holds)")
     if req.neuron_budget is not None and req.neuron_budget < 1:
         raise BadInput(f"--neuron-budget must be >= 1, got {req.neuron_budget}")
+    levels = req.levels or SAVED_LEVELS  # the per-gate bound is uniform levels' unless asked
     choice = choose_window(prep, req.max_error, req.timesteps, req.neuron_budget or NEURONS_PER_CHIP,
-                           req.levels)
+                           levels)
     print(f"chose T={choice.timesteps}, N={choice.neurons_per_gate}: exact worst case "
           f"{choice.worst_error:.5f}, "
           f"{choice.neurons:,} Loihi 2 neurons ({choice.cores} cores) in the generation layout; "
           f"{len(choice.tried)} mappings tried", file=sys.stderr)
-    return Window(choice.timesteps, choice.neurons_per_gate, req.levels), choice
+    return Window(choice.timesteps, choice.neurons_per_gate, levels), choice
 
 
 def map_and_measure(req: MapRequest) -> dict[str, Any]:
@@ -266,8 +316,8 @@ def map_and_measure(req: MapRequest) -> dict[str, Any]:
     from ember_neuro.deploy.fidelity import measure
 
     t0 = time.time()
-    if req.timesteps is not None or req.neurons_per_gate is not None:
-        Window(req.timesteps, req.neurons_per_gate).options()  # refuse a bad window before loading
+    Window(req.timesteps, req.neurons_per_gate).check()  # refuse a bad window before loading
+    target = model_target(req.min_top1, req.max_rel_delta)
     backend = registry.require(req.target)
     if not backend.spiking:
         raise MappingError(f"target {req.target!r} does not spike; choose one of "
@@ -277,8 +327,8 @@ def map_and_measure(req: MapRequest) -> dict[str, Any]:
         check_output_dir(dest, req.force)
     prep = prepare(req.checkpoint, req.data)
     window, choice = resolve_window(req, prep)
-    options = window.options()
-    net = prep.map(options)
+    net = mapping_for(prep, window, target=target)
+    options = net.mapping_options
     for w in net.warnings:
         print(f"warning: {w}", file=sys.stderr)
     observed, data_source = None, None
@@ -291,6 +341,8 @@ def map_and_measure(req: MapRequest) -> dict[str, Any]:
     summary = summarise(net, measured, req.target, options, data_source, t0)
     if choice is not None:
         summary["choice"] = choice.as_dict()
+    if "window_choice" in net.options:
+        summary["window_choice"] = net.options["window_choice"]
     if dest is not None:
         write_map_outputs(dest, req.force, net, summary, measured)
         summary["out"] = str(dest)

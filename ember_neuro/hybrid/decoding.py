@@ -38,7 +38,9 @@ def decode_mode(asked: str = "auto", noncausal: str = "", name: str = "this mode
 
 class LogitSource(Protocol):
     """What the loop needs from a model: last-position logits (B, V), one row per sequence, for a
-    batch of contexts of equal length or one token per sequence."""
+    batch of contexts or one token per sequence.  Contexts of different lengths (a ragged batch)
+    only go to a source whose ``ragged`` attribute is true: it pads them and masks the padding,
+    with each sequence's own positions."""
 
     def prefill(self, ids: list[list[int]]) -> Any: ...  # a new cache from these contexts
 
@@ -48,18 +50,33 @@ class LogitSource(Protocol):
 
 
 def encode_prompts(vocab: str, prompts: list[str]) -> list[list[int]]:
-    """Token ids of each prompt; one-line refusals for empty, foreign or unequal prompts (a batch
-    shares one cache length)."""
+    """Token ids of each prompt; one-line refusals for empty or foreign prompts."""
     stoi = {c: i for i, c in enumerate(vocab)}
     if not prompts or any(not p for p in prompts):
         raise BadInput("empty prompt: give at least one character with --prompt")
     bad = sorted({c for p in prompts for c in p if c not in stoi})
     if bad:
         raise BadInput(f"prompt characters not in the model's vocabulary: {''.join(bad)!r}")
-    if len({len(p) for p in prompts}) != 1:
-        raise BadInput("several prompts run as one batch and must have equal length; got "
-                       + ", ".join(str(len(p)) for p in prompts) + " characters")
     return [[stoi[c] for c in p] for p in prompts]
+
+
+def check_ragged(seqs: list[list[int]], mode: str, recurrent: bool, source: Any) -> None:
+    """Refuse (one line) a batch of prompts of different lengths where padding would change what a
+    prompt generates, or the source cannot pad."""
+    lengths = sorted({len(s) for s in seqs})
+    if len(lengths) == 1:
+        return
+    got = f"got lengths {', '.join(map(str, lengths))}"
+    if mode == "whole":
+        raise BadInput("prompts of different lengths batch only with a KV cache: whole-window decoding "
+                       "(lif-refractory) averages its column load over every query, so padding a shorter "
+                       f"prompt would change it; give prompts of equal length ({got})")
+    if recurrent:
+        raise BadInput("prompts of different lengths do not batch on Liquid Ember: its CfC state would run "
+                       f"through the padding; give prompts of equal length ({got})")
+    if not getattr(source, "ragged", False):
+        raise BadInput(f"this host runs prompts of equal length only ({got}); the package's `run` batches "
+                       "ragged prompts")
 
 
 def greedy(logits: Any) -> int:
@@ -88,22 +105,27 @@ def decode(source: LogitSource, seqs: list[list[int]], tokens: int, block: int, 
            pick: Callable[[Any], int], emit: Callable[[list[int]], None] | None = None) -> list[list[int]]:
     """Generate `tokens` ids after each sequence of `seqs` (extended in place), all in one batch:
     every model call serves every sequence, so the gate windows on the neurons do too.  Sequences
-    must have equal length (one cache length for all).  Rows are picked in order, so a seeded
-    sampler gives a batch of one exactly what it gives alone.  Returns the new ids per sequence.
+    may differ in length where the source pads (:func:`check_ragged`).  Each sequence's cache is
+    rebuilt from its last half block when *it* reaches the block size, as it would be alone; the
+    others are re-read whole in the same call (their cache recomputed, not cut).  Rows are picked in
+    order, so a seeded sampler gives a batch of one exactly what it gives alone.  Returns the new
+    ids per sequence.
     """
-    if not seqs or len({len(s) for s in seqs}) != 1:
-        raise BadInput("batched generation needs prompts of equal length; got lengths "
-                       f"{sorted({len(s) for s in seqs})}")
+    if not seqs:
+        raise BadInput("batched generation needs at least one prompt")
+    check_ragged(seqs, mode, recurrent, source)
     out: list[list[int]] = [[] for _ in seqs]
-    cached = None  # positions held by the cache; None: no cache yet
+    cached: list[int] | None = None  # positions each sequence's cache holds; None: no cache yet
     logits = None
     for n in range(tokens):
         if mode == "whole":
             logits = source.window([s[-block:] for s in seqs])
-        elif cached is None or (not recurrent and cached >= block):
-            ctx = [s[-block:] if cached is None else s[-(block // 2):] for s in seqs]
+        elif cached is None or (not recurrent and max(cached) >= block):
+            held = cached or [block] * len(seqs)  # what each cache holds: the last `held` ids of its row
+            ctx = [s[-(block // 2):] if c >= block and cached else s[-c:]
+                   for s, c in zip(seqs, held, strict=True)]
             logits = source.prefill(ctx)
-            cached = len(ctx[0])
+            cached = [len(c) for c in ctx]
         nxt = [pick(row) for row in logits]
         for s, o, t in zip(seqs, out, nxt, strict=True):
             s.append(t)
@@ -112,5 +134,5 @@ def decode(source: LogitSource, seqs: list[list[int]], tokens: int, block: int, 
             emit(nxt)
         if mode == "cache" and n + 1 < tokens:
             logits = source.step(nxt)
-            cached += 1
+            cached = [c + 1 for c in cached]
     return out

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ember_neuro.backends import registry
 from ember_neuro.cli import torch_threads
-from ember_neuro.deploy.mapping import Prepared, Window, mapping_for, prepare
+from ember_neuro.deploy.mapping import Prepared, Window, mapping_for, model_target, prepare
 from ember_neuro.errors import BadInput
 from ember_neuro.hybrid import decoding
 from ember_neuro.hybrid.decoding import decode, encode_prompts, greedy
@@ -73,9 +73,11 @@ class Deployment:
 
     checkpoint: str
     backend: str = "lava-sim"
-    timesteps: int | None = None  # None: 32, or the saved mapping's
-    neurons_per_gate: int | None = None  # None: 1, or the saved mapping's
-    levels: str | None = None  # the dither's level set (None: uniform, or the saved mapping's)
+    timesteps: int | None = None  # None: chosen (deploy/faithful.py), or the saved mapping's
+    neurons_per_gate: int | None = None  # None: chosen, or the saved mapping's
+    levels: str | None = None  # the dither's level set (None: auto, or the saved mapping's)
+    min_top1: float | None = None  # percent: the model-level target of the window search (None: 99.8)
+    max_rel_delta: float | None = None  # percent (None: 0.1)
     mapped: str | None = None  # a folder or file written by `map --out`
     data: str | None = None
     device: str = "cpu"
@@ -91,7 +93,7 @@ class Deployment:
 
 @dataclass(frozen=True)
 class Generation:
-    prompts: tuple[str, ...] = ("ROMEO:",)  # several: one batch (equal lengths), one gate window per layer
+    prompts: tuple[str, ...] = ("ROMEO:",)  # several: one batch (any lengths), one gate window per layer
     tokens: int = 200
     seed: int = 1337
     temperature: float = 0.8
@@ -130,20 +132,25 @@ class Session:
                          mode=self.dep.temporal, bridge=self.dep.bridge)
 
 
-def prepare_session(dep: Deployment) -> Session:
-    """Every check first (one-line refusals before anything starts), then the checkpoint and mapping."""
+def prepare_session(dep: Deployment, check: Any = None) -> Session:
+    """Every check first (one-line refusals before anything starts), then the checkpoint and mapping.
+    ``check(prep)``: a caller's refusals that need the checkpoint (its vocabulary), made before the
+    mapping (which may search windows)."""
     usable = registry.names(hybrid=True)
     backend = registry.require(dep.backend)
     if backend.name not in usable:
         raise RunError(f"backend {dep.backend!r} cannot run hybrid inference; choose one of "
                        f"{', '.join(usable)}")
     temporal_mode(dep.temporal)  # an unknown mode is refused before anything loads
-    dep.window.options()  # refuse a bad window before loading anything
+    dep.window.check()  # refuse a bad window before loading anything
+    target = model_target(dep.min_top1, dep.max_rel_delta)
     device = resolve_device(dep.device)
     torch_threads(dep.threads)
     prep = prepare(dep.checkpoint, dep.data)
     dep = dataclasses.replace(dep, temporal=temporal_mode(dep.temporal, prep.ck.config))
-    net = mapping_for(prep, dep.window, dep.mapped) if backend.spiking else None
+    if check is not None:
+        check(prep)
+    net = mapping_for(prep, dep.window, dep.mapped, target) if backend.spiking else None
     prep.ck.model.to(device)
     return Session(dep, prep, device, net, backend)
 
@@ -155,18 +162,24 @@ def decode_mode(model: torch.nn.Module, asked: str) -> str:
 
 
 class _TorchSource:
-    """Last-position logits of the PyTorch model with its hook (decoding.LogitSource)."""
+    """Last-position logits of the PyTorch model with its hook (decoding.LogitSource).  A ragged
+    batch is left-padded (token 0) and masked, each row with its own positions (transformers)."""
 
     def __init__(self, model, device, hook):
-        self.model, self.device, self.hook, self.caches = model, device, hook, None
+        self.model, self.device, self.hook, self.caches, self.pad = model, device, hook, None, None
+        self.ragged = model.config.is_transformer
 
     def _run(self, ids: list[list[int]], caches=None):
-        logits, _ = self.model(torch.tensor(ids, device=self.device), hook=self.hook, caches=caches)
+        logits, _ = self.model(torch.tensor(ids, device=self.device), hook=self.hook, caches=caches,
+                               **({} if self.pad is None else {"pad": self.pad}))
         return logits[:, -1].float().cpu()
 
     def prefill(self, ids: list[list[int]]):
         self.caches = [{} for _ in range(self.model.config.n_layer)]
-        return self._run(ids, self.caches)
+        width = max(len(s) for s in ids)
+        pad = [width - len(s) for s in ids]
+        self.pad = torch.tensor(pad, device=self.device) if any(pad) else None
+        return self._run([[0] * p + list(s) for p, s in zip(pad, ids, strict=True)], self.caches)
 
     def step(self, tokens: list[int]):
         return self._run([[t] for t in tokens], self.caches)
@@ -215,14 +228,15 @@ def generate(model, vocab: str, prompts: str | list[str], tokens: int, hook, tem
 
 
 @torch.no_grad()
-def evaluate(model, batches, hook, device, progress: bool = True) -> dict:
-    """Float vs hybrid on the same batches: losses, KL, top-1 agreement."""
+def evaluate(model, batches, hook, device, progress: bool = True, reference: list | None = None) -> dict:
+    """Float vs hybrid on the same batches: losses, KL, top-1 agreement.  ``reference``: the float
+    model's logits of each batch, if already computed (the window search scores several windows)."""
     n_tok = 0
     loss_f = loss_h = kl = agree = 0.0
     hybrid_s = 0.0
-    for x, y in tqdm(batches, desc="eval", disable=not progress, dynamic_ncols=True):
+    for i, (x, y) in enumerate(tqdm(batches, desc="eval", disable=not progress, dynamic_ncols=True)):
         x, y = x.to(device), y.to(device)
-        lf, _ = model(x)
+        lf = model(x)[0] if reference is None else reference[i].to(device)
         t0 = time.perf_counter()
         lh, _ = model(x, hook=hook)
         hybrid_s += time.perf_counter() - t0
@@ -270,17 +284,24 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
         raise RunError(f"--tokens must be >= 1, got {gen.tokens}")
     if ev is not None and ev.batches < 0:
         raise RunError(f"--batches must be >= 0 (0 = the whole validation split), got {ev.batches}")
-    session = prepare_session(dep)
+    def refuse_early(prep: Prepared) -> None:
+        if gen is not None:
+            decode_mode(prep.ck.model, gen.decode)
+            encode_prompts(prep.ck.vocab, list(gen.prompts))
+
+    session = prepare_session(dep, refuse_early)
     ck, model = session.prep.ck, session.model
     if session.net is None and not ck.config.has_lif_gate:
         raise RunError(f"no LIF gate to run: {ck.path} is a {ck.config.variant!r} checkpoint")
     result: dict[str, Any] = {"backend": dep.backend, "variant": ck.config.variant}
     if session.net is not None:
-        result.update(timesteps=int(session.net.options["timesteps"]),
-                      neurons_per_gate=int(session.net.options["neurons_per_gate"]),
-                      levels=session.net.options.get("levels", "uniform"), mapped=dep.mapped)
+        o = session.net.mapping_options
+        result.update(timesteps=o.timesteps, neurons_per_gate=o.neurons_per_gate, levels=o.levels,
+                      mapped=dep.mapped)
+        if "window_choice" in session.net.options:
+            result["window_choice"] = session.net.options["window_choice"]
     else:
-        result["timesteps"] = dep.window.options().timesteps
+        result["timesteps"] = dep.timesteps
     if session.net is not None and session.net.alternatives:
         result["temporal"] = session.dep.temporal
     if ev is not None:

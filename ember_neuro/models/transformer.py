@@ -49,9 +49,11 @@ class CausalSelfAttention(nn.Module):
         self.sites = place(self, cfg, layer, "attn", "attn_out")
 
     def probabilities(self, x: torch.Tensor, past_k: Optional[torch.Tensor] = None,
-                      past_v: Optional[torch.Tensor] = None):
+                      past_v: Optional[torch.Tensor] = None, pad: Optional[torch.Tensor] = None):
         """QKV and the causal softmax: p (B, H, T, Tk) of the new rows of x over the past and new
-        keys, and the keys and values of all Tk positions (B, H, Tk, hd)."""
+        keys, and the keys and values of all Tk positions (B, H, Tk, hd).  ``pad`` (B,): the left
+        padding of each row of a ragged batch; its keys get p = 0 (a padding query attends to the
+        padding only, so no row is all -inf)."""
         b, t, c = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
@@ -60,7 +62,12 @@ class CausalSelfAttention(nn.Module):
         tk = k.size(2)
         past = tk - t
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        att = att.masked_fill(~self.mask[past:past + t, :tk], float("-inf"))
+        allowed = self.mask[past:past + t, :tk]
+        if pad is not None:
+            key_real = torch.arange(tk, device=x.device)[None, :] >= pad[:, None]  # (B, Tk)
+            query_pad = torch.arange(past, past + t, device=x.device)[None, :] < pad[:, None]  # (B, T)
+            allowed = allowed[None, None] & (key_real[:, None, None, :] | query_pad[:, None, :, None])
+        att = att.masked_fill(~allowed, float("-inf"))
         return F.softmax(att, dim=-1), k, v
 
     def attend(self, p: torch.Tensor, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -72,9 +79,11 @@ class CausalSelfAttention(nn.Module):
             y = out_gate(y, x)
         return self.resid_dropout(self.c_proj(y))
 
-    def forward(self, x: torch.Tensor, hook: Hook, cache: Optional[dict] = None, carry: Any = None):
+    def forward(self, x: torch.Tensor, hook: Hook, cache: Optional[dict] = None, carry: Any = None,
+                pad: Optional[torch.Tensor] = None):
         """cache: None (whole sequence) or this layer's keys and values so far (updated in place)."""
-        p, k, v = self.probabilities(x, *((cache.get("k"), cache.get("v")) if cache is not None else ()))
+        past = (cache.get("k"), cache.get("v")) if cache is not None else (None, None)
+        p, k, v = self.probabilities(x, *past, pad=pad)
         if cache is not None:
             cache["k"], cache["v"] = k, v
         gate = site(self, "attn")
@@ -108,8 +117,9 @@ class Block(nn.Module):
     def ffn(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.ln_2(x))
 
-    def forward(self, x: torch.Tensor, hook: Hook, cache: Optional[dict], carry: Carry):
-        a, attn_carry = self.attn(self.ln_1(x), hook, cache, carry.attn)
+    def forward(self, x: torch.Tensor, hook: Hook, cache: Optional[dict], carry: Carry,
+                pad: Optional[torch.Tensor] = None):
+        a, attn_carry = self.attn(self.ln_1(x), hook, cache, carry.attn, pad)
         x = x + a
         gate = site(self, "mlp")
         if gate is None:
@@ -152,10 +162,12 @@ class TransformerEmber(nn.Module):
                                   "transformer.wpe.weight": (cfg.block_size, cfg.n_embd)}
 
     def forward(self, idx: torch.Tensor, targets: Optional[torch.Tensor] = None, hook: Optional[Hook] = None,
-                caches: Optional[list[dict]] = None):
+                caches: Optional[list[dict]] = None, pad: Optional[torch.Tensor] = None):
         """Whole sequence (caches=None) or incremental decoding with a KV cache: caches holds one dict
         per layer (start with empty dicts), idx only the new tokens after the cached positions.
-        hook supplies every gate's fire (default: the trained sigmoid)."""
+        hook supplies every gate's fire (default: the trained sigmoid).  ``pad`` (B,) long: a ragged
+        batch's left padding per row (positions count from each row's first real token, padded keys
+        are masked), so each row computes what it computes alone."""
         b, t = idx.shape
         pos0 = 0 if not caches or "k" not in caches[0] else caches[0]["k"].size(2)
         if pos0 + t > self.config.block_size:
@@ -164,10 +176,12 @@ class TransformerEmber(nn.Module):
             raise ValueError(f"{self.config.variant} cannot decode incrementally: {noncausal}; "
                              "use whole-sequence mode")
         pos = torch.arange(pos0, pos0 + t, device=idx.device)
+        if pad is not None:
+            pos = (pos[None, :] - pad[:, None]).clamp(min=0)  # (B, T): each row's own positions
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
         carry = Carry()
         for i, block in enumerate(self.transformer.h):
-            x, carry = block(x, hook or trained, None if caches is None else caches[i], carry)
+            x, carry = block(x, hook or trained, None if caches is None else caches[i], carry, pad)
         logits = self.lm_head(self.transformer.ln_f(x))
         loss = None
         if targets is not None:

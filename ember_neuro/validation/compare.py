@@ -177,7 +177,8 @@ def run_all(group: NeuronGroup, inputs: UnitInputs, timeout_s: float,
 
 
 def fixed_drive(mapped: NeuronGroup, qa: NeuronArray, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-point v (T, M) of the memoryless neuron, and the same in logit units.
+    """Fixed-point v (T, M) of the memoryless neuron, and each neuron's logit unit (M,): v / unit is
+    the drive in logits (computed where it is needed, not as another (T, M) array).
 
     Exact for the mapping's neurons: u forgets every step and, the dither levels
     ascending, a residual of v after a failed step cannot flip a later one.  One
@@ -189,11 +190,11 @@ def fixed_drive(mapped: NeuronGroup, qa: NeuronArray, xq: np.ndarray) -> tuple[n
     w_d = loihi.lava_weights(dither.weight, qa.source_width)
     unit = 2.0 ** (loihi.ACT_SHIFT + mapped.fixed_params.connection("dither").bits + dither.weight_exp) \
         * np.maximum(w_d, 1)
-    return v, v / unit
+    return v, np.broadcast_to(unit, v.shape[-1:])
 
 
 def compare(rasters: dict[str, np.ndarray], fa: NeuronArray, xf: np.ndarray, v_float: np.ndarray,
-            v_fixed: np.ndarray, v_fixed_logit: np.ndarray, vth_fixed: int) -> dict[str, dict]:
+            v_fixed: np.ndarray, logit_unit: np.ndarray, vth_fixed: int) -> dict[str, dict]:
     """Per pair: agreement, rate cosine, mismatch count and every mismatch's cause."""
     out: dict[str, dict] = {}
     n = fa.neurons_per_gate
@@ -221,12 +222,13 @@ def compare(rasters: dict[str, np.ndarray], fa: NeuronArray, xf: np.ndarray, v_f
             rec["causes"] = {k: v for k, v in (("fixed-point quantisation", int((diff & ok).sum())),
                                                 ("unexplained", int((diff & ~ok).sum()))) if v}
             rec["max_abs_v_float_at_mismatch"] = float(np.abs(v_float[diff]).max(initial=0.0))
-            rec["max_abs_v_fixed_at_mismatch"] = float(np.abs(v_fixed_logit[diff]).max(initial=0.0))
             ts, ms = np.nonzero(diff)
+            logit = v_fixed[ts, ms] / logit_unit[ms]  # the fixed drive in logits, at the mismatches only
+            rec["max_abs_v_fixed_at_mismatch"] = float(np.abs(logit).max(initial=0.0))
             rec["listed"] = [{"t": int(t), "neuron": int(m), "a": bool(ra[t, m]), "b": bool(rb[t, m]),
-                              "v_float": float(v_float[t, m]), "v_fixed_logit": float(v_fixed_logit[t, m]),
+                              "v_float": float(v_float[t, m]), "v_fixed_logit": float(logit[j]),
                               "cause": "fixed-point quantisation" if ok[t, m] else "unexplained"}
-                             for t, m in zip(ts[:KEPT], ms[:KEPT], strict=True)]
+                             for j, (t, m) in enumerate(zip(ts[:KEPT], ms[:KEPT], strict=True))]
         out[pair_key(a, b)] = rec
     return out
 
@@ -314,9 +316,9 @@ def sweep_error(remap: Any, inputs: UnitInputs, n: int) -> list[dict[str, float]
         target = m.target(inputs.values, inputs.unit_index)
         row: dict[str, float] = {"timesteps": t, "bound": m.bound}
         for f, backend in roles().sweepers.items():
-            payload = m.encode(inputs.values, f, inputs.unit_index)
-            counts = backend.counts(m.layout(inputs.unit_index, f), payload)
-            row[backend.label] = float(np.abs(m.decode(gate_counts(counts, n)[0]) - target).max())
+            payload = m.encode(inputs.values, f, inputs.unit_index)[None]
+            counts = backend.gate_counts(m, inputs.unit_index, payload)[0]  # no (I*N)-long arrays where exact
+            row[backend.label] = float(np.abs(m.decode(counts) - target).max())
         rows.append(row)
     return rows
 

@@ -116,8 +116,8 @@ def validate_group(group: NeuronGroup, inputs: UnitInputs, remap: Any, graph: An
     xf = group.encode(inputs.values, False, inputs.unit_index)
     xq = group.encode(inputs.values, True, inputs.unit_index)
     _, v_float = float_reference(fa, xf)
-    v_fixed, v_fixed_logit = fixed_drive(group, qa, xq)
-    pairs = compare(rasters, fa, xf, v_float, v_fixed, v_fixed_logit, loihi.threshold(int(qa.vth)))
+    v_fixed, logit_unit = fixed_drive(group, qa, xq)
+    pairs = compare(rasters, fa, xf, v_float, v_fixed, logit_unit, loihi.threshold(int(qa.vth)))
     errors = head_errors(group, rasters, inputs)
     step(f"chip-side window {group.name}")
     ref = registry.reference(True)
@@ -205,6 +205,8 @@ class ValidateRequest:
     timesteps: int | None = None
     neurons_per_gate: int | None = None
     levels: str | None = None
+    min_top1: float | None = None  # percent: the window search's target (deploy/faithful.py)
+    max_rel_delta: float | None = None
     mapped: str | None = None
     out: str | None = None
     force: bool = False
@@ -238,7 +240,8 @@ class ValidationRun:
         """Group `name` mapped again at another T (same N, levels and calibration): the error sweep."""
         from ember_neuro.mappers import MappingOptions
 
-        n, lv = int(self.net.options["neurons_per_gate"]), self.net.options.get("levels", "uniform")
+        o = self.net.mapping_options
+        n, lv = o.neurons_per_gate, o.levels
         return lambda t: self.prep.map(MappingOptions(timesteps=t, neurons_per_gate=n, levels=lv)).group(name)
 
 
@@ -250,12 +253,14 @@ def prepare_validation(req: ValidateRequest, step: Any, prep: Any = None) -> Val
     from ember_neuro.atomic import check_output_dir
     from ember_neuro.deploy.calibrate import observed_inputs
     from ember_neuro.deploy.fidelity import gate_groups
-    from ember_neuro.deploy.mapping import Window, mapping_for, prepare
+    from ember_neuro.deploy.mapping import Window, mapping_for, model_target, prepare
     from ember_neuro.export import nir_gates as G
 
     window = Window(req.timesteps, req.neurons_per_gate, req.levels)
-    asked = window.options()  # refuse a bad window before anything else
-    window_name = "mapped" if req.mapped and req.timesteps is None else f"T{asked.timesteps}"
+    window.check()  # refuse a bad window before anything else
+    target = model_target(req.min_top1, req.max_rel_delta)
+    window_name = "mapped" if req.mapped and req.timesteps is None else \
+        "chosen" if req.timesteps is None else f"T{req.timesteps}"
     dest = Path(req.out or f"runs/validate-{Path(req.checkpoint).stem}-{window_name}")
     check_output_dir(dest, req.force)
     for module in ("snntorch", "norse.torch", "nir"):
@@ -264,7 +269,7 @@ def prepare_validation(req: ValidateRequest, step: Any, prep: Any = None) -> Val
     if prep is None:
         prep = prepare(req.checkpoint, req.data)  # refuses a variant without a gate before the progress bar
     step("map")
-    net = mapping_for(prep, window, req.mapped)
+    net = mapping_for(prep, window, req.mapped, target)
     groups = gate_groups(net)
     if external is not None and len(groups) > 1:
         raise ValidateError("--nir validates one gate group; this checkpoint maps several "
@@ -323,6 +328,9 @@ def summarise(v: ValidationRun, results: dict[str, dict], t0: float) -> dict[str
     result["failures"] = [f if name == v.first else f"{name}: {f}"
                           for name, r in results.items() for f in r["failures"]]
     result["passed"] = not result["failures"]
+    result["levels"] = v.net.mapping_options.levels
+    if "window_choice" in v.net.options:
+        result["window_choice"] = v.net.options["window_choice"]
     result["out"] = str(v.dest)
     result["seconds"] = round(time.time() - t0, 2)
     return result
@@ -352,6 +360,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     keys = ("timesteps", "neurons_per_gate", "agreement", "rate_cosine", "max_abs_error", "bound",
             "nir_roundtrip", "passed", "failures", "out", "seconds")
     out = {k: result[k] for k in keys}
+    out.update({k: result[k] for k in ("levels", "window_choice") if k in result})
     out["mismatches"] = {k: v["mismatches"] for k, v in result["pairs"].items()}
     out["error_vs_T"] = result["error_vs_T"]
     return out

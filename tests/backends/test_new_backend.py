@@ -29,7 +29,8 @@ def stream(monkeypatch):
 
 
 def test_map_checks_it_against_its_twin(stream, tiny_ckpts, vocab_text) -> None:
-    r = run_main("ember_neuro.map", str(tiny_ckpts["temporal-lif"]), "--target", "stream", "-T", "8",
+    r = run_main("ember_neuro.map", str(tiny_ckpts["temporal-lif"]), "--target", "stream", "-T", "8", "-N",
+                 "1", "--levels", "uniform",
                  "--data", str(vocab_text), "--json")
     assert r.returncode == 0, r.stderr
     d = r.json()
@@ -40,6 +41,7 @@ def test_map_checks_it_against_its_twin(stream, tiny_ckpts, vocab_text) -> None:
 def test_run_keeps_one_runner_per_network_and_matches_the_emulator(stream, tiny_ckpts, vocab_text) -> None:
     def evaluate(backend: str) -> dict:
         r = run_main("ember_neuro.run", str(tiny_ckpts["temporal-lif"]), "--backend", backend, "-T", "8",
+                     "-N", "1", "--levels", "uniform",
                      "--temporal", "hard", "--eval", "--batches", "1", "--batch-size", "2",
                      "--data", str(vocab_text), "--json")
         assert r.returncode == 0, r.stderr
@@ -55,7 +57,8 @@ def test_run_keeps_one_runner_per_network_and_matches_the_emulator(stream, tiny_
 
 @pytest.mark.lava
 def test_validate_compares_it_with_every_simulator(stream, tiny_ckpts, vocab_text, tmp_path) -> None:
-    r = run_main("ember_neuro.validate", str(tiny_ckpts["lif-learnable"]), "-T", "8", "--grid-only",
+    r = run_main("ember_neuro.validate", str(tiny_ckpts["lif-learnable"]), "-T", "8", "-N", "1",
+                 "--levels", "uniform", "--grid-only",
                  "--data", str(vocab_text), "--out", str(tmp_path / "v"), "--json")
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "v" / "report.json").read_text())

@@ -14,7 +14,8 @@ CKPT = SHIPPED / "lif-learnable-strong.pt"
 
 def test_map_emulator_json_and_outputs(tmp_path):
     out = tmp_path / "mapped"
-    r = run_main("ember_neuro.map", str(CKPT), "--target", "emulator", "-T", "16",
+    r = run_main("ember_neuro.map", str(CKPT), "--target", "emulator", "-T", "16", "-N", "1", "--levels",
+                 "uniform",
                 "--grid-only", "--no-bit-exact-check", "--json", "--out", str(out))
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
@@ -107,7 +108,8 @@ def test_extreme_trained_values_are_mapped(tmp_path, tiny_ckpts):
     sd["transformer.h.1.attn.gate.steepness"] = torch.tensor([50.0, 30.0])  # k = softplus ~ 50
     p = tmp_path / "extreme.pt"
     torch.save(raw, p)
-    r = run_main("ember_neuro.map", str(p), "--target", "emulator", "-T", "32", "--grid-only",
+    r = run_main("ember_neuro.map", str(p), "--target", "emulator", "-T", "32", "-N", "1", "--levels",
+                 "uniform", "--grid-only",
                 "--no-bit-exact-check", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)

@@ -41,7 +41,7 @@ def test_run_uses_the_saved_mapping(mapped_dir: Path) -> None:
     assert from_file["mapped"] == str(mapped_dir) and fresh["mapped"] is None
     for key in ("val_loss_hybrid", "top1_agreement", "kl_float_hybrid"):
         assert from_file[key] == fresh[key]  # the same neurons, so the same spikes
-    coarser = _eval("-T", "8")  # N T = 8 instead of 32: other spikes, other numbers
+    coarser = _eval("-T", "8", "-N", "1")  # N T = 8 instead of 32: other spikes, other numbers
     assert coarser["val_loss_hybrid"] != from_file["val_loss_hybrid"]
 
 

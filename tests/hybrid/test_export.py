@@ -194,6 +194,7 @@ def test_bundle_refusals(bundle, tiny_ckpts, tmp_path) -> None:
 def test_every_variant_bundles_and_verifies(tiny_ckpts, vocab_text, tmp_path, variant, extra) -> None:
     out = tmp_path / "b"
     r = run_main("ember_neuro.export", "inrc", str(tiny_ckpts[variant]), "--out", str(out), "-T", "8",
+                 "-N", "1", "--levels", "uniform",
                 "--data", str(vocab_text), "--no-report", "--tokens", "4", "--json", *extra)
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
@@ -229,7 +230,8 @@ def test_golden_file_refusals(tmp_path) -> None:
 def test_a_per_step_bundle_records_rasters_and_verifies(tiny_ckpts, vocab_text, tmp_path) -> None:
     """--bridge per-step: N neurons per gate value instead of N*T + 2, the golden traces spike for spike."""
     out = tmp_path / "b"
-    r = run_main("ember_neuro.export", "inrc", str(tiny_ckpts["lif-learnable"]), "--out", str(out), "-T", "8",
+    r = run_main("ember_neuro.export", "inrc", str(tiny_ckpts["lif-learnable"]), "--out", str(out),
+                 "-T", "8", "-N", "1", "--levels", "uniform",
                  "--data", str(vocab_text), "--no-report", "--tokens", "4", "--bridge", "per-step", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "bundle.json").read_text())["bridge"] == "per-step"

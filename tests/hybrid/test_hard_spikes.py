@@ -124,7 +124,8 @@ def test_kv_cache_decoding_stays_causal_with_hard_spikes(tiny_ckpts, vocab_text)
 
 def test_a_hard_checkpoint_runs_hard_by_default_and_refuses_rate(tiny_ckpts, vocab_text) -> None:
     ckpt = str(tiny_ckpts["temporal-lif-hard"])
-    r = run_main("ember_neuro.run", ckpt, "--backend", "emulator", "-T", "8", "--eval", "--batches", "1",
+    r = run_main("ember_neuro.run", ckpt, "--backend", "emulator", "-T", "8", "-N", "1", "--levels",
+                 "uniform", "--eval", "--batches", "1",
                  "--batch-size", "2", "--data", str(vocab_text), "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)

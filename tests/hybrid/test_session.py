@@ -97,38 +97,50 @@ def test_generate_is_deterministic_per_seed(ck):
     assert a == b
 
 
+RAGGED = ["ROMEO:", "JULIET, my love", "O", "To be, or not to be, that is the question:"]
+
+
 def test_a_batch_generates_what_each_prompt_generates_alone(shipped, ck):
-    """Greedy, the float gates and the spiking gates of the emulator: batching changes no token
-    (the gate of an entry does not depend on its neighbours in the window)."""
-    prompts = ["ROMEO:", "JULIET", "To be,"]
+    """Greedy, the float gates and the spiking gates of the emulator: batching prompts of any length
+    changes no token.  Padding is masked and each prompt has its own positions; 70 tokens pass the
+    block size (64), so each prompt's cache is cut back at its own step while the others' are not."""
     for hook in (None, TorchHook(GatePaths(shipped.net("lif-learnable", 8, 2, "auto"), "emulator"))):
-        batch, _ = generate(ck.model, ck.vocab, prompts, 70, hook, 0.0, 1, "cpu")  # past block_size
-        alone = [generate(ck.model, ck.vocab, p, 70, hook, 0.0, 1, "cpu")[0][0] for p in prompts]
+        batch, _ = generate(ck.model, ck.vocab, RAGGED, 70, hook, 0.0, 1, "cpu")
+        alone = [generate(ck.model, ck.vocab, p, 70, hook, 0.0, 1, "cpu")[0][0] for p in RAGGED]
         assert batch == alone
+        assert len(set(batch)) == len(RAGGED)  # four different texts: the rows did not leak into each other
 
 
-def test_batched_prompts_must_have_equal_length():
-    r = run_main("ember_neuro.run", str(CKPT), "--backend", "emulator", "--prompt", "ROMEO:",
-                 "--prompt", "JULIET:", "--tokens", "3")
-    assert r.returncode == 2 and "equal length" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+def test_ragged_prompts_batch_from_the_cli_and_refuse_where_padding_would_change_them(tiny_ckpts):
+    args = ("--backend", "emulator", "-T", "8", "-N", "2", "--tokens", "12", "--greedy", "--json")
+    r = run_main("ember_neuro.run", str(CKPT), *args, *sum((["--prompt", p] for p in RAGGED[:3]), []))
+    assert r.returncode == 0, r.stderr
+    texts = r.json()["texts"]
+    assert texts == [run_main("ember_neuro.run", str(CKPT), *args, "--prompt", p).json()["text"]
+                     for p in RAGGED[:3]]
+    for variant, says in (("lif-refractory", "column load"), ("cfc-lif", "CfC state")):
+        r = run_main("ember_neuro.run", str(tiny_ckpts[variant]), "--backend", "float", "--tokens", "2",
+                     "--prompt", "AB", "--prompt", "ABC")
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.lava
 def test_batched_generation_on_lava_uses_one_window_per_layer():
     pytest.importorskip("lava")
-    args = ("--backend", "lava-sim", "-T", "8", "--tokens", "6", "--greedy", "--json")
+    args = ("--backend", "lava-sim", "-T", "8", "-N", "1", "--levels", "uniform", "--tokens", "6", "--greedy",
+            "--json")
     one = run_main("ember_neuro.run", str(CKPT), *args).json()
-    r = run_main("ember_neuro.run", str(CKPT), *args, *sum((["--prompt", p] for p in ("ROMEO:", "JULIET",
-                                                                                      "To be,")),
-                                                         []))
+    r = run_main("ember_neuro.run", str(CKPT), *args, *sum((["--prompt", p] for p in ("ROMEO:", "JULIET, my",
+                                                                                      "To")), []))
     assert r.returncode == 0, r.stderr
     three = r.json()
     assert three["batch"] == 3 and len(three["texts"]) == 3 and three["texts"][0] == one["text"]
-    assert three["lava_steps"] == one["lava_steps"]  # three prompts, the same windows
+    assert three["lava_steps"] == one["lava_steps"]  # three prompts of three lengths, the same windows
 
 
 def test_run_cli_generation_json():
-    r = run_main("ember_neuro.run", str(CKPT), "--backend", "emulator", "-T", "8", "--prompt", "ROMEO:",
+    r = run_main("ember_neuro.run", str(CKPT), "--backend", "emulator", "-T", "8", "-N", "1", "--levels",
+                 "uniform", "--prompt", "ROMEO:",
                  "--tokens", "20", "--json")
     assert r.returncode == 0, r.stderr
     d = r.json()

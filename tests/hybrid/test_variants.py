@@ -94,7 +94,8 @@ def test_a_cfc_whose_outputs_are_zero_cannot_be_calibrated(tiny_ckpts, vocab_tex
 @pytest.mark.lava
 @pytest.mark.parametrize("variant", ["lif-refractory", "cfc-lif", "temporal-lif"])
 def test_map_every_variant_twin_bit_exact(tiny_ckpts, vocab_text, variant, tmp_path) -> None:
-    r = run_main("ember_neuro.map", str(tiny_ckpts[variant]), "--target", "lava-sim", "-T", "8",
+    r = run_main("ember_neuro.map", str(tiny_ckpts[variant]), "--target", "lava-sim", "-T", "8", "-N", "1",
+                 "--levels", "uniform",
                 "--data", str(vocab_text), "--json", "--out", str(tmp_path / "m"))
     assert r.returncode in (0, 1), r.stderr
     d = json.loads(r.stdout)
@@ -108,7 +109,8 @@ def test_map_every_variant_twin_bit_exact(tiny_ckpts, vocab_text, variant, tmp_p
 
 @pytest.mark.lava
 def test_validate_temporal_lif_every_group_and_the_hard_neuron(tiny_ckpts, vocab_text, tmp_path) -> None:
-    r = run_main("ember_neuro.validate", str(tiny_ckpts["temporal-lif"]), "-T", "8", "--json",
+    r = run_main("ember_neuro.validate", str(tiny_ckpts["temporal-lif"]), "-T", "8", "-N", "1", "--levels",
+                 "uniform", "--json",
                 "--data", str(vocab_text), "--out", str(tmp_path / "v"))
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "v" / "report.json").read_text())

@@ -104,7 +104,8 @@ def test_inspect_shows_the_kinds_units(toy, vocab_text) -> None:
 
 @pytest.mark.lava
 def test_map_measures_every_group_and_lava_equals_the_emulator(toy, vocab_text, tmp_path) -> None:
-    r = run_main("ember_neuro.map", str(toy), "--target", "lava-sim", "-T", "8", "--data", str(vocab_text),
+    r = run_main("ember_neuro.map", str(toy), "--target", "lava-sim", "-T", "8", "-N", "1", "--levels",
+                 "uniform", "--data", str(vocab_text),
                  "--json", "--out", str(tmp_path / "m"))
     assert r.returncode == 0, r.stderr
     d = r.json()
@@ -129,7 +130,8 @@ def test_run_eval_spikes_on_lava_as_on_the_emulator(toy, vocab_text) -> None:
 
 @pytest.mark.lava
 def test_validate_passes_every_group(toy, vocab_text, tmp_path) -> None:
-    r = run_main("ember_neuro.validate", str(toy), "-T", "8", "--data", str(vocab_text), "--json",
+    r = run_main("ember_neuro.validate", str(toy), "-T", "8", "-N", "1", "--levels", "uniform", "--data",
+                 str(vocab_text), "--json",
                  "--out", str(tmp_path / "v"))
     assert r.returncode == 0, r.stderr[-2000:]
     report = json.loads((tmp_path / "v" / "report.json").read_text())
@@ -142,7 +144,8 @@ def test_validate_passes_every_group(toy, vocab_text, tmp_path) -> None:
 def test_the_bundle_verifies_and_generates_without_the_kinds_code(toy, vocab_text, tmp_path) -> None:
     """The bundle holds no gate-kind code: the mapped groups' addressing and the ONNX stages suffice."""
     out = tmp_path / "b"
-    r = run_main("ember_neuro.export", "inrc", str(toy), "--out", str(out), "-T", "8", "--data",
+    r = run_main("ember_neuro.export", "inrc", str(toy), "--out", str(out), "-T", "8", "-N", "1",
+                 "--levels", "uniform", "--data",
                  str(vocab_text),
                  "--no-report", "--tokens", "4", "--json")
     assert r.returncode == 0, r.stderr
@@ -151,7 +154,8 @@ def test_the_bundle_verifies_and_generates_without_the_kinds_code(toy, vocab_tex
     assert v.returncode == 0 and json.loads(v.stdout)["exact"], v.stderr
     g = run_script(out, "generate.py", "--prompt", "ROMEO", "--tokens", "6", "--greedy", "--json")
     assert g.returncode == 0, g.stderr
-    package = run_main("ember_neuro.run", str(toy), "--backend", "lava-sim", "-T", "8", "--data",
+    package = run_main("ember_neuro.run", str(toy), "--backend", "lava-sim", "-T", "8", "-N", "1",
+                       "--levels", "uniform", "--data",
                        str(vocab_text),
                        "--prompt", "ROMEO", "--tokens", "6", "--greedy", "--json").json()
     assert json.loads(g.stdout)["text"] == package["text"]

@@ -149,7 +149,7 @@ def test_mutated_checkpoints_never_raise(originals, corpus: Path, tmp_path: Path
         path.write_bytes(data)
         for name, main, argv in (
             ("inspect", inspect_cli.main, [str(path), "--json"]),
-            ("map", map_cli.main, [str(path), "--target", "emulator", "-T", "8", "--grid-only",
+            ("map", map_cli.main, [str(path), "--target", "emulator", "-T", "8", "-N", "1", "--grid-only",
                                    "--no-bit-exact-check", "--json", "--data", str(corpus)]),
         ):
             code = main(argv)

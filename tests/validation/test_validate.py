@@ -29,7 +29,8 @@ KEYS = {"timesteps", "agreement", "rate_cosine", "max_abs_error", "bound", "nir_
 
 
 def validate_cli(*args: str) -> tuple[object, dict | None]:
-    r = run_main("ember_neuro.validate", str(CKPT), "-T", "8", "--grid-only", "--json", *args)
+    r = run_main("ember_neuro.validate", str(CKPT), "-T", "8", "-N", "1", "--levels", "uniform",
+                 "--grid-only", "--json", *args)
     lines = r.stdout.strip().splitlines()
     return r, (json.loads(lines[0]) if r.returncode in (0, 1) and len(lines) == 1 else None)
 
@@ -198,7 +199,8 @@ def test_fixed_drive_predicts_every_fixed_spike() -> None:
     for t, n in ((8, 2), (32, 1)):
         mapped, idx, p = random_mapping(t, n)
         rasters, fa, qa = emulated_rasters(mapped, idx, p)
-        v, logit = V.fixed_drive(mapped, qa, mapped.encode(p, True))
+        v, unit = V.fixed_drive(mapped, qa, mapped.encode(p, True))
+        logit = v / unit
         assert np.array_equal(v > 0, rasters["lava-fixed"])
         _, v_float = V.float_reference(fa, mapped.encode(p, False))
         assert np.abs(logit - v_float).max() < 0.05  # same drive, in logits, up to quantisation
@@ -257,7 +259,8 @@ def test_nir_file_of_another_mapping_is_run_on_its_own_neurons(monkeypatch: pyte
 @pytest.mark.lava
 def test_cli_shipped_checkpoint_at_t32_with_observed_p(tmp_path: Path) -> None:
     """The documented run: T = 32, grid + observed p, all bars, under 3 minutes."""
-    r = run_main("ember_neuro.validate", str(CKPT), "--timesteps", "32", "--json", "--out",
+    r = run_main("ember_neuro.validate", str(CKPT), "--timesteps", "32", "-N", "1", "--levels", "uniform",
+                 "--json", "--out",
                  str(tmp_path / "t32"))
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads(r.stdout)

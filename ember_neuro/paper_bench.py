@@ -1,0 +1,165 @@
+"""The bench's paper-scale section: every command on the paper's configuration, each in a process of
+its own, with its wall time and memory peak, and lava-sim generation at T = 8, N = 32 beside the
+window the defaults choose.
+
+Why processes: a memory peak is a property of a command as a user runs it, Lava's forked workers
+included.  Two numbers per command: the peak of the summed proportional set size (PSS) of the whole
+process tree, sampled every 0.1 s (what the machine had to hold; shared pages counted once), and the
+largest single process's maximum resident set (``wait4``'s rusage, what ``/usr/bin/time`` reports).
+Linux only (``/proc``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+PAPER_WINDOW = (8, 32)
+SAMPLE_S = 0.1
+
+
+def _tree(root: int) -> set[int]:
+    """The pids of `root` and its descendants (from /proc)."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    pids, grew = {root}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in pids} - pids
+        grew = bool(more)
+        pids |= more
+    return pids
+
+
+def _pss_bytes(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
+def measured(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> dict[str, Any]:
+    """Run `cmd` to the end: its seconds, peak tree PSS and largest max RSS (MB), exit code, stdout."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
+        peak, status, usage = 0, 0, None
+        while usage is None:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                usage = ru
+                break
+            peak = max(peak, _pss_bytes(_tree(proc.pid)))
+            time.sleep(SAMPLE_S)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    return {"seconds": round(seconds, 2), "peak_pss_mb": round(peak / 2**20, 1),
+            "max_rss_mb": round(usage.ru_maxrss / 1024, 1), "returncode": proc.returncode,
+            "stdout": stdout, "stderr_tail": stderr[-2000:]}
+
+
+def paper_scale(tmp: Path, tokens: int, progress: Any = print) -> dict[str, Any]:
+    """Build the paper checkpoint, then time and measure every command on it (see the module docstring)."""
+    from ember_neuro.models.synthetic import save_paper_checkpoint
+
+    ckpt = str(save_paper_checkpoint(tmp / "paper.pt"))
+    env = dict(os.environ, EMBER_NEURO_WINDOWS=str(tmp / "windows"), OMP_NUM_THREADS="1")
+    py = [sys.executable, "-m"]
+    t, n = (str(v) for v in PAPER_WINDOW)
+    pinned = ["-T", t, "-N", n, "--levels", "auto"]
+    steps: dict[str, list[str]] = {
+        "window_search": [*py, "ember_neuro.map", ckpt, "--target", "emulator", "--grid-only",
+                          "--no-bit-exact-check", "--json"],
+        "map_T8_N32": [*py, "ember_neuro.map", ckpt, "--target", "lava-sim", *pinned, "--json"],
+        "map_default": [*py, "ember_neuro.map", ckpt, "--target", "lava-sim", "--json"],
+        "validate_T8_N32": [*py, "ember_neuro.validate", ckpt, *pinned, "--out", str(tmp / "v8"), "--json"],
+        "validate_default": [*py, "ember_neuro.validate", ckpt, "--out", str(tmp / "vd"), "--json"],
+        "export_T8_N32": [*py, "ember_neuro.export", "inrc", ckpt, *pinned, "--out", str(tmp / "b8"),
+                          "--json"],
+        "export_default": [*py, "ember_neuro.export", "inrc", ckpt, "--out", str(tmp / "bd"), "--json"],
+    }
+    out: dict[str, Any] = {"checkpoint": "ember_neuro.models.synthetic (random weights, strong gates)",
+                           "commands": {}, "generation": []}
+    for name, cmd in steps.items():
+        progress(f"  paper {name} ...")
+        r = measured(cmd, env)
+        if r["returncode"] != 0:
+            raise RuntimeError(f"paper {name} failed (exit {r['returncode']}): {r['stderr_tail'][-300:]}")
+        record = {k: r[k] for k in ("seconds", "peak_pss_mb", "max_rss_mb")}
+        result = json.loads(r["stdout"])
+        if name == "window_search":
+            out["window_choice"] = result["window_choice"]
+        record.update(timesteps=result.get("timesteps"), neurons_per_gate=result.get("neurons_per_gate"))
+        out["commands"][name] = record
+    for bundle in ("b8", "bd"):
+        progress(f"  paper verify.py ({bundle}) ...")
+        r = measured([sys.executable, "verify.py", "--json"], env, cwd=str(tmp / bundle))
+        if r["returncode"] != 0:
+            raise RuntimeError(f"paper verify.py failed: {r['stderr_tail'][-300:]}")
+        name = f"verify_{'T8_N32' if bundle == 'b8' else 'default'}"
+        out["commands"][name] = {**{k: r[k] for k in ("seconds", "peak_pss_mb", "max_rss_mb")},
+                                 "exact": json.loads(r["stdout"])["exact"]}
+    choice = out["window_choice"]
+    runs = (("T8_N32", pinned, "chip-side"), ("T8_N32", pinned, "per-step"), ("default", [], "chip-side"),
+            ("default", [], "per-step"))
+    for label, window, bridge in runs:
+        progress(f"  paper generation {label} {bridge} ...")
+        r = measured([*py, "ember_neuro.run", ckpt, "--backend", "lava-sim", *window, "--bridge", bridge,
+                      "--tokens", str(tokens), "--greedy", "--json"], env)
+        if r["returncode"] != 0:
+            raise RuntimeError(f"paper generation failed: {r['stderr_tail'][-300:]}")
+        g = json.loads(r["stdout"])
+        out["generation"].append({"window": label, "bridge": bridge, "timesteps": g["timesteps"],
+                                  "neurons_per_gate": g["neurons_per_gate"],
+                                  "tokens_per_s": g["tokens_per_s"], "peak_pss_mb": r["peak_pss_mb"]})
+    out["default_window"] = {"timesteps": choice["timesteps"], "neurons_per_gate": choice["neurons_per_gate"]}
+    return out
+
+
+def paper_ratios(p: dict[str, Any]) -> dict[str, float]:
+    """Generation at the defaults' window against T = 8, N = 32 (same bridge), measured in one run."""
+    rate = {(g["window"], g["bridge"]): g["tokens_per_s"] for g in p["generation"]}
+    out = {f"paper_gen_default_vs_T8_N32_{b.replace('-', '_')}": rate[("default", b)] / rate[("T8_N32", b)]
+           for b in ("chip-side", "per-step")}
+    best = {w: max(rate[(w, b)] for b in ("chip-side", "per-step")) for w in ("default", "T8_N32")}
+    out["paper_gen_default_vs_best_T8_N32"] = best["default"] / best["T8_N32"]
+    return out
+
+
+def paper_markdown(p: dict[str, Any]) -> str:
+    d = p["default_window"]
+    lines = [f"Paper configuration (6 x 6 x 384, block 256, 10.65 M parameters; {p['checkpoint']}); the "
+             f"defaults chose T = {d['timesteps']}, N = {d['neurons_per_gate']}.", "",
+             "| command (own process) | T | N | seconds | peak PSS, whole tree (MB) | largest max RSS (MB) |",
+             "|---|---|---|---|---|---|"]
+    for name, r in p["commands"].items():
+        lines.append(f"| {name} | {r.get('timesteps', '')} | {r.get('neurons_per_gate', '')} | "
+                     f"{r['seconds']:.1f} | {r['peak_pss_mb']:,.0f} | {r['max_rss_mb']:,.0f} |")
+    lines += ["", "| lava-sim generation | bridge | T | N | tokens/s | peak PSS (MB) |",
+              "|---|---|---|---|---|---|"]
+    for g in p["generation"]:
+        lines.append(f"| {g['window']} | {g['bridge']} | {g['timesteps']} | {g['neurons_per_gate']} | "
+                     f"{g['tokens_per_s']:.2f} | {g['peak_pss_mb']:,.0f} |")
+    return "\n".join(lines)
