@@ -2,7 +2,8 @@
 PY := .venv/bin/python
 PY310 := .venv310/bin/python
 CKPT ?= ember_neuro/checkpoints/lif-learnable-strong.pt
-T ?= 32
+# make demo T=8 pins the window length (default: chosen on calibration text)
+T ?=
 
 .PHONY: setup setup-py310 demo test test-py310 test-bundle test-slow ci lint checkpoints hard-spikes clean
 
@@ -14,7 +15,7 @@ setup-py310:
 	@bash scripts/setup_core310.sh
 
 demo: setup
-	$(PY) -m ember_neuro.demo --checkpoint $(CKPT) --timesteps $(T)
+	$(PY) -m ember_neuro.demo --checkpoint $(CKPT) $(if $(T),--timesteps $(T))
 
 test: setup
 	$(PY) -m pytest -q

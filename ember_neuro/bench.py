@@ -121,12 +121,11 @@ def exchanges(ckpt: str, tokens: int) -> list[dict]:
 
 
 def evaluation(ckpt: str, batches: int, batch_size: int) -> dict:
-    from ember_neuro.hybrid.session import Deployment, Evaluation, run_hybrid
+    from ember_neuro.hybrid.session import Evaluation, run_hybrid
 
     out = {}
     for backend in ("float", "emulator"):
-        r = run_hybrid(Deployment(ckpt, backend=backend, timesteps=32), ev=Evaluation(batches, batch_size),
-                       progress=False)
+        r = run_hybrid(_deployment(ckpt, backend, 32, 1), ev=Evaluation(batches, batch_size), progress=False)
         out[backend] = {"tokens_per_s": r["tokens_per_s"], "tokens": r["tokens"]}
         print(f"  eval {backend}: {r['tokens_per_s']:.0f} tokens/s", file=sys.stderr)
     return out

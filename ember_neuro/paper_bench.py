@@ -55,29 +55,39 @@ def _pss_bytes(pids: set[int]) -> int:
     return total
 
 
+# A small parent for the command: Linux carries a process's peak RSS across exec, so a command
+# forked from the bench itself would report the bench's own size; forked from this it does not.
+# It prints the command's rusage peak (KB, its processes' largest) last on stderr, as /usr/bin/time.
+SPAWN = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"\\n@maxrss {usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def measured(cmd: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> dict[str, Any]:
     """Run `cmd` to the end: its seconds, peak tree PSS and largest max RSS (MB), exit code, stdout."""
     import tempfile
 
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
-        peak, status, usage = 0, 0, None
-        while usage is None:
-            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                usage = ru
-                break
+        proc = subprocess.Popen([sys.executable, "-c", SPAWN, *cmd], stdout=out, stderr=err, text=True,
+                                env=env, cwd=cwd)
+        peak = 0
+        while proc.poll() is None:
             peak = max(peak, _pss_bytes(_tree(proc.pid)))
             time.sleep(SAMPLE_S)
         seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
+    head, _, rss = stderr.rstrip().rpartition("@maxrss ")
     return {"seconds": round(seconds, 2), "peak_pss_mb": round(peak / 2**20, 1),
-            "max_rss_mb": round(usage.ru_maxrss / 1024, 1), "returncode": proc.returncode,
-            "stdout": stdout, "stderr_tail": stderr[-2000:]}
+            "max_rss_mb": round(int(rss) / 1024, 1) if rss.isdigit() else None,
+            "returncode": proc.returncode, "stdout": stdout, "stderr_tail": head[-2000:]}
 
 
 def paper_scale(tmp: Path, tokens: int, progress: Any = print) -> dict[str, Any]:

@@ -61,7 +61,9 @@ def build_parser():
     ap.add_argument("--bridge", default=None, choices=BRIDGES,
                     help="Lava's gate network: chip-side (default: one message each way per layer and "
                          "token, counts summed on chip) or per-step (the host feeds every window step "
-                         "and takes every step's spikes; for comparison)")
+                         "and takes every step's spikes; for comparison).  At T = 1 the default is the "
+                         "per-step network: one step per window too, with N instead of N*T + R + 1 "
+                         "neurons per value")
     ap.add_argument("--decode", default="auto", metavar="MODE",
                     help="generation: cache (KV cache / CfC state: one new token per step), whole "
                          "(the whole window again per token), or auto (default: whole for "

@@ -289,12 +289,17 @@ def bundle_bridge(net: Any, block: int, temporal: str | None, asked: str | None)
     As asked; by default the chip-side window (one message each way per layer and token) where its
     N*T + R + 1 neurons per gate value fit one Loihi 2 chip, else the per-step network (N neurons
     per value): a bundle whose network cannot be placed on the chip checks nothing there, and
-    recording it costs a Lava process tree the size of that network."""
+    recording it costs a Lava process tree the size of that network.  At T = 1 the per-step network
+    exchanges as little as the chip-side window, with fewer neurons: per-step."""
     from ember_neuro.backends.chip_window import ChipWindowError, chip_window
     from ember_neuro.hybrid.paths import GatePaths
 
     if asked is not None:
         return asked, None
+    if int(net.options["timesteps"]) == 1:
+        from ember_neuro.backends.lava import ONE_STEP
+
+        return "per-step", ONE_STEP.split(" (")[0]
     arrays: dict[str, Any] = {}
     for path in GatePaths(net, "lava-sim", slots=block, mode=temporal or "rate").paths.values():
         for key in path.keys():

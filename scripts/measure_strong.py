@@ -46,7 +46,8 @@ def measure(variant: str, configs: list[tuple[int, str]], validate: bool) -> dic
     out["swing"] = {k: d["swing"][k] for k in ("units", "strong", "strong_fraction", "swing_quantiles")}
     out["per_unit"] = {}
     for t in (8, 16, 32, 64):
-        d, secs, cmd = cli("ember_neuro.map", ck, "--target", "lava-sim", "-T", str(t), "--json")
+        d, secs, cmd = cli("ember_neuro.map", ck, "--target", "lava-sim", "-T", str(t), "-N", "1",
+                           "--levels", "uniform", "--json")
         out["commands"].append(cmd)
         worst = max(u["fixed_worst_case_error"] for u in d["heads"])
         bound = 1.0 / (2 * t)
@@ -69,12 +70,13 @@ def measure(variant: str, configs: list[tuple[int, str]], validate: bool) -> dic
         out["commands"].append(cmd)
         out["hard"] = {k: d.get(k) for k in ("rel_delta", "top1_agreement", "mlp_skip_fraction",
                                              "flops_saved_fraction", "mlp_flops_saved_per_token")}
-    d, secs, cmd = cli("ember_neuro.run", ck, "--backend", "lava-sim", "--tokens", "40", "--greedy", "--json")
+    d, secs, cmd = cli("ember_neuro.run", ck, "--backend", "lava-sim", "-T", "32", "-N", "8",
+                       "--levels", "auto", "--tokens", "40", "--greedy", "--json")
     out["commands"].append(cmd)
     out["lava_generation"] = {"text": d["text"], "tokens_per_s": d["tokens_per_s"], "seconds": round(secs, 1)}
     if validate:
-        d, secs, cmd = cli("ember_neuro.validate", ck, "--json", "--force", "--out",
-                           f"runs/validate-{variant}-strong")
+        d, secs, cmd = cli("ember_neuro.validate", ck, "-T", "32", "-N", "1", "--levels", "uniform", "--json",
+                           "--force", "--out", f"runs/validate-{variant}-strong")
         out["commands"].append(cmd)
         out["validate"] = {"passed": d["passed"], "failures": d["failures"], "seconds": round(secs, 1),
                            "agreement": d["agreement"]}

@@ -706,17 +706,25 @@ def chip_side_refusal(array: NeuronArray) -> str | None:
     return None
 
 
-def open(array: NeuronArray, timeout_s: float, hardware: bool = False, bridge: str = "chip-side",  # noqa: A001
+ONE_STEP = ("T = 1: the per-step network also takes one message each way per window, with N neurons "
+            "per value instead of N*T + R + 1 (bridge='chip-side' builds the chip-side window anyway)")
+
+
+def open(array: NeuronArray, timeout_s: float, hardware: bool = False, bridge: str | None = None,  # noqa: A001
          **kwargs: Any) -> LavaGateRunner:
     """A persistent runner (compile once, run many windows): the registry's Runner.
 
-    ``bridge="chip-side"`` (the default) builds the chip-side window wherever it reproduces the
-    array exactly (fixed-point memoryless rate gates) and falls back to the per-step network
-    otherwise (float, the hard membrane); ``"per-step"`` always builds the per-step network.
+    ``bridge="chip-side"`` builds the chip-side window wherever it reproduces the array exactly
+    (fixed-point memoryless rate gates) and falls back to the per-step network otherwise (float,
+    the hard membrane); ``"per-step"`` always builds the per-step network.  The default (None) is
+    chip-side, except at T = 1, where the per-step network exchanges as little with fewer neurons.
     """
-    if bridge not in BRIDGES:
+    if bridge is not None and bridge not in BRIDGES:
         raise ValueError(f"unknown bridge {bridge!r}; use {' or '.join(BRIDGES)}")
-    refusal = chip_side_refusal(array) if bridge == "chip-side" else "asked for (bridge='per-step')"
+    if bridge is None and array.timesteps == 1:
+        refusal: str | None = ONE_STEP
+    else:
+        refusal = chip_side_refusal(array) if bridge != "per-step" else "asked for (bridge='per-step')"
     if refusal is None:
         kwargs.pop("fused", None)
         return ChipWindowRunner(array, timeout_s=timeout_s, hardware=hardware, **kwargs)

@@ -134,6 +134,10 @@ def search(score: Callable[[int, int], Score], n_cap: Callable[[int], int], targ
     if timesteps is not None and neurons_per_gate is not None:
         raise BadInput("a pinned window (-T and -N) is not searched")
     if neurons_per_gate is not None:
+        if neurons_per_gate > n_cap(1):
+            raise TargetUnreachable(f"-N {neurons_per_gate} does not fit one Loihi 2 chip "
+                                    f"({NEURONS_PER_CHIP:,} neurons): this model holds at most "
+                                    f"N = {n_cap(1)}")
         t = fewest_t(lambda _t: neurons_per_gate)
         return tried[(t, neurons_per_gate)], list(tried.values())
     if timesteps is None:

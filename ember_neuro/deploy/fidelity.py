@@ -94,7 +94,7 @@ def chip_side_exact(b: registry.Backend, group: NeuronGroup, unit_index: np.ndar
     window, lane, windows = lane_packing(unit_index, units, lanes)
     packed, live = pack_windows(np.asarray(payload).reshape(-1, n_in), window, lane, windows, units * lanes)
     array = group.layout(np.repeat(np.arange(units), lanes), True)
-    with b.open(array, timeout_s) as runner:
+    with b.open(array, timeout_s, bridge="chip-side") as runner:
         if not hasattr(runner, "run_counts"):
             return None
         counts = runner.run_counts(packed, live)

@@ -159,6 +159,9 @@ def mapping_for(prep: Prepared, window: Window, mapped: str | Path | None = None
                                       levels=choice.levels))
         net.options["window_choice"] = choice.as_dict()
         return net
+    if target is not None:
+        raise MappingError(f"{mapped} holds a mapping whose window is made; a model-level target "
+                           "(--min-top1 / --max-rel-delta) chooses one: drop one of them")
     net = load_mapped(mapped, expect_sha256=prep.ck.sha256)
     saved = {**net.options, "levels": net.options.get("levels", SAVED_LEVELS)}
     for name in ("timesteps", "neurons_per_gate", "levels"):

@@ -10,7 +10,8 @@ a rate group; one for the carried membrane) holds
     payload     (W, P)         the host payload of every window, in order
     live        (W, width)     which lanes carried a value (packed 8 per byte)
     counts      (W, width)     chip-side window: each live value's spike count, as answered
-    raster      (W, T, M)      per-step network: the spikes, packed 8 per byte along M
+    raster      (W, T, M)      per-step network: the spikes, packed 8 per byte along M -- in memory
+                               too, as they are recorded (a paper-size window is 8x smaller so)
 
 Windows are replayed in order from a fresh network, so neurons whose state carries
 across windows (temporal-lif's hard membrane, reset every n_layer windows) see the
@@ -49,7 +50,8 @@ class Trace:
     group: str  # the neuron group of the saved mapping
     unit_index: np.ndarray  # (width,) int
     payloads: list[np.ndarray] = field(default_factory=list)  # each (W_i, P)
-    rasters: list[np.ndarray] = field(default_factory=list)  # per-step: each (W_i, T, M) bool
+    rasters: list[np.ndarray] = field(default_factory=list)  # per-step: each (W_i, T, ceil(M/8)) packed
+    neurons: int = 0  # M, the neurons of the packed rasters
     counts: list[np.ndarray] = field(default_factory=list)  # chip-side: each (W_i, width) int
     lives: list[np.ndarray] = field(default_factory=list)  # each (W_i, width) bool
 
@@ -65,8 +67,14 @@ class Trace:
     def payload(self) -> np.ndarray:
         return np.concatenate(self.payloads) if self.payloads else np.zeros((0, 0), np.int64)
 
+    def add_raster(self, raster: np.ndarray) -> None:
+        """Keep windows' rasters (W, T, M) bool, packed 8 per byte along M."""
+        self.neurons = int(raster.shape[-1])
+        self.rasters.append(np.packbits(np.asarray(raster, bool), axis=-1))
+
     def raster(self) -> np.ndarray:
-        return np.concatenate(self.rasters)
+        """(W, T, M) bool: the recorded rasters, unpacked."""
+        return np.unpackbits(np.concatenate(self.rasters), axis=-1, count=self.neurons).view(bool)
 
     def count(self) -> np.ndarray:
         return np.concatenate(self.counts)
@@ -186,7 +194,7 @@ class Recorder:
                 if result.ndim == 2:
                     trace.counts.append(np.array(result[:room], np.int64))
                 else:
-                    trace.rasters.append(np.array(result[:room], dtype=bool))
+                    trace.add_raster(result[:room])
 
         evaluator.tap = tap
 
@@ -216,10 +224,10 @@ def save_golden(traces: dict[str, Trace], path: str | Path, meta: dict[str, Any]
             arrays[f"{name}/counts"] = _narrow(counts)
             entry.update(spikes=int(counts.sum()))
         else:
-            raster = tr.raster()
-            arrays[f"{name}/raster"] = np.packbits(raster, axis=-1)
-            entry.update(timesteps=int(raster.shape[1]), neurons=int(raster.shape[2]),
-                         spikes=int(raster.sum()))
+            packed = np.concatenate(tr.rasters)
+            arrays[f"{name}/raster"] = packed
+            entry.update(timesteps=int(packed.shape[1]), neurons=tr.neurons,
+                         spikes=int(_ONES[packed].sum()))  # the padding bits are 0
         header["traces"].append(entry)
     arrays["header"] = np.array(json.dumps(header))
 
@@ -229,6 +237,9 @@ def save_golden(traces: dict[str, Trace], path: str | Path, meta: dict[str, Any]
 
     atomic_write_bytes(path, write)
     return Path(path)
+
+
+_ONES = np.array([bin(i).count("1") for i in range(256)], np.int64)  # set bits per byte
 
 
 def _unpack(packed: np.ndarray, count: int) -> np.ndarray:
@@ -258,7 +269,8 @@ def load_golden(path: str | Path) -> tuple[dict[str, Any], dict[str, Trace]]:
                 if t.get("design") == "chip-side":
                     tr.counts.append(z[f"{name}/counts"].astype(np.int64))
                 else:
-                    tr.rasters.append(_unpack(z[f"{name}/raster"], t["neurons"]))
+                    tr.rasters.append(np.asarray(z[f"{name}/raster"], np.uint8))
+                    tr.neurons = int(t["neurons"])
                 traces[name] = tr
     except GoldenFileError:
         raise

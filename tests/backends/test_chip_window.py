@@ -181,6 +181,11 @@ def test_open_builds_the_chip_side_window_where_it_is_exact_and_says_why_not_els
         assert runner.design == "per-step" and "asked for" in runner.why_per_step
     with pytest.raises(ValueError, match="unknown bridge"):
         lava.open(group.layout(np.arange(3), True), 60, bridge="sideways")
+    one_step = rate_groups("lif-learnable", 1, 8, "uniform")[0].layout(np.arange(3), True)
+    with lava.open(one_step, 60) as runner:  # T = 1: the per-step network is one step per window too
+        assert runner.design == "per-step" and "T = 1" in runner.why_per_step
+    with lava.open(one_step, 60, bridge="chip-side") as runner:
+        assert runner.design == "chip-side"
 
 
 def test_the_activity_counts_the_spikes_that_never_cross() -> None:

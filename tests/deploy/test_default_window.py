@@ -52,6 +52,13 @@ def test_pinned_t_chooses_n_and_pinned_n_chooses_t() -> None:
     assert (best.timesteps, best.neurons_per_gate) == (64, 4)
 
 
+def test_a_pinned_n_beyond_the_chip_is_refused() -> None:
+    score, calls = curve(1)
+    with pytest.raises(F.TargetUnreachable, match="-N 2048 does not fit one Loihi 2 chip"):
+        F.search(score, lambda t: 1024, F.ModelTarget(), neurons_per_gate=2048)
+    assert not calls
+
+
 def test_an_unreachable_target_names_the_best_reachable() -> None:
     score, _ = curve(10**9)
     with pytest.raises(F.TargetUnreachable, match=r"best reachable is top-1 99\.000%.*T=64, N=1024"):

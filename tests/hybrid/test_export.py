@@ -219,8 +219,8 @@ def test_golden_file_refusals(tmp_path) -> None:
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(GoldenFileError, match="not a readable"):
         load_golden(tmp_path / "junk.npz")
-    tr = Trace("attention", "attention", np.zeros(3, np.int64), [np.arange(6).reshape(2, 3)],
-               [np.ones((2, 4, 3), bool)])
+    tr = Trace("attention", "attention", np.zeros(3, np.int64), [np.arange(6).reshape(2, 3)])
+    tr.add_raster(np.ones((2, 4, 3), bool))
     p = save_golden({"attention": tr}, tmp_path / "g.npz", {"timesteps": 4})
     header, traces = load_golden(p)
     assert header["traces"][0]["windows"] == 2 and traces["attention"].raster().all()
