@@ -61,7 +61,7 @@ PER_STEP = "lava-sim:per-step"  # lava-sim with the per-step network (run --brid
 GOALS = {"emulator_gen_vs_float": 1 / 3, "emulator_eval_vs_float": 0.5, "lava_steps_vs_ceiling": 0.8,
          "lava_batch8_vs_batch1": 5.0, "lava_chip_vs_per_step_gen_T8_N32": 1.0,
          "lava_chip_vs_per_step_gen_T32_N8": 1.0, "board_latency_per_step_vs_chip_T8_N32": 5.0,
-         "paper_gen_default_vs_T8_N32_chip_side": 2.0}
+         "paper_gen_defaults_vs_T8_N32": 2.0}
 
 
 def _deployment(ckpt: str, backend: str, t: int, n: int):
