@@ -1,6 +1,6 @@
 """Map a trained Ember checkpoint's LIF gates onto spiking neurons and measure fidelity.
 
-    python -m ember_neuro.map ckpt.pt --target lava-sim [--timesteps 32] [--out DIR] [--json] [--force]
+    python -m ember_neuro.map ckpt.pt --target lava-sim [--out DIR] [--json] [--force] [-T T] [-N N]
 
 Every gate's neurons are run over a dense grid of p in [0, 1] (1,001 points)
 plus attention probabilities observed on validation text; the table shows each
@@ -9,7 +9,10 @@ head's max |spike rate - sigmoid(k(p - theta))| against the physical bound
 implementation of the same arithmetic (lava-sim <-> emulator) -- and the two
 rasters are compared spike for spike.
 
-Choosing the window for a budget: --max-error E picks the fewest timesteps T (then the
+With no window flags, the window is the faithful one chosen on calibration text (see "the
+window" below): the first command on a checkpoint searches a few candidates, later ones reuse it.
+
+Choosing the window for a per-gate error instead: --max-error E picks the fewest timesteps T (then the
 fewest neurons per gate N) whose exact worst-case error is <= E within --neuron-budget
 neurons of the generation layout (default one Loihi 2 chip, 1,048,576); with -T too it
 picks the fewest N at that T; -T with --neuron-budget alone takes the most N the budget

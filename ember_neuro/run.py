@@ -1,6 +1,6 @@
 """Hybrid inference with the spiking gate in the loop: generate text or evaluate.
 
-    python -m ember_neuro.run ckpt.pt --backend lava-sim --timesteps 32 --prompt "ROMEO:" --tokens 200
+    python -m ember_neuro.run ckpt.pt --backend lava-sim --prompt "ROMEO:" --tokens 200
     python -m ember_neuro.run ckpt.pt --backend emulator --timesteps 8 --eval --batches 8 --json
     python -m ember_neuro.run ckpt.pt --mapped runs/demo-map --backend lava-sim --tokens 100
 

@@ -1,6 +1,6 @@
 """Validate a checkpoint's mapped gates on every validated simulator, spike for spike, and through NIR.
 
-    python -m ember_neuro.validate ckpt.pt [--timesteps 32] [--out DIR] [--force] [--json]
+    python -m ember_neuro.validate ckpt.pt [--out DIR] [--force] [--json] [-T T] [-N N]
                                            [--mapped MAPDIR] [--nir FILE] [--grid-only] [--data TEXT]
 
 Why: a spike-rate gate is only trustworthy if simulators written by other people

@@ -202,12 +202,18 @@ def cache_key(sha256: str, target: ModelTarget, pinned: dict[str, Any], text_sou
 
 
 def _read_cache(key: str) -> WindowChoice | None:
+    """The cached choice, or None (absent, unreadable, or not a window: searched again)."""
+    from ember_neuro.mappers.gate import check_window
+
     path = cache_dir() / f"{key}.json"
     try:
-        return WindowChoice(**{k: v for k, v in json.loads(path.read_text()).items()
-                               if k in WindowChoice.__dataclass_fields__}, )
-    except (OSError, ValueError, TypeError):
+        choice = WindowChoice(**{k: v for k, v in json.loads(path.read_text()).items()
+                                 if k in WindowChoice.__dataclass_fields__})
+        check_window(choice.timesteps, choice.neurons_per_gate)
+        float(choice.measured["top1"]), float(choice.measured["rel_delta"])
+    except (OSError, ValueError, TypeError, KeyError):
         return None
+    return choice
 
 
 def _write_cache(key: str, choice: WindowChoice) -> None:

@@ -72,6 +72,18 @@ def test_target_percentages_are_checked() -> None:
         F.ModelTarget(rel_delta=-0.1)
 
 
+def test_a_damaged_cache_entry_is_searched_again(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("EMBER_NEURO_WINDOWS", str(tmp_path))
+    choice = F.WindowChoice(8, 32, "auto", {"top1": 0.998, "rel_delta": 0.001},
+                            {"top1": 0.999, "rel_delta": 0.0}, 1000, {})
+    F._write_cache("k", choice)
+    assert F._read_cache("k").neurons_per_gate == 32
+    for junk in ("{not json", json.dumps({**json.loads((tmp_path / "k.json").read_text()), "timesteps": "8"}),
+                 json.dumps({**json.loads((tmp_path / "k.json").read_text()), "neurons_per_gate": 10**6})):
+        (tmp_path / "k.json").write_text(junk)
+        assert F._read_cache("k") is None
+
+
 CKPT = str(SHIPPED / "lif-learnable-strong.pt")
 
 
