@@ -59,11 +59,11 @@ def build_parser():
                          "form -- hard for a model trained with `train --spike hard`, rate otherwise.  The "
                          "MLPs skipped and the FLOPs saved are reported either way")
     ap.add_argument("--bridge", default=None, choices=BRIDGES,
-                    help="Lava's gate network: chip-side (default: one message each way per layer and "
-                         "token, counts summed on chip) or per-step (the host feeds every window step "
-                         "and takes every step's spikes; for comparison).  At T = 1 the default is the "
-                         "per-step network: one step per window too, with N instead of N*T + R + 1 "
-                         "neurons per value")
+                    help="Lava's gate network: chip-side (one message each way per layer and token, "
+                         "counts summed on chip) or per-step (the host feeds every window step and takes "
+                         "every step's spikes).  Default: chip-side where every layer's window fits one "
+                         "Loihi 2 chip, else per-step (N instead of N*T + R + 1 neurons per value; "
+                         "stderr says why); at T = 1 per-step, one step per window too")
     ap.add_argument("--decode", default="auto", metavar="MODE",
                     help="generation: cache (KV cache / CfC state: one new token per step), whole "
                          "(the whole window again per token), or auto (default: whole for "

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the gate network the bundle records and prices: chip-side (one host<->chip "
                            "message each way per layer and token; N*T + R + 1 neurons per gate value) or "
                            "per-step (the host feeds every window step; N neurons per value).  Default: "
-                           "chip-side where it fits one Loihi 2 chip, else per-step (said on stderr)")
+                           "chip-side where it fits one Loihi 2 chip, else per-step (said on stderr); at "
+                           "T = 1 per-step, one step per window too")
     inrc.add_argument("--tokens", type=int, default=16, help="greedy tokens of the golden recording (16)")
     inrc.add_argument("--no-report", action="store_true", help="skip the validate report (faster)")
     inrc.add_argument("--timeout", type=float, default=120.0, help="seconds before a stalled Lava run fails")

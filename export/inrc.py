@@ -284,36 +284,16 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
 
 
 def bundle_bridge(net: Any, block: int, temporal: str | None, asked: str | None) -> tuple[str, str | None]:
-    """(the gate network the bundle records, why it is not the chip-side window or None).
-
-    As asked; by default the chip-side window (one message each way per layer and token) where its
-    N*T + R + 1 neurons per gate value fit one Loihi 2 chip, else the per-step network (N neurons
-    per value): a bundle whose network cannot be placed on the chip checks nothing there, and
-    recording it costs a Lava process tree the size of that network.  At T = 1 the per-step network
-    exchanges as little as the chip-side window, with fewer neurons: per-step."""
-    from ember_neuro.backends.chip_window import ChipWindowError, chip_window
+    """(the gate network the bundle records, why it is not the chip-side window or None): as asked,
+    else what a run would pick (hybrid/paths.GatePaths.fit_bridge): a bundle whose network no chip
+    holds checks nothing there."""
     from ember_neuro.hybrid.paths import GatePaths
 
     if asked is not None:
         return asked, None
-    if int(net.options["timesteps"]) == 1:
-        from ember_neuro.backends.lava import ONE_STEP
-
-        return "per-step", ONE_STEP.split(" (")[0]
-    arrays: dict[str, Any] = {}
-    for path in GatePaths(net, "lava-sim", slots=block, mode=temporal or "rate").paths.values():
-        for key in path.keys():
-            layout = path.layout(key)
-            try:
-                arrays[path.trace_name(key)] = chip_window(layout)
-            except ChipWindowError:  # this one runs per-step anyway (the hard membrane)
-                arrays[path.trace_name(key)] = layout
-    foot = resources.chip_footprint(arrays)
-    if foot["fits_one_chip"]:
-        return BRIDGES[0], None
-    return "per-step", (f"the chip-side window would need {foot['neurons']:,} neurons on {foot['cores']} "
-                        "neuro cores, more than one Loihi 2 chip: the bundle records the per-step network "
-                        "(N neurons per gate value; --bridge chip-side records the chip-side window anyway)")
+    gates = GatePaths(net, "lava-sim", slots=block, mode=temporal or "rate")
+    why = gates.fit_bridge()
+    return next(iter(gates.paths.values())).bridge, why
 
 
 def write_model(folder: Path, prep: Any, net: Any) -> dict[str, Any]:

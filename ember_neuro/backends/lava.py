@@ -91,7 +91,7 @@ from typing import Any
 import numpy as np
 
 from ember_neuro.backends import chip_window as cw
-from ember_neuro.backends.chip_window import ANSWER_STEPS, BRIDGES, ChipWindowError, chip_window
+from ember_neuro.backends.chip_window import ANSWER_STEPS, BRIDGES, ONE_STEP, ChipWindowError, chip_window
 from ember_neuro.errors import RuntimeFault, Unavailable
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray
@@ -704,10 +704,6 @@ def chip_side_refusal(array: NeuronArray) -> str | None:
     except ChipWindowError as exc:
         return str(exc)
     return None
-
-
-ONE_STEP = ("T = 1: the per-step network also takes one message each way per window, with N neurons "
-            "per value instead of N*T + R + 1 (bridge='chip-side' builds the chip-side window anyway)")
 
 
 def open(array: NeuronArray, timeout_s: float, hardware: bool = False, bridge: str | None = None,  # noqa: A001

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -128,8 +129,13 @@ class Session:
         block = self.prep.ck.config.block_size
         slots = {k.hook: (k.slots or (lambda b, t, w: b * t))(batch, block,
                                                               whole) for k in self.prep.variant.kinds}
-        return GatePaths(self.net, self.backend, slots=slots, timeout_s=self.dep.timeout,
-                         mode=self.dep.temporal, bridge=self.dep.bridge)
+        gates = GatePaths(self.net, self.backend, slots=slots, timeout_s=self.dep.timeout,
+                          mode=self.dep.temporal, bridge=self.dep.bridge)
+        if self.dep.bridge is None and self.backend.persistent and self.backend.fixed:
+            why = gates.fit_bridge()  # the chip-side window where it fits one chip
+            if why:
+                print(f"note: {why}", file=sys.stderr)
+        return gates
 
 
 def prepare_session(dep: Deployment, check: Any = None) -> Session:

@@ -216,3 +216,18 @@ def test_exception_inside_hybrid_run_stops_lava(shipped, ck):
             raise RuntimeError("boom")
     assert paths.paths["attention"].runner is None
     assert set(mp.active_children()) <= before
+
+
+def test_with_no_bridge_asked_a_run_picks_the_network_one_chip_holds(shipped):
+    """The chip-side window where every layer's window fits one Loihi 2 chip; the per-step network
+    where it would not (the reason said), and at T = 1 (one step per window either way)."""
+    pytest.importorskip("lava")
+    from ember_neuro.hybrid.paths import GatePaths
+
+    cases = (((32, 8), None, "chip-side"), ((64, 64), "more than one Loihi 2 chip", "per-step"),
+             ((1, 16), "T = 1", "per-step"))
+    for (t, n), says, bridge in cases:
+        gates = GatePaths(shipped.net("lif-learnable", t, n, "auto"), "lava-sim", slots=64)
+        why = gates.fit_bridge()
+        assert (why is None) if says is None else (says in why), (t, n, why)
+        assert {p.bridge for p in gates.paths.values()} == {bridge}
