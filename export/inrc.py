@@ -291,9 +291,7 @@ def bundle_bridge(net: Any, block: int, temporal: str | None, asked: str | None)
 
     if asked is not None:
         return asked, None
-    gates = GatePaths(net, "lava-sim", slots=block, mode=temporal or "rate")
-    why = gates.fit_bridge()
-    return next(iter(gates.paths.values())).bridge, why
+    return GatePaths(net, "lava-sim", slots=block, mode=temporal or "rate").fit_bridge()
 
 
 def write_model(folder: Path, prep: Any, net: Any) -> dict[str, Any]:

@@ -56,7 +56,13 @@ from ember_neuro.mappers.network import NeuronArray
 BRIDGES = ("chip-side", "per-step")  # Lava's two networks (backends/lava.py open), the default first
 ANSWER_STEPS = 2  # bridge -> Sparse -> LIF (one step later) -> Sparse -> graded readout (two later)
 ONE_STEP = ("T = 1: the per-step network also takes one message each way per window, with N neurons "
-            "per value instead of N*T + R + 1 (bridge='chip-side' builds the chip-side window anyway)")
+            "per value instead of N*T + R + 1")
+
+
+def one_step(array: NeuronArray) -> str | None:
+    """Why the default network of `array` is the per-step one although a chip-side window could be
+    built (None: no such reason): the one rule lava.open and GatePaths.fit_bridge both follow."""
+    return ONE_STEP if array.timesteps == 1 else None
 FLAG_WEIGHT = 254  # a flag neuron's weight on its lane's payload and flag (even: every sign mode keeps it)
 READOUT_WEIGHT_MAX = loihi.WEIGHT_MAX  # flag -> Z weights (excitatory: full 8 bits)
 

@@ -91,7 +91,7 @@ from typing import Any
 import numpy as np
 
 from ember_neuro.backends import chip_window as cw
-from ember_neuro.backends.chip_window import ANSWER_STEPS, BRIDGES, ONE_STEP, ChipWindowError, chip_window
+from ember_neuro.backends.chip_window import ANSWER_STEPS, BRIDGES, ChipWindowError, chip_window, one_step
 from ember_neuro.errors import RuntimeFault, Unavailable
 from ember_neuro.mappers import loihi
 from ember_neuro.mappers.network import NeuronArray
@@ -717,8 +717,9 @@ def open(array: NeuronArray, timeout_s: float, hardware: bool = False, bridge: s
     """
     if bridge is not None and bridge not in BRIDGES:
         raise ValueError(f"unknown bridge {bridge!r}; use {' or '.join(BRIDGES)}")
-    if bridge is None and array.timesteps == 1:
-        refusal: str | None = ONE_STEP
+    refusal = one_step(array) if bridge is None else None
+    if refusal is not None:
+        refusal += " (bridge='chip-side' builds the chip-side window anyway)"
     else:
         refusal = chip_side_refusal(array) if bridge != "per-step" else "asked for (bridge='per-step')"
     if refusal is None:

@@ -121,9 +121,10 @@ def decode(source: LogitSource, seqs: list[list[int]], tokens: int, block: int, 
         if mode == "whole":
             logits = source.window([s[-block:] for s in seqs])
         elif cached is None or (not recurrent and max(cached) >= block):
-            held = cached or [block] * len(seqs)  # what each cache holds: the last `held` ids of its row
-            ctx = [s[-(block // 2):] if c >= block and cached else s[-c:]
-                   for s, c in zip(seqs, held, strict=True)]
+            # a new cache reads the last block; later, a full one is cut back to its last half block
+            # and the others re-read what they hold (the last `c` ids of their row)
+            ctx = [s[-block:] for s in seqs] if cached is None else \
+                [s[-(block // 2):] if c >= block else s[-c:] for s, c in zip(seqs, cached, strict=True)]
             logits = source.prefill(ctx)
             cached = [len(c) for c in ctx]
         nxt = [pick(row) for row in logits]

@@ -301,27 +301,28 @@ class GatePaths:
     def fire(self, hook: str, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         return self.paths[hook].fire(layer, inputs)
 
-    def fit_bridge(self) -> str | None:
-        """For a run that asked for no Lava network: pick it, before the paths start, and say why it
-        is not the chip-side window (None: it is).  The chip-side window (one message each way per
+    def fit_bridge(self) -> tuple[str, str | None]:
+        """For a run that asked for no Lava network: pick it, before the paths start -- (the network,
+        why it is not the chip-side window or None).  The chip-side window (one message each way per
         layer and token) where every network's N*T + R + 1 neurons per value fit one Loihi 2 chip
         together; else the per-step network (N per value): a chip-side window that no chip holds
         only costs a process tree its size on the simulator (3.1 GB at the paper's T = 8, N = 32).
         At T = 1 the per-step network exchanges as little, with fewer neurons."""
-        from ember_neuro.backends.chip_window import BRIDGES, ONE_STEP, ChipWindowError, chip_window
+        from ember_neuro.backends.chip_window import BRIDGES, ChipWindowError, chip_window, one_step
         from ember_neuro.deploy.resources import chip_footprint
 
         arrays: dict[str, Any] = {}
+        reasons = set()  # lava.open's own reasons for the per-step network, over the chip-side layouts
         for path in self.paths.values():
             for key in path.keys():
                 layout = path.layout(key)
                 try:
                     arrays[path.trace_name(key)] = chip_window(layout)
+                    reasons.add(one_step(layout))
                 except ChipWindowError:  # runs per-step anyway (float, the hard membrane)
                     arrays[path.trace_name(key)] = layout
-        timesteps = {a.source.timesteps for a in arrays.values() if not hasattr(a, "host_columns")}
-        if timesteps == {1}:
-            bridge, why = "per-step", ONE_STEP.split(" (")[0]
+        if reasons and None not in reasons:
+            bridge, why = "per-step", reasons.pop()
         else:
             foot = chip_footprint(arrays)
             bridge, why = (BRIDGES[0], None) if foot["fits_one_chip"] else (
@@ -330,7 +331,7 @@ class GatePaths:
                 "gate value; --bridge chip-side insists)")
         for path in self.paths.values():
             path.bridge = bridge
-        return why
+        return bridge, why
 
     def __enter__(self) -> GatePaths:
         try:

@@ -132,7 +132,7 @@ class Session:
         gates = GatePaths(self.net, self.backend, slots=slots, timeout_s=self.dep.timeout,
                           mode=self.dep.temporal, bridge=self.dep.bridge)
         if self.dep.bridge is None and self.backend.persistent and self.backend.fixed:
-            why = gates.fit_bridge()  # the chip-side window where it fits one chip
+            _, why = gates.fit_bridge()  # the chip-side window where it fits one chip
             if why:
                 print(f"note: {why}", file=sys.stderr)
         return gates

@@ -228,6 +228,6 @@ def test_with_no_bridge_asked_a_run_picks_the_network_one_chip_holds(shipped):
              ((1, 16), "T = 1", "per-step"))
     for (t, n), says, bridge in cases:
         gates = GatePaths(shipped.net("lif-learnable", t, n, "auto"), "lava-sim", slots=64)
-        why = gates.fit_bridge()
-        assert (why is None) if says is None else (says in why), (t, n, why)
+        picked, why = gates.fit_bridge()
+        assert picked == bridge and ((why is None) if says is None else (says in why)), (t, n, why)
         assert {p.bridge for p in gates.paths.values()} == {bridge}
