@@ -5,7 +5,7 @@ CKPT ?= ember_neuro/checkpoints/lif-learnable-strong.pt
 # make demo T=8 pins the window length (default: chosen on calibration text)
 T ?=
 
-.PHONY: setup setup-py310 demo test test-py310 test-bundle test-slow ci lint checkpoints hard-spikes clean
+.PHONY: setup setup-py310 demo test test-py310 test-bundle test-bundle-kws test-slow ci lint checkpoints kws-checkpoint hard-spikes clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -33,8 +33,14 @@ test-bundle: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
-# What .ci/run runs: the 3.11 suite, the 3.10 part, the bundle on 3.10.
-ci: test test-py310 test-bundle
+# The keyword spotter's bundle on 3.10: verify.py bit-exact, classify.py's classes equal to
+# `run --wav`'s on 16 testing clips (at the window the defaults choose, pinned to skip the search).
+test-bundle-kws: setup
+	CKPT=ember_neuro/checkpoints/audio-cfc-lif-strong.pt T=2 N=16 REPORT=0 WORK=build/inrc-check-kws \
+	  bash scripts/check_bundle.sh
+
+# What .ci/run runs: the 3.11 suite, the 3.10 part, the bundle on 3.10 (text and keyword spotter).
+ci: test test-py310 test-bundle test-bundle-kws
 
 lint: setup
 	.venv/bin/ruff check ember_neuro mappers processes export tests examples scripts
@@ -50,6 +56,14 @@ checkpoints: setup
 	    --out ember_neuro/checkpoints/$$v-strong.pt || exit 1; done
 	$(PY) -m ember_neuro.train --variant cfc-lif --preset small --seed 1337 $(STRONG_ARGS_cfc-lif) \
 	  --out ember_neuro/checkpoints/cfc-lif-strong.pt
+
+# Audio Liquid Ember, the keyword spotter (docs/keywords.md): the notes' recipe (AdamW lr 1e-3, weight
+# decay 0.01, clipping 1.0, batch 64, 15 epochs) on the project's espeak-ng keyword set (35 words, made
+# by `make setup`), strong gates as for cfc-lif (spread init, gate parameters at 30x the learning rate).
+KWS_SEED ?= 1337
+kws-checkpoint: setup
+	$(PY) -m ember_neuro.train --variant audio-cfc-lif --preset small --seed $(KWS_SEED) --gate-init spread \
+	  --gate-lr-mult 30 --out ember_neuro/checkpoints/audio-cfc-lif-strong.pt
 
 # Hard spikes that save compute (docs/hard_spikes.md): temporal-lif trained with the chip's 0/1
 # membrane spike at several skip targets; its equal-budget soft baseline is the same command with

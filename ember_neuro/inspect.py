@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from ember_neuro.cli import add_json_option, parser, run_and_report
 from ember_neuro.deploy.mapping import gate_params
@@ -38,31 +40,35 @@ def describe(model, cfg, val_loss: float, source: str, iter_num: int | None) -> 
         "iter_num": iter_num, "gate_param_count": counts["gate"], "total_param_count": counts["total"],
         "val_loss": None if math.isnan(val_loss) else val_loss, "spike": cfg.spike,
     }
+    if cfg.is_classifier:  # Audio Liquid Ember: its front end and classes instead of a vocabulary
+        d.update(frames=cfg.block_size, n_mels=cfg.n_mels, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                 audio_length=cfg.audio_length, num_classes=cfg.num_classes, cfc_units=cfg.cfc_units)
     # every kind's key, empty where this variant has none (a JSON reader finds each key every time)
     d.update({k.inspect_key: [] for v in registry.VARIANTS.values() for k in v.kinds})
     d.update(registry.gate_records(cfg.variant, gate_params(model), cfg.n_layer))
     return d
 
 
-def add_swings(d: dict, model, vocab: str | None, data_path: str | None) -> None:
+DataOf = Callable[[], Any] | None  # the checkpoint's validation data, loaded on demand (None: none)
+
+
+def add_swings(d: dict, model, data_of: DataOf) -> None:
     """Per-unit ``swing`` in d["gates"] and a ``swing`` summary (deploy/swing.py).  A kind whose swing
-    needs an observed input range (Liquid Ember's |h|) needs text in the checkpoint's vocabulary;
-    without it the swing is None."""
+    needs an observed input range (Liquid Ember's |h|) needs the checkpoint's validation data (text
+    in its vocabulary, or its keyword clips); without it the swing is None."""
     from ember_neuro.deploy import swing
 
     if not d["gates"]:
         return
     data = None
     if swing.needs_data(model):
-        if vocab is None:
+        if data_of is None:
             d["swing"] = {"units": len(d["gates"]),
-                          "note": f"{d['variant']} swing needs a checkpoint's vocabulary"}
+                          "note": f"{d['variant']} swing needs a checkpoint's validation data"}
             for g in d["gates"]:
                 g["swing"] = None
             return
-        from ember_neuro.models.data import load_data
-
-        data = load_data(data_path, vocab=vocab)
+        data = data_of()
     units = swing.unit_swings(model, data)
     by_unit = {(u["kind"], u["layer"], u["head"]): u for u in units}
     for g in d["gates"]:
@@ -76,17 +82,16 @@ def add_swings(d: dict, model, vocab: str | None, data_path: str | None) -> None
 FIRE_BATCHES = 8  # validation batches (of 8 sequences) the observed fire rates are measured on
 
 
-def add_fire_rates(d: dict, model, vocab: str | None, data_path: str | None) -> None:
+def add_fire_rates(d: dict, model, data_of: DataOf) -> None:
     """Per layer of a kind whose fire gates compute (temporal-lif's membrane): the mean fire and the
     share of tokens whose fire is exactly 0 (their MLP is skipped), observed on validation text --
     for a hard-spike model the spike rate and the MLP calls it saves."""
-    from ember_neuro.models.data import load_data
     from ember_neuro.models.hooks import observed_fire
 
     kinds = [k for k in registry.get(d["variant"]).kinds if k.metrics is not None]
-    if not kinds or vocab is None:
+    if not kinds or data_of is None:
         return
-    data = load_data(data_path, vocab=vocab)
+    data = data_of()
     seen = observed_fire(model, (x for x, _ in data.val_batches(FIRE_BATCHES, 8, model.config.block_size,
                                                                   seed=0)))
     for kind in kinds:
@@ -120,10 +125,13 @@ def unit_table(kind: GateKind, rows: list[dict], show_all: bool) -> list[str]:
 
 
 def format_text(d: dict, show_all: bool = False) -> str:
+    shape = (f"  CfC units {d['cfc_units']}  classes {d['num_classes']}  input {d['n_mels']}-bin log-mel "
+             f"(n_fft {d['n_fft']}, hop {d['hop_length']}), {d['frames']} frames per "
+             f"{d['audio_length']}-sample clip" if "num_classes" in d
+             else f"  heads {d['n_head']}  block {d['block_size']}  vocab {d['vocab_size']}")
     lines = [
         f"{d['source']}",
-        f"variant {d['variant']}  layers {d['n_layer']}  heads {d['n_head']}  dim {d['n_embd']}"
-        f"  block {d['block_size']}  vocab {d['vocab_size']}",
+        f"variant {d['variant']}  layers {d['n_layer']}  dim {d['n_embd']}" + shape,
         f"parameters {d['total_param_count']:,} (nanoGPT count)  gate parameters "
         f"{d['gate_param_count']:,}",
         f"val loss {d['val_loss']:.4f}" if d["val_loss"] is not None else "val loss -- (untrained)",
@@ -157,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     add_json_option(ap)
     ap.add_argument("--all", action="store_true", help="list every per-neuron gate (Liquid Ember)")
     ap.add_argument("--data", default=None,
-                    help="text for an observed input range (Liquid Ember's |h|; default: the Shakespeare "
-                         "corpus)")
+                    help="validation data for an observed input range (Liquid Ember's |h|): text "
+                         "(default: the Shakespeare corpus), or for an audio model a Speech Commands v2 "
+                         "folder (default: the project's keyword set)")
     args = ap.parse_args(argv)
     if bool(args.checkpoint) == bool(args.preset):
         ap.error("give either a checkpoint or --preset P --variant V")
@@ -167,15 +176,23 @@ def main(argv: list[str] | None = None) -> int:
 
     def describe_source(a: argparse.Namespace) -> dict:
         if a.checkpoint:
+            from functools import cache
+
+            from ember_neuro.models.data import data_for
+
             ck = load_checkpoint(a.checkpoint)
             d = describe(ck.model, ck.config, ck.best_val_loss, ck.path, ck.iter_num)
-            add_swings(d, ck.model, ck.vocab, a.data)
-            add_fire_rates(d, ck.model, ck.vocab, a.data)
+            if ck.labels is not None:
+                d["labels"] = list(ck.labels)
+            has_data = ck.vocab is not None or ck.labels is not None
+            data_of = cache(lambda: data_for(ck, a.data)) if has_data else None
+            add_swings(d, ck.model, data_of)
+            add_fire_rates(d, ck.model, data_of)
             return d
         cfg = config_for(a.variant, a.preset)
         model = build_model(cfg)
         d = describe(model, cfg, math.nan, f"untrained {a.variant} ({a.preset} preset)", None)
-        add_swings(d, model, None, None)
+        add_swings(d, model, None)
         return d
 
     return run_and_report(describe_source, args, "interrupted", lambda d: print(format_text(d, args.all)))

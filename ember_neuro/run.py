@@ -27,6 +27,17 @@ temporal-lif's membrane runs in --temporal rate mode (faithful) or hard mode
 Evaluation uses a fixed set of validation batches (seeded), the same for every
 backend and every run, and compares against the float model on the same batches.
 
+Audio Liquid Ember (a keyword spotter, docs/keywords.md) classifies clips instead:
+
+    python -m ember_neuro.run kws.pt --wav yes.wav --wav no.wav          # whole clips
+    python -m ember_neuro.run kws.pt --wav yes.wav --stream              # 10 ms at a time
+    python -m ember_neuro.run kws.pt --eval --batches 0 --json           # the whole testing split
+
+--stream feeds each clip hop by hop, as an always-on spotter hears it: a frame is computed when
+its samples have arrived and goes through the layers with the CfC state carried; the decision
+after the last frame is reported beside the whole clip's.  --eval scores the testing split
+(never used to choose the window): float and spiking accuracy and their class agreement.
+
 Exit status: 0 done; 2 bad input; 3 backend not available here; 4 a runtime
 fault (a Lava process died, a timeout); 130 Ctrl-C.
 """
@@ -38,6 +49,7 @@ import sys
 from ember_neuro import cli
 from ember_neuro.backends import registry
 from ember_neuro.backends.chip_window import BRIDGES
+from ember_neuro.hybrid.keyword import Classification
 from ember_neuro.hybrid.session import Deployment, Evaluation, Generation, run_hybrid
 
 
@@ -85,7 +97,16 @@ def build_parser():
     ap.add_argument("--batches", type=int, default=8,
                     help="random fixed validation batches; 0 = the whole validation split, in order")
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--data", help="validation text (default: Shakespeare)")
+    ap.add_argument("--data", help="validation text (default: Shakespeare); an audio model: a Speech "
+                                   "Commands v2 folder (default: the project's keyword set)")
+    ap.add_argument("--wav", action="append", default=None, metavar="FILE",
+                    help="audio model: classify this 16 kHz mono wav file (give it several times for a "
+                         "batch); a clip longer than the model's is cropped with a warning")
+    ap.add_argument("--stream", action="store_true",
+                    help="with --wav: stream each clip --chunk samples at a time, state carried, and "
+                         "report the decision beside the whole clip's")
+    ap.add_argument("--chunk", type=int, default=160,
+                    help="with --stream: samples per arrival (default 160, one hop: 10 ms at 16 kHz)")
     ap.add_argument("--timeout", type=float, default=60.0,
                     help="seconds before a stalled Lava exchange fails")
     cli.add_threads_option(ap)
@@ -94,10 +115,17 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.stream and not args.wav:
+        ap.error("--stream needs --wav FILE")
+    if args.wav and args.eval:
+        ap.error("give --wav or --eval, not both")
 
     def run(a) -> dict:
         dep = cli.from_args(Deployment, a)
+        if a.wav:
+            return run_hybrid(dep, cls=Classification(tuple(a.wav), a.stream, a.chunk))
         if a.eval:
             return run_hybrid(dep, ev=cli.from_args(Evaluation, a),
                               progress=not a.json and sys.stderr.isatty())
@@ -106,7 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         return run_hybrid(dep, gen=gen, stream=None if a.json else sys.stdout)
 
     def report(result: dict) -> None:
-        if args.eval:
+        if args.wav:
+            for r in result["clips"]:
+                same = "" if "whole_clip_label" not in r else (
+                    "  (= whole clip)" if r["label"] == r["whole_clip_label"]
+                    else f"  (whole clip: {r['whole_clip_label']})")
+                print(f"{r['wav']}: {r['label']} ({r['probability']:.1%}){same}")
+        elif args.eval and "clips" in result:
+            print(f"{args.backend} T={result['timesteps']} N={result.get('neurons_per_gate', 1)} on "
+                  f"{result['clips']} test clips: accuracy float {result['accuracy_float']:.2%} spiking "
+                  f"{result['accuracy_hybrid']:.2%}, class agreement {result['top1_agreement']:.2%}, "
+                  f"loss rel {result['rel_delta']:+.2e}")
+        elif args.eval:
             print(f"{args.backend} T={result['timesteps']} N={result.get('neurons_per_gate', 1)} "
                   f"{result.get('levels', 'uniform')} levels: val loss float {result['val_loss_float']:.5f} "
                   f"hybrid {result['val_loss_hybrid']:.5f} (rel {result['rel_delta']:+.2e}), "

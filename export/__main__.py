@@ -2,14 +2,18 @@
 
     python -m ember_neuro.export onnx CKPT --out DIR [--json] [--force]
         The host part as ONNX graphs split at the gates (opset 17, dynamic sequence length,
-        KV-cache / CfC-state inputs and outputs), checked in onnxruntime against PyTorch on
-        validation text: max |delta logits| is reported (bar: 1e-4).
+        KV-cache / CfC-state inputs and outputs; an audio model: log-mel features of whole
+        clips in, class logits out), checked in onnxruntime against PyTorch on validation
+        text (clips): max |delta logits| is reported (bar: 1e-4).
 
     python -m ember_neuro.export inrc CKPT --out BUNDLE [-T 32] [--neurons-per-gate 1] [--force] [--json]
         The INRC submission bundle: saved mapping, ONNX graphs, vocabulary, golden traces
         recorded on Lava's bit-accurate simulator, verify.py, generate.py, resources.json,
         the validate report, SHA256SUMS and a reviewer README (export/inrc.py).  Runs with
-        numpy, Lava and onnxruntime on Python 3.10 (requirements.txt inside).
+        numpy, Lava and onnxruntime on Python 3.10 (requirements.txt inside).  An audio
+        model's bundle has classify.py (wav files -> classes, no torch, no librosa), its
+        labels and mel filterbank, golden windows from validation clips and per-inference
+        resources instead.
 
 Exit status: 0 done; 2 bad input (e.g. the output exists without --force, a variant
 without an LIF gate); 3 a backend this machine cannot run; 4 a runtime fault.
@@ -33,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("checkpoint")
         p.add_argument("--out", required=True, help="output folder (refused if it exists, unless --force)")
         p.add_argument("--force", action="store_true", help="replace --out if it exists")
-        p.add_argument("--data", default=None, help="text file for validation windows (default: Shakespeare)")
+        p.add_argument("--data", default=None,
+                       help="text file for validation windows (default: Shakespeare); an audio model: a "
+                            "Speech Commands v2 folder (default: the project's keyword set)")
         cli.add_json_option(p)
         cli.add_threads_option(p)
     cli.add_window_options(inrc)
@@ -72,14 +78,19 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(result: dict) -> None:
         if args.command == "onnx":
+            over = f"{result['clips']} clips" if "clips" in result else f"{result['tokens']} tokens"
             print(f"wrote {result['out']}: {len(result['files'])} graphs (opset {result['opset']}), "
-                  f"max |delta logits| vs PyTorch {result['max_abs_logit_diff']:.2e} over {result['tokens']} "
-                  "tokens")
+                  f"max |delta logits| vs PyTorch {result['max_abs_logit_diff']:.2e} over {over}")
             return
         r = result["resources"]
+        if "golden_clips" in result:
+            ran = "golden clips " + ", ".join(f"{c['label']} -> {c['predicted']}"
+                                              for c in result["golden_clips"])
+        else:
+            ran = f"greedy {result['prompt']!r} -> {result['greedy_text']!r}"
         print(f"wrote {result['out']} ({result['bytes'] / 1e6:.1f} MB, {result['files']} files): "
               f"{r['neurons']:,} neurons, {r['synapses']:,} synapses, {r['cores']} cores; golden "
-              f"{result['golden_windows']}; greedy {result['prompt']!r} -> {result['greedy_text']!r}")
+              f"{result['golden_windows']}; {ran}")
         for warning in result.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
         print(f"check it: cd {result['out']} && python verify.py")

@@ -5,29 +5,35 @@ and onnxruntime on Python 3.10 -- no torch, no ember-neuro install.
       README.md           for the reviewer: what runs where, how to reproduce, what needs hardware
       verify.py           gate network from the saved mapping, golden windows replayed, bit-exact check
       generate.py         hybrid text generation: onnxruntime host graphs + Lava gates
+      classify.py         (an audio model, instead of generate.py) keyword spotting of wav files
       requirements.txt    the bundle's own environment (Python 3.10)
-      resources.json      Loihi 2 footprint, per-token activity, energy estimate (sourced constants)
+      resources.json      Loihi 2 footprint, per-token (audio: per-inference) activity, energy estimate
       SHA256SUMS          every other file; verify.py checks it first
       model/mapped.npz    the saved mapped network (docs/mapped-format.md)
       model/onnx/         the host graphs split at the gates (export/onnx.py), graphs.json
-      model/vocab.json    the character vocabulary
+      model/vocab.json    the character vocabulary (audio: model/labels.json, the class names and the
+                          front end, and model/mel_basis.npy, the mel filterbank: no librosa needed)
       golden/golden.npz   recorded gate windows and their Lava spikes (ember_neuro/hybrid/golden.py)
       golden/golden.json  the recording run: prompt (validation text), greedy tokens, activity
+                          (audio: the validation clips, golden/clips/*.wav, and their classes)
       report/             the fidelity report of `validate` on this mapping
       lib/ember_neuro/    the torch-free part of this package that the scripts import
 
-The golden windows come from a greedy generation whose prompt is validation text, run
-with the exported graphs in onnxruntime and the gates on Lava's bit-accurate
-simulator (lava-sim); the same run's activity gives the per-token counts.
+The golden windows come from a greedy generation whose prompt is validation text (an audio
+model: from classifying a few seeded validation clips, one per forward pass), run with the
+exported graphs in onnxruntime and the gates on Lava's bit-accurate simulator (lava-sim);
+the same run's activity gives the per-token (per-inference) counts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,7 @@ LIB_MODULES = ("__init__.py", "atomic.py", "cli.py", "errors.py", "gates.py")
 LIB_PACKAGES = {"backends": ("__init__.py", "chip_window.py", "lava.py", "numpy_ref.py", "registry.py"),
                 "hybrid": ("__init__.py", "decoding.py", "golden.py", "onnx_host.py", "paths.py"),
                 "deploy": ("__init__.py", "resources.py"),
+                "audio": ("__init__.py", "features.py", "wav.py"),  # classify.py's front end
                 "mappers": None, "processes": None}  # None: every module of the folder
 
 # Python 3.10, as on INRC machines (helper-verified in a fresh venv: lava-nc 0.10.0 installs natively).
@@ -74,6 +81,8 @@ sympy==1.14.0
 GOLDEN_PROMPT_CHARS = 24
 GOLDEN_TOKENS = 16
 GOLDEN_MAX_WINDOWS = 64
+GOLDEN_CLIPS = 4  # an audio bundle's golden recording: seeded validation clips, one forward pass each
+GOLDEN_SEED = 0
 
 
 def copy_lib(dest: Path) -> None:
@@ -121,35 +130,61 @@ class _PhaseSource:
     def window(self, ids: list[list[int]]) -> Any:
         return self._call("window", self.inner.window, ids)
 
+    def classify(self, features: Any) -> Any:
+        return self._call("clip", self.inner.classify, features)
 
-def record_golden(net: Any, onnx_dir: Path, block: int, prompt: list[int], tokens: int, temporal: str,
-                  timeout_s: float, max_windows: int = GOLDEN_MAX_WINDOWS,
-                  bridge: str = "chip-side") -> dict[str, Any]:
-    """Greedy generation with the exported graphs and the gates on lava-sim, every window tapped
-    (one trace per gate path, named by the group that answers it)."""
+
+@contextlib.contextmanager
+def _tapped(net: Any, onnx_dir: Path, slots: int, temporal: str, timeout_s: float, max_windows: int,
+            bridge: str) -> Iterator[tuple[Any, _PhaseSource, dict[str, Any]]]:
+    """The exported graphs with the gates on lava-sim, every window tapped (one trace per gate
+    path, named by the group that answers it): (host, counting source, the record filled in as
+    the run goes and completed -- layouts, steps, exchanges -- before the networks stop)."""
     from ember_neuro.hybrid.onnx_host import OnnxHost
     from ember_neuro.hybrid.paths import GatePaths
 
     recorder = golden.Recorder(max_windows)
     phases: dict[str, dict[str, golden.Activity]] = {}
-    with GatePaths(net, "lava-sim", slots=block, timeout_s=timeout_s, mode=temporal,
+    with GatePaths(net, "lava-sim", slots=slots, timeout_s=timeout_s, mode=temporal,
                    bridge=bridge) as gates:
         host = OnnxHost(onnx_dir, gates)
         source = _PhaseSource(host, list(gates.paths.values()))
         for path in gates.paths.values():
             recorder.attach(path)
             path.tap = _phased(path.tap, path, phases, source)
+        rec: dict[str, Any] = {"recorder": recorder, "phases": phases, "calls": source.calls,
+                               "values": source.values}
+        yield host, source, rec
+        rec["arrays"] = {path.trace_name(k): getattr(r, "window", None) or path.layout(k)
+                         for path in gates.paths.values() for k, r in path.runners.items()}
+        rec["lava_steps"] = gates.lava_steps
+        rec["exchanges"] = gates.exchanges()
+
+
+def record_golden(net: Any, onnx_dir: Path, block: int, prompt: list[int], tokens: int, temporal: str,
+                  timeout_s: float, max_windows: int = GOLDEN_MAX_WINDOWS,
+                  bridge: str = "chip-side") -> dict[str, Any]:
+    """Greedy generation with the exported graphs and the gates on lava-sim, every window tapped."""
+    with _tapped(net, onnx_dir, block, temporal, timeout_s, max_windows, bridge) as (host, source, rec):
         mode, recurrent = host.decode_settings()
         t0 = time.perf_counter()
         out = decoding.decode(source, [list(prompt)], tokens, block, mode, recurrent, decoding.greedy)[0]
-        seconds = time.perf_counter() - t0
-        arrays = {path.trace_name(k): getattr(r, "window", None) or path.layout(k)
-                  for path in gates.paths.values() for k, r in path.runners.items()}
-        lava_steps = gates.lava_steps
-        exchanges = gates.exchanges()
-    return {"recorder": recorder, "phases": phases, "calls": source.calls, "values": source.values,
-            "tokens": out, "mode": mode, "seconds": seconds, "arrays": arrays, "lava_steps": lava_steps,
-            "exchanges": exchanges}
+        rec.update(tokens=out, mode=mode, seconds=time.perf_counter() - t0)
+    return rec
+
+
+def record_golden_clips(net: Any, onnx_dir: Path, block: int, features: Any, temporal: str, timeout_s: float,
+                        max_windows: int = GOLDEN_MAX_WINDOWS, bridge: str = "chip-side") -> dict[str, Any]:
+    """A keyword spotter's golden run: each clip (F, n_mels) classified alone, one forward pass per
+    clip on a network laid out for one clip (block = its frames), so the per-call activity is one
+    inference's at batch 1 -- the unit of an audio bundle's resources.json."""
+    import numpy as np
+
+    with _tapped(net, onnx_dir, block, temporal, timeout_s, max_windows, bridge) as (_host, source, rec):
+        t0 = time.perf_counter()
+        logits = np.concatenate([source.classify(x[None]) for x in features])
+        rec.update(logits=logits, mode="clip", seconds=time.perf_counter() - t0)
+    return rec
 
 
 def _phased(tap: Any, path: Any, phases: dict, source: _PhaseSource) -> Any:
@@ -170,7 +205,9 @@ def _phased(tap: Any, path: Any, phases: dict, source: _PhaseSource) -> Any:
 
 def per_token_phase(rec: dict[str, Any]) -> str:
     """Per-token figures in steady state: the decode steps (KV cache / CfC state), or every
-    window for whole-sequence decoding (lif-refractory)."""
+    window for whole-sequence decoding (lif-refractory); a keyword spotter's: every clip."""
+    if rec["mode"] == "clip":
+        return "clip"
     return "window" if rec["mode"] == "whole" else "step"
 
 
@@ -237,6 +274,7 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
         step("golden")
         rec, meta = write_golden(tmp / "golden", prep, net, req)
         res = write_resources(tmp / "resources.json", rec, meta, net, req.timeout)
+        unit = resources.unit_of(res)
         validated = None
         if req.report:
             step("validate")
@@ -247,7 +285,7 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
                                                             data=req.data, timeout=req.timeout),
                                             prep=prep)["passed"]  # the checkpoint loaded once
         step("scripts")
-        write_scripts(tmp)
+        write_scripts(tmp, "classify.py" if cfg.is_classifier else "generate.py")
         info = {"format": BUNDLE_FORMAT, "format_version": BUNDLE_VERSION, "variant": cfg.variant,
                 "timesteps": options.timesteps, "neurons_per_gate": options.neurons_per_gate,
                 "levels": options.levels, "temporal": req.temporal, "bridge": req.bridge, "opset": OPSET,
@@ -261,14 +299,17 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
     summary: dict[str, Any] = {
         "out": str(dest), "variant": cfg.variant, "timesteps": options.timesteps,
         "neurons_per_gate": options.neurons_per_gate, "levels": options.levels, "checkpoint": ck.path,
-        "checkpoint_sha256": ck.sha256, "files": files, "bytes": size, "greedy_text": meta["greedy_text"],
-        "prompt": meta["prompt"], "max_abs_logit_diff": manifest["check"]["max_abs_logit_diff"],
+        "checkpoint_sha256": ck.sha256, "files": files, "bytes": size, **golden_summary(meta),
+        "max_abs_logit_diff": manifest["check"]["max_abs_logit_diff"],
         "golden_windows": {k: t.windows for k, t in rec["recorder"].traces.items()},
         "resources": {"neurons": res["footprint"]["neurons"], "synapses": res["footprint"]["synapses"],
-                      "cores": res["footprint"]["cores"], "per_token": res["per_token"],
-                      "energy_per_token": {k: v for k, v in res["energy_per_token"].items()
-                                           if k.endswith("_J")}},
+                      "cores": res["footprint"]["cores"], f"per_{unit}": res[f"per_{unit}"],
+                      f"energy_per_{unit}": {k: v for k, v in res[f"energy_per_{unit}"].items()
+                                             if k.endswith("_J")}},
         "seconds": round(time.time() - t0, 1)}
+    if "neurobench" in res:
+        summary["resources"]["neurobench"] = {k: v for k, v in res["neurobench"].items()
+                                              if k not in ("definitions", "not_counted", "per")}
     if validated is not None:
         summary["validate_passed"] = validated
     if "window_choice" in net.options:
@@ -276,11 +317,26 @@ def build_bundle(req: BundleRequest, step: Any = lambda name: None) -> dict[str,
     foot = res["footprint"]
     if why:
         summary["bridge_note"] = why
+    warnings = []
+    if not foot["neurons"]:
+        window = f"T={options.timesteps}, N={options.neurons_per_gate}"
+        warnings.append(f"every gate unit is host-constant at {window} (its fire does not vary over the "
+                        "calibrated inputs): the gate network is empty, verify.py replays nothing")
     if not foot["fits_one_chip"]:
-        summary["warnings"] = [f"the gate network needs {foot['neurons']:,} neurons on {foot['cores']} neuro "
-                               "cores, more than one Loihi 2 chip (128 cores); --bridge per-step needs N, "
-                               "not N*T + 2, neurons per gate value"]
+        warnings.append(f"the gate network needs {foot['neurons']:,} neurons on {foot['cores']} neuro "
+                        "cores, more than one Loihi 2 chip (128 cores); --bridge per-step needs N, "
+                        "not N*T + 2, neurons per gate value")
+    if warnings:
+        summary["warnings"] = warnings
     return summary
+
+
+def golden_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """What the golden run did, for the summary: the greedy text of its prompt, or each golden clip's
+    class (true and predicted)."""
+    if "clips" in meta:
+        return {"golden_clips": [{k: c[k] for k in ("wav", "label", "predicted")} for c in meta["clips"]]}
+    return {"greedy_text": meta["greedy_text"], "prompt": meta["prompt"]}
 
 
 def bundle_bridge(net: Any, block: int, temporal: str | None, asked: str | None) -> tuple[str, str | None]:
@@ -295,7 +351,8 @@ def bundle_bridge(net: Any, block: int, temporal: str | None, asked: str | None)
 
 
 def write_model(folder: Path, prep: Any, net: Any) -> dict[str, Any]:
-    """model/: the saved mapping, the ONNX host stages (checked against PyTorch), the vocabulary."""
+    """model/: the saved mapping, the ONNX host stages (checked against PyTorch), the vocabulary (an
+    audio model: its classes and front end)."""
     from ember_neuro.mappers import save_mapped
 
     from .onnx import write_graphs
@@ -304,13 +361,36 @@ def write_model(folder: Path, prep: Any, net: Any) -> dict[str, Any]:
     save_mapped(net, folder / "mapped.npz")
     manifest = write_graphs(prep.ck, net, folder / "onnx", prep.text)
     cfg = prep.ck.config
-    (folder / "vocab.json").write_text(json.dumps({"chars": prep.ck.vocab, "block_size": cfg.block_size,
-                                                   "variant": cfg.variant}, indent=1))
+    if cfg.is_classifier:
+        write_front_end(folder, prep.ck)
+    else:
+        (folder / "vocab.json").write_text(json.dumps({"chars": prep.ck.vocab, "block_size": cfg.block_size,
+                                                       "variant": cfg.variant}, indent=1))
     return manifest
 
 
+def write_front_end(folder: Path, ck: Any) -> None:
+    """labels.json (the classes, in class order, and the feature spec) and mel_basis.npy: the
+    filterbank librosa built for the model's spec, stored so that classify.py computes the very
+    features of the package (audio/features.log_mel) with numpy alone."""
+    import numpy as np
+
+    from ember_neuro.audio.features import FeatureSpec, mel_basis
+
+    cfg = ck.config
+    spec = FeatureSpec.from_config(cfg)
+    (folder / "labels.json").write_text(json.dumps({
+        "labels": list(ck.labels), "features": spec.as_dict(), "frames": spec.frames,
+        "block_size": cfg.block_size, "variant": cfg.variant, "task": str(ck.train_config.get("task", "35"))},
+        indent=1))
+    np.save(folder / "mel_basis.npy", np.ascontiguousarray(mel_basis(spec)), allow_pickle=False)
+
+
 def write_golden(folder: Path, prep: Any, net: Any, req: BundleRequest) -> tuple[dict, dict]:
-    """golden/: a greedy generation from validation text on lava-sim, every gate window recorded."""
+    """golden/: a greedy generation from validation text on lava-sim, every gate window recorded (an
+    audio model: a few validation clips classified, :func:`write_golden_clips`)."""
+    if prep.ck.config.is_classifier:
+        return write_golden_clips(folder, prep, net, req)
     ck, block = prep.ck, prep.ck.config.block_size
     x, _ = prep.text.val_batches(1, 1, block, seed=0)[0]
     prompt = [int(i) for i in x[0, :min(GOLDEN_PROMPT_CHARS, block // 2)]]
@@ -325,6 +405,105 @@ def write_golden(folder: Path, prep: Any, net: Any, req: BundleRequest) -> tuple
     windows = {k: t.windows for k, t in rec["recorder"].traces.items()}
     (folder / "golden.json").write_text(json.dumps({**meta, "windows": windows,
                                                     "generation_seconds": rec["seconds"]}, indent=1))
+    return rec, meta
+
+
+def golden_items(data: Any, count: int = GOLDEN_CLIPS, seed: int = GOLDEN_SEED) -> list[tuple[str, int]]:
+    """`count` seeded validation clips that are files (not task 12's silence crops), in set order:
+    (path relative to the set's root, class)."""
+    import numpy as np
+
+    from ember_neuro.audio.speech_commands import SILENCE
+
+    items = [it for it in data.commands.items("validation") if not it[0].startswith(SILENCE + ":")]
+    if not items:
+        raise ValueError(f"{data.source} has no validation clips to record the golden windows from")
+    pick = np.random.default_rng(seed).choice(len(items), min(count, len(items)), replace=False)
+    return [items[i] for i in sorted(pick)]
+
+
+def clip_features(paths: list[Path], model_dir: Path) -> Any:
+    """(n, frames, n_mels) log-mel features of wav files the way classify.py computes them: the
+    bundle's stored filterbank and the lib copy's front end (audio/wav.read_clip, features.log_mel)."""
+    import numpy as np
+
+    from ember_neuro.audio.features import FeatureSpec, log_mel
+    from ember_neuro.audio.wav import read_clip
+
+    spec = FeatureSpec(**json.loads((model_dir / "labels.json").read_text())["features"])
+    basis = np.load(model_dir / "mel_basis.npy", allow_pickle=False)
+    return np.stack([log_mel(read_clip(p, spec), spec, basis) for p in paths])
+
+
+def host_operations(model: Any, features: Any) -> dict[str, Any]:
+    """NeuroBench's host-side counts on the PyTorch model, per clip: the nn.Linear layers' MACs at
+    dense input and with a non-zero input (its Effective_MACs rule: non-zero inputs x fan-out), the
+    bytes of parameters and buffers (Footprint) and the zero weights (ConnectionSparsity)."""
+    import torch
+
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    count = {"dense": 0, "effective": 0}
+
+    def hook(m: torch.nn.Linear, inputs: tuple, _out: Any) -> None:
+        x = inputs[0]
+        count["dense"] += x.numel() // m.in_features * m.in_features * m.out_features
+        count["effective"] += int((x != 0).sum()) * m.out_features
+
+    handles = [m.register_forward_hook(hook) for m in linears]
+    try:
+        with torch.no_grad():
+            model(torch.as_tensor(features))
+    finally:
+        for h in handles:
+            h.remove()
+    tensors = [*model.parameters(), *model.buffers()]
+    weights = sum(m.weight.numel() for m in linears)
+    zeros = sum(int((m.weight == 0).sum()) for m in linears)
+    n = len(features)
+    return {"dense_macs": count["dense"] / n, "effective_macs": count["effective"] / n,
+            "footprint_bytes": int(sum(t.numel() * t.element_size() for t in tensors)),
+            "connection_sparsity": zeros / weights if weights else 0.0}
+
+
+def _softmax(logits: Any) -> Any:
+    import numpy as np
+
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def write_golden_clips(folder: Path, prep: Any, net: Any, req: BundleRequest) -> tuple[dict, dict]:
+    """golden/: seeded validation clips (copied into golden/clips/) classified on lava-sim with the
+    exported graphs, each clip alone, every gate window recorded; the features come from the wav
+    files by classify.py's own path, so `classify.py golden/clips/*.wav` reruns the recording."""
+    from ember_neuro.audio.features import FeatureSpec
+
+    ck, cfg = prep.ck, prep.ck.config
+    clips = folder / "clips"
+    clips.mkdir(parents=True)
+    items = golden_items(prep.text)
+    paths = []
+    for ref, _ in items:
+        paths.append(clips / ref.replace("/", "-"))
+        shutil.copy2(prep.text.commands.root / ref, paths[-1])
+    x = clip_features(paths, folder.parent / "model")
+    rec = record_golden_clips(net, folder.parent / "model" / "onnx", cfg.block_size, x, req.temporal,
+                              req.timeout, bridge=req.bridge)
+    rec["host"] = host_operations(ck.model, x)
+    probs, labels = _softmax(rec["logits"]), ck.labels
+    meta = {"backend": "lava-sim", "timesteps": int(net.options["timesteps"]),
+            "neurons_per_gate": int(net.options["neurons_per_gate"]), "temporal": req.temporal,
+            "decode": "whole clips, one per forward pass", "split": "validation",
+            "data": prep.text.source, "features": {**FeatureSpec.from_config(cfg).as_dict(),
+                                                   "frames": FeatureSpec.from_config(cfg).frames},
+            "clips": [{"wav": p.relative_to(folder.parent).as_posix(), "source": ref, "label": labels[y],
+                       "predicted": labels[int(q.argmax())], "probability": float(q.max())}
+                      for p, (ref, y), q in zip(paths, items, probs, strict=True)]}
+    golden.save_golden(rec["recorder"].traces, folder / "golden.npz", meta)
+    windows = {k: t.windows for k, t in rec["recorder"].traces.items()}
+    (folder / "golden.json").write_text(json.dumps({**meta, "windows": windows,
+                                                    "classification_seconds": rec["seconds"]}, indent=1))
     return rec, meta
 
 
@@ -356,32 +535,44 @@ def per_step_exchanges(net: Any, rec: dict[str, Any], activity: dict[str, golden
 
 def write_resources(path: Path, rec: dict[str, Any], meta: dict[str, Any], net: Any = None,
                     timeout_s: float = 120.0) -> dict[str, Any]:
-    """resources.json: the footprint and the steady-state per-token activity of the golden run, and
-    the per-step network's exchanges for the same windows (measured at its bridge)."""
+    """resources.json: the footprint and the steady-state per-token (an audio bundle: per-inference,
+    one clip per call) activity of the golden run, and the per-step network's exchanges for the
+    same windows (measured at its bridge)."""
     phase = per_token_phase(rec)
+    unit = "inference" if phase == "clip" else "token"
     n_tok = max(1, rec["calls"].get(phase, 0))
     activity = rec["phases"].get(phase, {})
     per_step = per_step_exchanges(net, rec, activity, n_tok, timeout_s) if net is not None else None
     host_flops = resources.HOST_GATE_FLOPS_PER_VALUE * rec["values"].get(phase, 0) / n_tok
-    res = resources.estimate(rec["arrays"], activity, n_tok, host_flops, per_step)
-    res["measured_on"] = {"backend": "lava-sim", "prompt_chars": len(meta["prompt_ids"]),
-                          "generated": len(rec["tokens"]), "decode": rec["mode"], "per_token_phase": phase,
-                          "per_token_calls": n_tok, "lava_steps": rec["lava_steps"]}
+    res = resources.estimate(rec["arrays"], activity, n_tok, host_flops, per_step, unit, rec.get("host"))
+    if unit == "inference":
+        res["measured_on"] = {"backend": "lava-sim", "clips": len(meta["clips"]), "batch": 1,
+                              "decode": meta["decode"], "per_inference_phase": phase,
+                              "per_inference_calls": n_tok, "lava_steps": rec["lava_steps"]}
+    else:
+        res["measured_on"] = {"backend": "lava-sim", "prompt_chars": len(meta["prompt_ids"]),
+                              "generated": len(rec["tokens"]), "decode": rec["mode"],
+                              "per_token_phase": phase, "per_token_calls": n_tok,
+                              "lava_steps": rec["lava_steps"]}
     path.write_text(json.dumps(res, indent=1))
     return res
 
 
-def write_scripts(root: Path) -> None:
-    """lib/ (the torch-free modules), verify.py, generate.py and requirements.txt."""
+def write_scripts(root: Path, runner: str = "generate.py") -> None:
+    """lib/ (the torch-free modules), verify.py, the runner (generate.py, or an audio bundle's
+    classify.py) and requirements.txt."""
     copy_lib(root / "lib")
-    for name in ("verify.py", "generate.py"):
+    for name in ("verify.py", runner):
         shutil.copy2(TEMPLATES / name, root / name)
     (root / "requirements.txt").write_text(REQUIREMENTS)
 
 
 def readme(info: dict[str, Any], res: dict[str, Any], meta: dict[str, Any], rec: dict[str, Any],
            net: Any) -> str:
-    """The reviewer-facing README, with this bundle's numbers filled in."""
+    """The reviewer-facing README, with this bundle's numbers filled in (an audio bundle's own
+    template: how to classify, what runs where)."""
+    if "clips" in meta:
+        return readme_audio(info, res, meta, rec, net)
     text = (TEMPLATES / "README.md").read_text()
     fields = {
         "variant": info["variant"], "timesteps": info["timesteps"],
@@ -395,3 +586,34 @@ def readme(info: dict[str, Any], res: dict[str, Any], meta: dict[str, Any], rec:
         "resources": resources.markdown(res),
     }
     return text.format(**fields)
+
+
+def built_designs(res: dict[str, Any], rec: dict[str, Any], info: dict[str, Any]) -> str:
+    """The gate networks the golden run actually built, and why Lava chose the per-step one where it
+    did (the bridge asked for may be the chip-side window where Lava finds it inexact)."""
+    designs = sorted({g["design"] for g in res["footprint"]["groups"].values()}) or [info["bridge"]]
+    why = sorted({v["why_per_step"] for v in rec.get("exchanges", {}).values()
+                  if isinstance(v, dict) and v.get("why_per_step")})
+    return " + ".join(designs) + (f" ({'; '.join(why)})" if why else "")
+
+
+def readme_audio(info: dict[str, Any], res: dict[str, Any], meta: dict[str, Any], rec: dict[str, Any],
+                 net: Any) -> str:
+    """The README of an audio bundle (template README-audio.md): how to classify, what runs where."""
+    rows = ["| golden clip | class | predicted (lava-sim) | probability |", "|---|---|---|---|"]
+    rows += [f"| `{c['wav']}` | {c['label']} | {c['predicted']} | {c['probability']:.3f} |"
+             for c in meta["clips"]]
+    check, spec = info["onnx_check"], meta["features"]
+    fields = {
+        "variant": info["variant"], "timesteps": info["timesteps"],
+        "neurons_per_gate": info["neurons_per_gate"], "sha256": info["checkpoint"]["sha256"],
+        "opset": info["opset"], "max_abs_logit_diff": f"{check['max_abs_logit_diff']:.2e}",
+        "levels": info["levels"], "check_clips": check.get("clips", 0),
+        "classes": int(rec["logits"].shape[-1]),
+        "frames": spec["frames"], "n_mels": spec["n_mels"], "sample_rate": spec["sample_rate"],
+        "seconds": spec["audio_length"] / spec["sample_rate"], "bridge": built_designs(res, rec, info),
+        "windows": ", ".join(f"{k}: {t.windows} windows" for k, t in rec["recorder"].traces.items()),
+        "golden_clips": "\n".join(rows), "clips": len(meta["clips"]), "example": meta["clips"][0]["wav"],
+        "resources": resources.markdown(res),
+    }
+    return (TEMPLATES / "README-audio.md").read_text().format(**fields)

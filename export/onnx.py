@@ -16,8 +16,12 @@ Inputs and outputs: ``idx`` (B, T) int64 token ids -> ``logits`` (B, T, V), plus
 state: a causal transformer's keys and values ``cache.{2l}``, ``cache.{2l+1}`` (B, H, P, hd) in
 and ``cache_out.*`` (B, H, P+T, hd) out (P = 0 for a prompt); Liquid Ember's CfC state
 ``cache.{l}`` (B, units), one token per call; a variant whose gates are not causal
-(lif-refractory) none (whole windows).  B, T and P are dynamic.  :func:`check` runs the stages
-in onnxruntime against PyTorch on validation text with the trained sigmoid as every fire.
+(lif-refractory) none (whole windows).  B, T and P are dynamic.  Audio Liquid Ember (a keyword
+spotter): ``features`` (B, F, n_mels) float32 log-mel frames of whole clips -> ``logits`` (B, C),
+no state; B is dynamic, F the model's frames per clip (the CfC loop is unrolled over them).  The
+family's input (name, dtype, shape) is in graphs.json (``io.input``).  :func:`check` runs the
+stages in onnxruntime against PyTorch on validation data (text windows, or clips) with the
+trained sigmoid as every fire.
 """
 
 from __future__ import annotations
@@ -58,8 +62,38 @@ def export_hook(gate: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tenso
     return GateNode.apply(gate.fire(inputs), gate.hook, gate.layer, tuple(inputs), *inputs.values())
 
 
+def model_input(cfg: Any) -> dict[str, Any]:
+    """The exported graph's input and logits, by model family: name, dtype and shape of the input
+    ("B" the dynamic batch, "T" a dynamic token count) and the logits' shape.
+
+    Text: token ids (one per call for Liquid Ember, which carries its CfC state); a keyword spotter:
+    the log-mel frames of whole clips, F fixed at the model's frames per clip."""
+    if cfg.is_classifier:
+        return {"name": "features", "dtype": "float32", "shape": ["B", cfg.block_size, cfg.n_mels],
+                "logits": ["B", cfg.num_classes]}
+    length = "T" if cfg.is_transformer else 1
+    return {"name": "idx", "dtype": "int64", "shape": ["B", length], "logits": ["B", length, cfg.vocab_size]}
+
+
+def _axes(shape: list[Any]) -> dict[int, str]:
+    """The dynamic axes of a shape: its symbolic dimensions."""
+    return {i: d for i, d in enumerate(shape) if isinstance(d, str)}
+
+
+def _example(spec: dict[str, Any], batch: int, length: int) -> torch.Tensor:
+    """A tracing example of the family's input (zeros; symbolic dimensions: `batch`, `length`)."""
+    dims = [batch if d == "B" else length if d == "T" else int(d) for d in spec["shape"]]
+    return torch.zeros(dims, dtype=getattr(torch, spec["dtype"]))
+
+
+def torch_input(spec: dict[str, Any], array: np.ndarray) -> torch.Tensor:
+    """An array as the model's input tensor (token ids as int64, features as float32)."""
+    return torch.as_tensor(np.asarray(array), dtype=getattr(torch, spec["dtype"]))
+
+
 class _Forward(nn.Module):
-    """The model's forward over explicit tensors: idx and the decoding state in, logits and state out."""
+    """The model's forward over explicit tensors: the family's input (token ids or log-mel frames)
+    and the decoding state in, logits and state out."""
 
     def __init__(self, model: nn.Module, state: list[tuple[str, str]]):
         super().__init__()
@@ -79,6 +113,8 @@ def decoding_state(model: nn.Module, batch: int) -> tuple[list[str], list[torch.
     """What the exported graph carries between calls: per layer the cache keys, example tensors, and
     their shapes ("B" for the batch) and dynamic axes."""
     cfg = model.config
+    if cfg.is_classifier:  # whole clips: nothing carries between calls
+        return [], [], []
     if cfg.is_transformer:
         if _noncausal(cfg):  # whole windows only: nothing carries between calls
             return [], [], []
@@ -105,27 +141,28 @@ def export_forward(model: nn.Module) -> tuple[Any, dict[str, Any]]:
     import onnx
 
     cfg = model.config
-    recurrent = not cfg.is_transformer
-    b, t = 2, 1 if recurrent else 5
+    recurrent = not cfg.is_transformer and not cfg.is_classifier  # Liquid Ember: one token per call
+    spec = model_input(cfg)
+    b = 2
     keys, state, info = decoding_state(model, b)
     names_in = [f"cache.{i}" for i in range(len(state))]
     names_out = [f"cache_out.{i}" for i in range(len(state))]
-    dynamic = {"idx": {0: "B"} if recurrent else {0: "B", 1: "T"},
-               "logits": {0: "B"} if recurrent else {0: "B", 1: "T"}}
+    dynamic = {spec["name"]: _axes(spec["shape"]), "logits": _axes(spec["logits"])}
     for i, s in enumerate(info):
         dynamic[names_in[i]] = s["axes"]
         dynamic[names_out[i]] = {a: ("Tk" if name == "P" else name) for a, name in s["axes"].items()}
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-        torch.onnx.export(_Forward(model.eval(), keys), (torch.zeros(b, t, dtype=torch.long), *state), buf,
-                          dynamo=False, input_names=["idx", *names_in], output_names=["logits", *names_out],
-                          dynamic_axes=dynamic, opset_version=OPSET, do_constant_folding=True,
-                          custom_opsets={GATE_DOMAIN: 1})
-    io_plan = {"inputs": ["idx", *names_in], "outputs": ["logits", *names_out],
+        torch.onnx.export(_Forward(model.eval(), keys), (_example(spec, b, 5), *state), buf,
+                          dynamo=False, input_names=[spec["name"], *names_in],
+                          output_names=["logits", *names_out], dynamic_axes=dynamic, opset_version=OPSET,
+                          do_constant_folding=True, custom_opsets={GATE_DOMAIN: 1})
+    io_plan = {"inputs": [spec["name"], *names_in], "outputs": ["logits", *names_out],
                "state": [{"input": i, "output": o, "shape": s["shape"], "length_axis": s["length_axis"]}
                          for i, o, s in zip(names_in, names_out, info, strict=True)],
-               "tokens_per_call": 1 if recurrent else None}
+               "tokens_per_call": 1 if recurrent else None,
+               "input": {k: spec[k] for k in ("name", "dtype", "shape")}, "logits": spec["logits"]}
     return onnx.load_from_string(buf.getvalue()), io_plan
 
 
@@ -243,19 +280,22 @@ class TorchGates:
 
 @torch.no_grad()
 def check(model: nn.Module, folder: Path, windows: list[np.ndarray]) -> dict[str, Any]:
-    """onnxruntime vs PyTorch on text windows, the model's trained fire as every gate's.
+    """onnxruntime vs PyTorch on validation windows, the model's trained fire as every gate's.
 
-    Whole windows, and (with a KV cache: a causal transformer) the second half token by token on
-    the cache built from the first half; Liquid Ember token by token on its state.  Returns max
+    Text: whole windows, and (with a KV cache: a causal transformer) the second half token by
+    token on the cache built from the first half; Liquid Ember token by token on its state.  A
+    keyword spotter: each clip alone and all of them as one batch (B is dynamic).  Returns max
     |logits difference| and what was compared.
     """
     from ember_neuro.hybrid.onnx_host import OnnxHost
 
     host = OnnxHost(folder, TorchGates(model))
+    if model.config.is_classifier:
+        return _check_clips(model, host, windows)
     incremental = host.cached and not host.recurrent
     worst, tokens = 0.0, 0
     for ids in windows:
-        ref = model(torch.as_tensor(ids[None], dtype=torch.long))[0][0].double().numpy()
+        ref = model(torch_input(host.input, ids[None]))[0][0].double().numpy()
         full, _ = host.forward(ids[None], None)
         worst = max(worst, float(np.abs(full[0] - ref).max()))
         tokens += ids.size
@@ -269,9 +309,20 @@ def check(model: nn.Module, folder: Path, windows: list[np.ndarray]) -> dict[str
             "incremental": bool(incremental)}
 
 
+def _check_clips(model: nn.Module, host: Any, clips: list[np.ndarray]) -> dict[str, Any]:
+    """A keyword spotter's check: class logits of each clip alone and of the batch of all clips."""
+    batch = np.stack(clips)
+    ref = model(torch_input(host.input, batch))[0].double().numpy()
+    worst = float(np.abs(host.classify(batch) - ref).max())
+    for i, clip in enumerate(clips):
+        worst = max(worst, float(np.abs(host.classify(clip[None])[0] - ref[i]).max()))
+    return {"max_abs_logit_diff": worst, "clips": len(clips), "windows": len(clips), "incremental": False}
+
+
 def write_graphs(ck: Any, net: Any, folder: Path, text: Any, windows: int = 2) -> dict[str, Any]:
     """Graphs of a loaded checkpoint into `folder`, with graphs.json, checked on validation `text`
-    (models.data.CharData in the checkpoint's vocabulary)."""
+    (models.data.CharData in the checkpoint's vocabulary, or an audio model's AudioData: then
+    `windows` clips)."""
     batch = text.val_batches(1, windows, ck.config.block_size, seed=0)[0][0].numpy()
     manifest = export_graphs(ck.model, folder)  # graphs.json: what OnnxHost reads for the check
     manifest["checkpoint"] = {"path": ck.path, "sha256": ck.sha256}
@@ -282,7 +333,8 @@ def write_graphs(ck: Any, net: Any, folder: Path, text: Any, windows: int = 2) -
 
 def export_onnx(checkpoint: str, out: str, force: bool = False, data: str | None = None,
                 windows: int = 2) -> dict[str, Any]:
-    """What ``export onnx`` does: the graphs into `out` (atomically), checked on validation text."""
+    """What ``export onnx`` does: the graphs into `out` (atomically), checked on validation text (an
+    audio model: validation clips)."""
     import time
 
     from ember_neuro.atomic import atomic_dir, check_output_dir

@@ -8,6 +8,8 @@
 #  * lava-nc 0.10.0 declares python<3.11: installed with --no-deps
 #    --ignore-requires-python next to its pinned deps, then patched for 3.11.
 #  * norse lists torchvision (no CPU build): installed with --no-deps.
+#  * espeak-ng (which speaks the keyword set, docs/keywords.md) is a Debian package, not a pip
+#    one: installed with apt-get where missing; without apt-get a warning, and no keyword set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -15,8 +17,37 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 VENV="${VENV:-.venv}"
 STAMP="$VENV/.ember-neuro-installed"
 WANT="$(cat constraints.txt pyproject.toml setup.py scripts/setup_env.sh scripts/patch_lava.py | sha256sum | cut -c1-16)"
+install_espeak() {
+    command -v espeak-ng >/dev/null 2>&1 && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "setup: warning: no espeak-ng and no apt-get to install it; no keyword set" >&2
+        return 0
+    fi
+    local sudo=""
+    if [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; fi
+    echo "setup: installing espeak-ng (apt-get install espeak-ng)"
+    local apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends espeak-ng)
+    if ! "${apt[@]}" >/dev/null 2>&1; then
+        $sudo apt-get update -q >/dev/null 2>&1 || true
+        "${apt[@]}" >/dev/null 2>&1 \
+            || echo "setup: warning: apt-get could not install espeak-ng; install it to make the keyword set" >&2
+    fi
+}
+# The default keyword set (ember_neuro/audio/keywords.py), made once: idempotent, so it runs
+# on every set-up, the venv up to date or not.
+make_keywords() {
+    if ! command -v espeak-ng >/dev/null 2>&1; then
+        echo "setup: warning: no espeak-ng, so no keyword set; the tests that need it will say so" >&2
+        return 0
+    fi
+    local root
+    root="$("$VENV/bin/python" -c "from ember_neuro.audio.keywords import default_root; print(default_root())")"
+    "$VENV/bin/python" -m ember_neuro.audio.keywords --out "$root" --quiet
+}
+install_espeak
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
     echo "setup: $VENV is up to date"
+    make_keywords
     exit 0
 fi
 echo "setup: creating $VENV with $($PYTHON --version 2>&1)"
@@ -34,8 +65,9 @@ pip_install -c constraints.txt torch==2.13.0
 pip_install -c constraints.txt numpy scipy scikit-learn asteval networkx
 pip_install --no-deps --ignore-requires-python lava-nc==0.10.0
 pip_install --no-deps norse==1.1.0
-pip_install -c constraints.txt -e ".[torch,ref,export,liquid,dev]"
+pip_install -c constraints.txt -e ".[torch,ref,export,liquid,audio,dev]"
 "$VENV/bin/python" scripts/patch_lava.py
-"$VENV/bin/python" -c "import torch, lava.proc.lif.process, snntorch, norse.torch, nir, onnxruntime, ncps; \
+"$VENV/bin/python" -c "import torch, lava.proc.lif.process, snntorch, norse.torch, nir, onnxruntime, ncps, librosa; \
 assert not torch.cuda.is_available() or True; print('setup: torch', torch.__version__, '| imports ok')"
 echo "$WANT" > "$STAMP"
+make_keywords

@@ -1,5 +1,6 @@
 """The hardware path without torch: a saved mapping loads and runs on the numpy reference and on Lava
-in a Python where ``import torch`` fails.
+in a Python where ``import torch`` fails; the audio front end computes features there without
+librosa (given the stored mel basis).
 
 Torch-free itself: part of the Python 3.10 suite (where torch is not installed at all).
 """
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.torchfree
 CHILD = textwrap.dedent("""
     import json, pkgutil, sys
     sys.modules["torch"] = None  # any `import torch` now raises ImportError
+    sys.modules["librosa"] = None  # the audio front end too: the bundle stores the mel basis
     try:
         import torch  # noqa: F401
         raise SystemExit("torch was importable")
@@ -31,6 +33,7 @@ CHILD = textwrap.dedent("""
         pass
     import numpy as np
     import ember_neuro.mappers, ember_neuro.processes
+    from ember_neuro.audio import features, wav  # classify.py's front end (export/inrc.py LIB_PACKAGES)
     from ember_neuro.backends import lava, numpy_ref, registry
     from ember_neuro.mappers import load_mapped
     out = {}
@@ -52,6 +55,9 @@ CHILD = textwrap.dedent("""
         out["emulator"] = "available"
     except registry.BackendUnavailable as exc:
         out["emulator"] = str(exc)
+    spec = features.FeatureSpec()
+    basis = np.abs(rng.normal(size=(spec.n_mels, spec.n_bins))).astype(np.float32)
+    out["log_mel"] = list(features.log_mel(rng.uniform(-1, 1, spec.audio_length), spec, basis).shape)
     out["bit_exact"] = bool(np.array_equal(ref, got))
     out["spikes"] = int(ref.sum())
     out["torch_loaded"] = sys.modules.get("torch") is not None
@@ -72,4 +78,5 @@ def test_saved_mapping_runs_on_lava_and_numpy_without_torch(tmp_path: Path) -> N
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["bit_exact"] and out["spikes"] > 0 and not out["torch_loaded"]
+    assert out["log_mel"] == [98, 80]  # features with a given basis: numpy and scipy, no librosa
     assert "needs torch" in out["emulator"]

@@ -159,6 +159,7 @@ class WindowChoice:
     pinned: dict[str, Any]
     tried: list[dict[str, Any]] = field(default_factory=list)
     calibration_tokens: int = 0
+    calibration_unit: str = "tokens of calibration text"  # audio: "clips of the validation split"
     seconds: float = 0.0
     cached: bool = False
 
@@ -175,7 +176,7 @@ class WindowChoice:
         what = "the fewest " + ", then the fewest ".join(free) if free else "pinned"
         t = ModelTarget(self.target["top1"], self.target["rel_delta"])
         return (f"{what} within one Loihi 2 chip whose hybrid model meets {t.describe()} on "
-                f"{self.calibration_tokens:,} tokens of calibration text")
+                f"{self.calibration_tokens:,} {self.calibration_unit}")
 
     def line(self) -> str:
         how = "cached choice" if self.cached else f"{len(self.tried)} windows tried, {self.seconds:.1f} s"
@@ -265,7 +266,8 @@ def choose(prep: Any, pinned: dict[str, Any], target: ModelTarget | None = None,
                           {"top1": best.top1, "rel_delta": best.rel_delta},
                           budget.deployed_neurons(shape, block, best.neurons_per_gate),
                           dict(pinned), [asdict(s) for s in tried], scorer.tokens,
-                          round(time.time() - t0, 2))
+                          "clips of the validation split" if prep.ck.config.is_classifier
+                          else "tokens of calibration text", round(time.time() - t0, 2))
     _write_cache(key, choice)
     return choice
 
@@ -279,7 +281,9 @@ class CalibrationScorer:
 
         self.prep, self.levels, self.temporal = prep, levels, temporal
         block = prep.ck.config.block_size
-        n_batches = max(1, math.ceil(CALIBRATION_TOKENS / (BATCH * block)))
+        # an audio model scores one class per clip: its whole validation split (shuffled)
+        per_batch = BATCH * (1 if prep.ck.config.is_classifier else block)
+        n_batches = max(1, math.ceil(CALIBRATION_TOKENS / per_batch))
         self.batches = prep.text.val_batches(n_batches, BATCH, block, seed=CALIBRATION_SEED)
         self.tokens = sum(int(y.numel()) for _, y in self.batches)
         model = prep.ck.model.cpu().eval()

@@ -95,12 +95,11 @@ class Prepared:
 
     @cached_property
     def text(self) -> Any:
-        """The validation text in the checkpoint's vocabulary (loaded on first use, once)."""
-        from ember_neuro.models.data import load_data
+        """The validation data in the checkpoint's vocabulary -- text, or an audio model's keyword
+        clips (models/data.data_for) -- loaded on first use, once."""
+        from ember_neuro.models.data import data_for
 
-        if self.ck.vocab is None:
-            raise MappingError(f"{self.ck.path} has no vocabulary (config.vocab) to read text with")
-        return load_data(self.data, vocab=self.ck.vocab)
+        return data_for(self.ck, self.data)
 
     @cached_property
     def calibration(self) -> dict[str, Any]:

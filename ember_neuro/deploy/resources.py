@@ -1,4 +1,5 @@
-"""What the gate network needs on Loihi 2, and what a token costs there: counts, then estimates.
+"""What the gate network needs on Loihi 2, and what a token (or, for a keyword spotter, an
+inference: one clip) costs there: counts, then estimates.
 
 Counts come from the deployed layout (neurons, synapses) and from the windows a real
 hybrid generation exchanged with Lava's bit-accurate simulator (synaptic operations,
@@ -26,6 +27,11 @@ published constants, each with its source (../shared/SPEC.md section 7):
   each way, so 4 ms per exchange).  The exchanges are counted at the bridge processes of the
   recorded run (processes/host_bridge.py), for both network designs.  Numpy only: this module
   ships in the bundle.
+
+One model for every family: a text bundle's figures are per generated token, an audio bundle's
+per inference (one 1-s clip through every layer); ``unit`` names which, in the keys too
+(``per_token`` / ``per_inference``).  An audio bundle also reports its figures under NeuroBench's
+metric names (:func:`neurobench`), with how each maps onto a hybrid host + chip model.
 """
 
 from __future__ import annotations
@@ -89,6 +95,9 @@ CLOSEST_ANCHOR = "kapoho_point_ring_buffer"
 # (exp, add, divide), leak + (1 - leak) fire 2, times p 1.
 HOST_GATE_FLOPS_PER_VALUE = 8
 
+# What a figure is counted per: unit -> (the board-time word, its plural for rates).
+UNITS = {"token": ("step", "tokens"), "inference": ("inference", "inferences")}
+
 
 def _c(name: str) -> float:
     return float(CONSTANTS[name]["value"])
@@ -128,7 +137,7 @@ def chip_footprint(arrays: dict[str, Any]) -> dict[str, Any]:
 
 
 def per_token(activity: dict[str, Activity], tokens: int) -> dict[str, float]:
-    """Activity of the whole run divided by the tokens it generated."""
+    """Activity of the whole run divided by the tokens it generated (or the clips it classified)."""
     total = Activity()
     for a in activity.values():
         total.add(a)
@@ -136,71 +145,125 @@ def per_token(activity: dict[str, Activity], tokens: int) -> dict[str, float]:
     return {k: v / tokens for k, v in d.items()}
 
 
-def energy_per_token(tok: dict[str, float]) -> dict[str, Any]:
-    """Per-token energy: a Loihi 1 per-operation upper bound plus an illustrative static share.
+def energy_per_token(tok: dict[str, float], unit: str = "token") -> dict[str, Any]:
+    """Energy per token (or inference): a Loihi 1 per-operation upper bound plus an illustrative
+    static share.
 
     Neuron updates: those of a step where the neuron spiked count as active (81 pJ), the
     rest inactive (52 pJ) -- a simplification, stated.
     """
+    step = UNITS[unit][0]
     active = tok["spikes"]
     inactive = max(0.0, tok["neuron_updates"] - active)
     dynamic = (tok["synops"] * _c("synop_energy") + active * _c("neuron_update_active_energy")
                + inactive * _c("neuron_update_inactive_energy") + tok["spikes"] * _c("spike_energy"))
-    static = board_latency(tok)[CLOSEST_ANCHOR]["static_J_per_step"]
+    static = board_latency(tok, unit=unit)[CLOSEST_ANCHOR][f"static_J_per_{step}"]
     return {"dynamic_upper_bound_J": dynamic,
             "dynamic_label": "upper bound from Loihi 1 per-operation energies (Loihi 2 unpublished)",
             "static_J": static,
-            "static_label": "Loihi 2 measured static power x the token's board time (exchanges x 4 ms, "
+            "static_label": f"Loihi 2 measured static power x the {unit}'s board time (exchanges x 4 ms, "
                             "Kapoho Point anchor, + steps x 153 us): an estimate, the board time is "
                             "unmeasured",
             "total_J": dynamic + static}
 
 
 def exchanges(tok: dict[str, float]) -> float:
-    """Host<->chip messages per token, both ways."""
+    """Host<->chip messages per token (or inference), both ways."""
     return float(tok.get("to_chip_messages", 0) + tok.get("from_chip_messages", 0))
 
 
-def board_latency(tok: dict[str, float], batch: int = 1) -> dict[str, Any]:
-    """A generated step's time on a board, per anchor: exchanges x cost + steps x step time.
+def board_latency(tok: dict[str, float], batch: int = 1, unit: str = "token") -> dict[str, Any]:
+    """A generated step's (or an inference's) time on a board, per anchor: exchanges x cost + steps
+    x step time.
 
     One step serves every prompt of a batch (a message carries all of them; the lanes grow with
-    the batch, the messages and steps do not), so tokens/s = batch / step time.
+    the batch, the messages and steps do not), so tokens/s = batch / step time; likewise one
+    forward pass classifies a batch of clips.
     """
+    step, plural = UNITS[unit]
     steps_s = tok["steps"] * _c("step_time")
     out = {}
     for name, anchor in EXCHANGE_ANCHORS.items():
         seconds = exchanges(tok) * float(anchor["value"]) + steps_s
-        out[name] = {"seconds_per_step": seconds, "tokens_per_s": batch / seconds if seconds else None,
-                     "static_J_per_step": seconds * _c("static_power")}
+        out[name] = {f"seconds_per_{step}": seconds, f"{plural}_per_s": batch / seconds if seconds else None,
+                     f"static_J_per_{step}": seconds * _c("static_power")}
     return out
 
 
-def board_estimate(tok: dict[str, float]) -> dict[str, Any]:
-    """The latency and static energy of a token on a board, at batch 1 and batch 8, every anchor."""
-    return {"exchanges_per_token": exchanges(tok), "chip_steps_per_token": tok["steps"],
-            "batch_1": board_latency(tok, 1), "batch_8": board_latency(tok, 8),
+def board_estimate(tok: dict[str, float], unit: str = "token") -> dict[str, Any]:
+    """The latency and static energy of a token (or inference) on a board, at batch 1 and batch 8,
+    every anchor."""
+    what = "generated step" if unit == "token" else "inference (one clip)"
+    return {f"exchanges_per_{unit}": exchanges(tok), f"chip_steps_per_{unit}": tok["steps"],
+            "batch_1": board_latency(tok, 1, unit), "batch_8": board_latency(tok, 8, unit),
             "closest_anchor": CLOSEST_ANCHOR,
-            "model": "seconds per generated step = host<->chip exchanges x the anchor's cost per exchange + "
+            "model": f"seconds per {what} = host<->chip exchanges x the anchor's cost per exchange + "
                      "on-chip steps x 153 us (PilotNet LIF); static energy = 0.232 W x that time"}
 
 
+def neurobench(per: dict[str, float], footprint: dict[str, Any], per_path: dict[str, dict[str, int]],
+               calls: int, host: dict[str, Any]) -> dict[str, Any]:
+    """An inference's figures under NeuroBench's metric names (its ``Benchmark`` result keys), per
+    sample as NeuroBench reports them, with how each maps onto this hybrid model.
+
+    NeuroBench's SynapticOperations counts MACs of layers fed non-binary values and ACs of layers
+    fed spikes: here the host's nn.Linear layers (``host``: counted on the PyTorch model with
+    NeuroBench's rule, measured at export) do the MACs, the chip's synaptic events (measured on
+    lava-sim) are the ACs.  Dense: every host MAC plus every chip synapse at every step of its
+    network.  ActivationSparsity: the fraction of the gate neurons' updates without a spike
+    (NeuroBench hooks spiking neurons; the host's tanh/sigmoid are not counted).  Footprint and
+    ConnectionSparsity: the PyTorch model's parameters and buffers, as NeuroBench counts them."""
+    groups = footprint["groups"]
+    chip_dense = sum(groups[k]["synapses"] * v["steps"] for k, v in per_path.items() if k in groups) / calls
+    updates = per.get("neuron_updates", 0)
+    return {
+        "footprint": host["footprint_bytes"],
+        "connection_sparsity": host["connection_sparsity"],
+        "activation_sparsity": 1.0 - per["spikes"] / updates if updates else 0.0,
+        "synaptic_operations": {"Effective_MACs": host["effective_macs"], "Effective_ACs": per["synops"],
+                                "Dense": host["dense_macs"] + chip_dense},
+        "per": "sample (one clip), as NeuroBench reports its workload metrics",
+        "definitions": {
+            "footprint": "bytes of the PyTorch model's parameters and buffers (NeuroBench Footprint); the "
+                         "chip's synaptic memory is footprint.synaptic_memory_bytes",
+            "connection_sparsity": "zero weights / all weights of the nn.Linear layers (NeuroBench "
+                                   "ConnectionSparsity)",
+            "activation_sparsity": "1 - spikes / neuron updates of the gate neurons on the chip (lava-sim)",
+            "Effective_MACs": "host: nn.Linear MACs with a non-zero input (NeuroBench's rule, PyTorch hooks "
+                              "on the golden clips)",
+            "Effective_ACs": "chip: synaptic events delivered (per_inference.synops, lava-sim)",
+            "Dense": "host nn.Linear MACs at dense input + every chip synapse at every step of its network"},
+        "not_counted": "NeuroBench counts nn.Linear, nn.Conv and RNN cells only: the CfC's element-wise "
+                       "products, the LayerNorms, the pooling and the softmax are in neither count"}
+
+
 def estimate(arrays: dict[str, Any], activity: dict[str, Activity], tokens: int,
-             host_flops_per_token: float, per_step: dict[str, float] | None = None) -> dict[str, Any]:
-    """resources.json: footprint, per-token counts, exchanges and board latency (this design and, if
-    measured, the per-step one), energy, host comparison, every constant sourced."""
+             host_flops_per_token: float, per_step: dict[str, float] | None = None, unit: str = "token",
+             host: dict[str, Any] | None = None) -> dict[str, Any]:
+    """resources.json: footprint, per-token (per-inference) counts, exchanges and board latency (this
+    design and, if measured, the per-step one), energy, host comparison, every constant sourced;
+    with ``host`` (an audio bundle's host operations) the NeuroBench-named figures too."""
     tok = per_token(activity, tokens)
-    out = {"footprint": chip_footprint(arrays), "per_token": tok, "tokens": tokens,
-           "per_path": {k: v.as_dict() for k, v in activity.items()},
-           "energy_per_token": energy_per_token(tok), "board": board_estimate(tok),
-           "host_gate_flops_per_token": host_flops_per_token,
+    foot = chip_footprint(arrays)
+    per_path = {k: v.as_dict() for k, v in activity.items()}
+    out = {"footprint": foot, f"per_{unit}": tok, UNITS[unit][1]: tokens,
+           "per_path": per_path,
+           f"energy_per_{unit}": energy_per_token(tok, unit), "board": board_estimate(tok, unit),
+           f"host_gate_flops_per_{unit}": host_flops_per_token,
            "host_gate_flops_definition": f"{HOST_GATE_FLOPS_PER_VALUE} FLOPs per gated value "
                                          "(k(p - theta) 2, sigmoid 3, leak blend 2, product 1)",
            "constants": CONSTANTS, "exchange_anchors": EXCHANGE_ANCHORS}
+    if host is not None:
+        out["neurobench"] = neurobench(tok, foot, per_path, tokens, host)
     if per_step is not None:
-        out["per_step_design"] = {"per_token": per_step, "board": board_estimate(per_step),
-                                  "energy_per_token": energy_per_token(per_step)}
+        out["per_step_design"] = {f"per_{unit}": per_step, "board": board_estimate(per_step, unit),
+                                  f"energy_per_{unit}": energy_per_token(per_step, unit)}
     return out
+
+
+def unit_of(res: dict[str, Any]) -> str:
+    """What a resources.json counts per: "inference" (an audio bundle) or "token"."""
+    return "inference" if "per_inference" in res else "token"
 
 
 def _fmt(x: float) -> str:
@@ -211,33 +274,42 @@ def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x * 1e3:,.1f} ms"
 
 
+def _rate(x: float | None) -> str:
+    """A rate per second; "-" where nothing is exchanged or stepped (every gate host-constant)."""
+    return "-" if x is None else f"{x:.3g}"
+
+
 def board_table(res: dict[str, Any]) -> str:
-    """Latency and energy per token on a board, both designs, every anchor (the bundle's README)."""
+    """Latency and energy per token (inference) on a board, both designs, every anchor (the
+    bundle's README)."""
+    unit = unit_of(res)
+    step, plural = UNITS[unit]
     names = {"chip-side": "chip-side window", "per-step": "per-step network"}
     built = sorted({names[g["design"]] for g in res["footprint"]["groups"].values()})
-    designs = [(" + ".join(built) + " (this bundle)", res["per_token"], res["board"])]
+    designs = [(" + ".join(built) + " (this bundle)", res[f"per_{unit}"], res["board"])]
     if "per_step_design" in res:
         ps = res["per_step_design"]
-        designs.append(("per-step network", ps["per_token"], ps["board"]))
-    rows = ["| design | exchanges / token | values to chip / from chip | chip steps / token | anchor | "
-            "latency / token (batch 1) | tokens/s batch 1 / batch 8 | static energy / token |",
+        designs.append(("per-step network", ps[f"per_{unit}"], ps["board"]))
+    rows = [f"| design | exchanges / {unit} | values to chip / from chip | chip steps / {unit} | anchor | "
+            f"latency / {unit} (batch 1) | {plural}/s batch 1 / batch 8 | static energy / {unit} |",
             "|---|---|---|---|---|---|---|---|"]
     for label, tok, board in designs:
         for name, anchor in EXCHANGE_ANCHORS.items():
             b1, b8 = board["batch_1"][name], board["batch_8"][name]
             mark = " (closest)" if name == CLOSEST_ANCHOR else ""
             values = f"{_fmt(tok.get('to_chip_values', 0))} / {_fmt(tok.get('from_chip_values', 0))}"
-            rows.append(f"| {label} | {_fmt(board['exchanges_per_token'])} | {values} | {_fmt(tok['steps'])} "
-                        "| "
-                        f"{name}{mark}: {anchor['value'] * 1e3:.3g} ms | {_ms(b1['seconds_per_step'])} | "
-                        f"{b1['tokens_per_s']:.3g} / {b8['tokens_per_s']:.3g} | "
-                        f"{b1['static_J_per_step'] * 1e3:.3g} mJ |")
+            rows.append(f"| {label} | {_fmt(board[f'exchanges_per_{unit}'])} | {values} | "
+                        f"{_fmt(tok['steps'])} | "
+                        f"{name}{mark}: {anchor['value'] * 1e3:.3g} ms | {_ms(b1[f'seconds_per_{step}'])} | "
+                        f"{_rate(b1[f'{plural}_per_s'])} / {_rate(b8[f'{plural}_per_s'])} | "
+                        f"{b1[f'static_J_per_{step}'] * 1e3:.3g} mJ |")
     return "\n".join(rows)
 
 
 def markdown(res: dict[str, Any]) -> str:
-    """The resource and energy section of the bundle's README."""
-    f, t, e = res["footprint"], res["per_token"], res["energy_per_token"]
+    """The resource and energy section of the bundle's README (per token, or per inference)."""
+    u = unit_of(res)
+    f, t, e = res["footprint"], res[f"per_{u}"], res[f"energy_per_{u}"]
     rows = [
         "| quantity | value | Loihi 2 limit / source |",
         "|---|---|---|",
@@ -247,20 +319,39 @@ def markdown(res: dict[str, Any]) -> str:
         "128 KiB per core |",
         f"| neuro cores | {f['cores']} (neurons: {f['cores_by_neurons']}, memory: "
         f"{f['cores_by_synaptic_memory']}) | of 128 per chip; 8,192 neurons per core |",
-        f"| Lava steps per token | {_fmt(t['steps'])} | measured (lava-sim) |",
-        f"| synaptic operations per token | {_fmt(t['synops'])} | measured (lava-sim) |",
-        f"| neuron updates per token | {_fmt(t['neuron_updates'])} | measured (lava-sim) |",
-        f"| spikes per token | {_fmt(t['spikes'])} | measured (lava-sim) |",
-        f"| dynamic energy per token | <= {_fmt(e['dynamic_upper_bound_J'] * 1e6)} uJ | upper bound, "
+        f"| Lava steps per {u} | {_fmt(t['steps'])} | measured (lava-sim) |",
+        f"| synaptic operations per {u} | {_fmt(t['synops'])} | measured (lava-sim) |",
+        f"| neuron updates per {u} | {_fmt(t['neuron_updates'])} | measured (lava-sim) |",
+        f"| spikes per {u} | {_fmt(t['spikes'])} | measured (lava-sim) |",
+        f"| dynamic energy per {u} | <= {_fmt(e['dynamic_upper_bound_J'] * 1e6)} uJ | upper bound, "
         "Loihi 1 per-op energies (Davies 2018) |",
-        f"| host<->chip messages per token | {_fmt(t.get('to_chip_messages', 0))} to the chip, "
+        f"| host<->chip messages per {u} | {_fmt(t.get('to_chip_messages', 0))} to the chip, "
         f"{_fmt(t.get('from_chip_messages', 0))} back ({_fmt(t.get('to_chip_bytes', 0))} B / "
         f"{_fmt(t.get('from_chip_bytes', 0))} B) | counted at the bridge processes (lava-sim) |",
-        f"| static energy per token | {_fmt(e['static_J'] * 1e6)} uJ | 0.232 W (Loihi 2, measured) x the "
+        f"| static energy per {u} | {_fmt(e['static_J'] * 1e6)} uJ | 0.232 W (Loihi 2, measured) x the "
         "board time below (Kapoho Point anchor): estimate |",
-        f"| host FLOPs of the same gates per token | {_fmt(res['host_gate_flops_per_token'])} | "
+        f"| host FLOPs of the same gates per {u} | {_fmt(res[f'host_gate_flops_per_{u}'])} | "
         f"{res['host_gate_flops_definition']} |",
     ]
-    intro = ("Per token on a board (seconds = exchanges x cost per exchange + chip steps x 153 us; sources "
+    rows += neurobench_rows(res)
+    intro = (f"Per {u} on a board (seconds = exchanges x cost per exchange + chip steps x 153 us; sources "
              "in `resources.json`, `exchange_anchors`):")
     return "\n".join(rows) + "\n\n" + intro + "\n\n" + board_table(res)
+
+
+def neurobench_rows(res: dict[str, Any]) -> list[str]:
+    """The README rows of the NeuroBench-named figures (an audio bundle's; none for text)."""
+    nb = res.get("neurobench")
+    if nb is None:
+        return []
+    ops = nb["synaptic_operations"]
+    return [
+        f"| NeuroBench footprint | {nb['footprint']:,} B | parameters and buffers of the model |",
+        f"| NeuroBench connection sparsity | {nb['connection_sparsity']:.3f} | zero weights of nn.Linear |",
+        f"| NeuroBench activation sparsity | {nb['activation_sparsity']:.3f} | gate neuron updates without a "
+        "spike (lava-sim) |",
+        "| NeuroBench synaptic operations per inference | "
+        f"Effective_MACs {_fmt(ops['Effective_MACs'])} (host), Effective_ACs {_fmt(ops['Effective_ACs'])} "
+        f"(chip), Dense {_fmt(ops['Dense'])} | "
+        "`resources.json` `neurobench.definitions` |",
+    ]

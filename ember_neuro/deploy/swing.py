@@ -166,9 +166,9 @@ def checkpoint_swings(path, data_path: str | None = None, n_batches: int = 8,
     ck = load_checkpoint(path)
     data = None
     if needs_data(ck.model):
-        from ember_neuro.models.data import load_data
+        from ember_neuro.models.data import data_for
 
-        data = load_data(data_path, vocab=ck.vocab)
+        data = data_for(ck, data_path)
     return ck, unit_swings(ck.model, data, n_batches, batch_size, seed, q_lo, q_hi)
 
 

@@ -6,8 +6,9 @@ runs them in order, handing each gate's inputs to a gates object -- the neurons
 (hybrid/paths.GatePaths on Lava or the numpy reference) or the trained sigmoids
 (export/onnx.TorchGates: the model's own gate modules, for the ONNX check) -- and feeding
 the fire back.  Nothing here knows a
-variant: the manifest says what carries between calls and how many tokens a call takes.
-Implements decoding.LogitSource.
+variant: the manifest says what the input is (token ids, or a keyword spotter's log-mel
+frames), what carries between calls and how many tokens a call takes.
+Implements decoding.LogitSource (text) and :meth:`OnnxHost.classify` (whole clips).
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ class OnnxHost:
         self.cache: list | None = None
 
     @property
+    def input(self) -> dict:
+        """The graph's input: name, dtype, shape (a graphs.json without ``io.input``: token ids)."""
+        return self.io.get("input", {"name": "idx", "dtype": "int64", "shape": ["B", "T"]})
+
+    @property
+    def classifier(self) -> bool:
+        """Whether the model classifies whole clips (logits (B, C)) rather than predicting tokens."""
+        return self.input["dtype"] != "int64"
+
+    @property
     def cached(self) -> bool:
         """Whether calls carry state (a KV cache or a recurrent state): decoding may then step."""
         return bool(self.io["state"])
@@ -62,8 +73,8 @@ class OnnxHost:
                          np.float32) for s in self.io["state"]]
 
     def _call(self, idx: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One run of every stage and gate: logits and the new state."""
-        env: dict[str, np.ndarray] = {"idx": idx.astype(np.int64)}
+        """One run of every stage and gate on the input (token ids or features): logits, new state."""
+        env: dict[str, np.ndarray] = {self.input["name"]: np.asarray(idx).astype(self.input["dtype"])}
         env.update(zip((s["input"] for s in self.io["state"]), state, strict=True))
         for step in self.meta["plan"]:
             if step["file"]:
@@ -75,8 +86,9 @@ class OnnxHost:
         return env["logits"], [env[s["output"]] for s in self.io["state"]]
 
     def forward(self, idx: np.ndarray, cache: list | None) -> tuple[np.ndarray, list]:
-        """Logits (B, T, V) of new tokens `idx` (B, T) after `cache` (None: from the start)."""
-        b, t = idx.shape
+        """Logits (B, T, V) of new tokens `idx` (B, T) after `cache` (None: from the start); a
+        keyword spotter's: class logits (B, C) of clips (B, F, n_mels), no state."""
+        b, t = idx.shape[:2]
         state = self._state(b) if cache is None else list(cache)
         axis = self.io["state"][0]["length_axis"] if self.io["state"] else None
         past = 0 if axis is None or not state else state[0].shape[axis]
@@ -89,6 +101,17 @@ class OnnxHost:
             out, state = self._call(idx[:, i:i + 1], state)
             logits.append(out)
         return np.concatenate(logits, axis=1), state
+
+    def classify(self, features: np.ndarray) -> np.ndarray:
+        """Class logits (B, C) of whole clips: log-mel frames (B, F, n_mels), every gate called once
+        per layer for the whole batch."""
+        if not self.classifier:
+            raise BadInput("these host graphs take token ids, not audio features")
+        want = self.input["shape"][1:]
+        if features.ndim != 3 or list(features.shape[1:]) != want:
+            raise BadInput(f"features of shape {tuple(features.shape)}; the graphs take "
+                           f"(B, {want[0]}, {want[1]})")
+        return self._call(features, [])[0]
 
     # -- decoding.LogitSource -----------------------------------------------------------------
     def prefill(self, ids: list[list[int]]) -> np.ndarray:

@@ -313,15 +313,19 @@ class GatePaths:
 
         arrays: dict[str, Any] = {}
         reasons = set()  # lava.open's own reasons for the per-step network, over the chip-side layouts
+        refused = []  # why a layout has no chip-side window (float, the hard membrane, a 16-bit overflow)
         for path in self.paths.values():
             for key in path.keys():
                 layout = path.layout(key)
                 try:
                     arrays[path.trace_name(key)] = chip_window(layout)
                     reasons.add(one_step(layout))
-                except ChipWindowError:  # runs per-step anyway (float, the hard membrane)
+                except ChipWindowError as exc:  # runs per-step anyway
                     arrays[path.trace_name(key)] = layout
-        if reasons and None not in reasons:
+                    refused.append(str(exc))
+        if refused and not reasons:  # no layout has a chip-side window: lava.open runs them all per-step
+            bridge, why = "per-step", f"no chip-side window: {refused[0]}; the per-step network runs instead"
+        elif reasons and None not in reasons:
             bridge, why = "per-step", reasons.pop()
         else:
             foot = chip_footprint(arrays)

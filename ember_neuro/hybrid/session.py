@@ -238,7 +238,7 @@ def evaluate(model, batches, hook, device, progress: bool = True, reference: lis
     """Float vs hybrid on the same batches: losses, KL, top-1 agreement.  ``reference``: the float
     model's logits of each batch, if already computed (the window search scores several windows)."""
     n_tok = 0
-    loss_f = loss_h = kl = agree = 0.0
+    loss_f = loss_h = kl = agree = right_f = right_h = 0.0
     hybrid_s = 0.0
     for i, (x, y) in enumerate(tqdm(batches, desc="eval", disable=not progress, dynamic_ncols=True)):
         x, y = x.to(device), y.to(device)
@@ -246,17 +246,20 @@ def evaluate(model, batches, hook, device, progress: bool = True, reference: lis
         t0 = time.perf_counter()
         lh, _ = model(x, hook=hook)
         hybrid_s += time.perf_counter() - t0
-        lf, lh = lf.double().flatten(0, 1), lh.double().flatten(0, 1)
-        yy = y.flatten()
+        lf, lh = lf.double().reshape(-1, lf.size(-1)), lh.double().reshape(-1, lh.size(-1))
+        yy = y.flatten()  # next tokens, or an audio model's clip classes
         loss_f += float(F.cross_entropy(lf, yy, reduction="sum"))
         loss_h += float(F.cross_entropy(lh, yy, reduction="sum"))
         lpf, lph = F.log_softmax(lf, -1), F.log_softmax(lh, -1)
         kl += float((lpf.exp() * (lpf - lph)).sum())
         agree += float((lf.argmax(-1) == lh.argmax(-1)).sum())
+        right_f += float((lf.argmax(-1) == yy).sum())
+        right_h += float((lh.argmax(-1) == yy).sum())
         n_tok += yy.numel()
     vf, vh = loss_f / n_tok, loss_h / n_tok
     return {"val_loss_float": vf, "val_loss_hybrid": vh, "rel_delta": (vh - vf) / vf,
             "kl_float_hybrid": kl / n_tok, "top1_agreement": agree / n_tok,
+            "accuracy_float": right_f / n_tok, "accuracy_hybrid": right_h / n_tok,
             "tokens": n_tok, "tokens_per_s": n_tok / hybrid_s if hybrid_s else None,
             "hybrid_seconds": hybrid_s}
 
@@ -281,20 +284,32 @@ def _spike_report(session: Session, paths: GatePaths | None) -> dict[str, Any]:
 
 
 def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | None = None,
-               stream: Any = None, progress: bool = True) -> dict[str, Any]:
-    """Generate (``gen``) or evaluate (``ev``) with the gates on ``dep.backend``; the result record."""
+               stream: Any = None, progress: bool = True, cls: Any = None) -> dict[str, Any]:
+    """Generate (``gen``), evaluate (``ev``) or, for an audio model, classify wav files (``cls``, a
+    hybrid.keyword.Classification) with the gates on ``dep.backend``; the result record."""
     t_start = time.time()
-    if ev is None and gen is None:
+    if ev is None and gen is None and cls is None:
         gen = Generation()
     if gen is not None and gen.tokens < 1:
         raise RunError(f"--tokens must be >= 1, got {gen.tokens}")
     if ev is not None and ev.batches < 0:
         raise RunError(f"--batches must be >= 0 (0 = the whole validation split), got {ev.batches}")
     def refuse_early(prep: Prepared) -> None:
+        if prep.ck.config.is_classifier and gen is not None:
+            raise RunError(f"{prep.ck.path} is a keyword spotter ({prep.ck.config.variant}): it classifies "
+                           "clips, it does not generate; give --wav FILE or --eval")
+        if cls is not None and not prep.ck.config.is_classifier:
+            raise RunError(f"--wav needs an audio model; {prep.ck.path} is a {prep.ck.config.variant} "
+                           "checkpoint (a text model)")
+        if cls is not None:
+            from ember_neuro.hybrid.keyword import read_clips
+
+            clips.append(read_clips(cls.wavs, prep.ck.config))  # every file checked before Lava starts
         if gen is not None:
             decode_mode(prep.ck.model, gen.decode)
             encode_prompts(prep.ck.vocab, list(gen.prompts))
 
+    clips: list = []
     session = prepare_session(dep, refuse_early)
     ck, model = session.prep.ck, session.model
     if session.net is None and not ck.config.has_lif_gate:
@@ -311,11 +326,11 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
     if session.net is not None and session.net.alternatives:
         result["temporal"] = session.dep.temporal
     if ev is not None:
-        text = session.prep.text
-        block = ck.config.block_size
-        batches = (text.val_sequential(ev.batch_size, block) if ev.batches == 0
-                   else text.val_batches(ev.batches, ev.batch_size, block, seed=EVAL_SEED))
+        batches = session.prep.text.evaluation(ev.batches, ev.batch_size, ck.config.block_size,
+                                               seed=EVAL_SEED)
         paths = session.paths(ev.batch_size, whole=True)
+    elif cls is not None:
+        paths = session.paths(len(cls.wavs), whole=not cls.stream)
     else:
         result["decode"] = decode_mode(model, gen.decode)
         encode_prompts(ck.vocab, list(gen.prompts))  # refuse before Lava starts
@@ -329,12 +344,36 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
         if ev is not None:
             result.update(evaluate(model, batches, hook, session.device, progress=progress))
             result.update(batches=len(batches), batch_size=ev.batch_size)
+            if ck.config.is_classifier:
+                result.update(clips=result["tokens"], split="testing", data=session.prep.text.source)
+        elif cls is not None:
+            result.update(_classify(session, cls, clips[0], hook))
         else:
             result.update(_generate(session, gen, hook, stream))
         result.update(_spike_report(session, paths))
         result["startup_seconds"] = round(startup, 3)
     result["seconds"] = round(time.time() - t_start, 3)
     return result
+
+
+def _classify(session: Session, cls: Any, waves: Any, hook: Any) -> dict[str, Any]:
+    """Each wav file's class from the hybrid model, whole or streamed (then also whole, to compare)."""
+    from ember_neuro.hybrid import keyword
+
+    labels = session.prep.ck.labels
+    t0 = time.perf_counter()
+    if not cls.stream:
+        logits = keyword.classify(session.model, waves, hook)
+        return {"clips": keyword.decisions(logits, labels, cls.wavs), "mode": "whole",
+                "clips_per_s": len(waves) / (time.perf_counter() - t0)}
+    streamed = keyword.stream(session.model, waves, hook, cls.chunk)
+    secs = time.perf_counter() - t0
+    whole = keyword.classify(session.model, waves, hook).argmax(-1)
+    out = keyword.decisions(streamed, labels, cls.wavs)
+    for record, k in zip(out, whole.tolist(), strict=True):
+        record["whole_clip_label"] = labels[k]
+    return {"clips": out, "mode": "stream", "chunk_samples": cls.chunk, "stream_seconds": round(secs, 3),
+            "stream_equals_whole": all(r["label"] == r["whole_clip_label"] for r in out)}
 
 
 def _generate(session: Session, gen: Generation, hook: Any, stream: Any) -> dict[str, Any]:

@@ -27,6 +27,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
                     "884,736-parameter baseline with no threshold, leak or steepness to turn into neurons"),
     Variant("cfc", "liquid", refused="has no LIF gate to map (Liquid Ember without gates)"),
     Variant("cfc-lif", "liquid", (hidden.KIND,)),
+    Variant("audio-cfc", "audio", refused="has no LIF gate to map (Audio Liquid Ember without gates)"),
+    Variant("audio-cfc-lif", "audio", (hidden.KIND,)),
 )}
 
 

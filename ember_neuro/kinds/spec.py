@@ -96,7 +96,7 @@ class Variant:
     """An Ember variant: a model family and the parts at its sites (gate kinds first)."""
 
     name: str
-    family: str  # "transformer" or "liquid" (ember_neuro.models.build.FAMILIES)
+    family: str  # "transformer", "liquid" or "audio" (ember_neuro.models.build.FAMILIES)
     parts: tuple[Part, ...] = ()
     refused: str = ""  # why it cannot be mapped (no gate kind), one line
 

@@ -13,7 +13,8 @@ from ember_neuro.models.hooks import bind_gates, part_parameters
 
 # The model families a variant can be built on (kinds.spec.Variant.family).
 FAMILIES = {"transformer": "ember_neuro.models.transformer:TransformerEmber",
-            "liquid": "ember_neuro.models.liquid:LiquidEmber"}
+            "liquid": "ember_neuro.models.liquid:LiquidEmber",
+            "audio": "ember_neuro.models.audio:AudioLiquidEmber"}
 
 
 def family_class(cfg: EmberConfig) -> type:

@@ -7,7 +7,8 @@ A checkpoint is a `torch.save` dict:
                  only for a hard-spike temporal-lif model)
     iter_num     int
     best_val_loss float
-    config       training config: vocab (str), data source, seed, preset, command, ...
+    config       training config: vocab (str; audio: labels, the class names), data source, seed,
+                 preset, command, ...
 
 Loading uses `torch.load(weights_only=True)`, which refuses arbitrary pickled
 objects, and then checks every gate tensor's shape and finiteness before the
@@ -51,6 +52,12 @@ class Checkpoint:
     @property
     def vocab(self) -> str | None:
         return self.train_config.get("vocab")
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        """An audio checkpoint's class names (config.labels), in class order."""
+        labels = self.train_config.get("labels")
+        return None if labels is None else tuple(labels)
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -180,6 +187,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
     if vocab is not None and (not isinstance(vocab, str) or len(vocab) != cfg.vocab_size):
         size = len(vocab) if isinstance(vocab, str) else type(vocab).__name__
         raise CheckpointError(f"{p}: config.vocab ({size}) does not match vocab_size {cfg.vocab_size}")
+    labels = train_config.get("labels")
+    if cfg.is_classifier and (not isinstance(labels, (list, tuple)) or len(labels) != cfg.num_classes
+                              or not all(isinstance(x, str) for x in labels)):
+        raise CheckpointError(f"{p}: config.labels must name the {cfg.num_classes} classes of this "
+                              "audio model")
     model.load_state_dict(raw["model"])
     model.eval()
     return Checkpoint(

@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass
 from ember_neuro.kinds import registry
 
 SPIKES = ("soft", "hard")
+# Audio Liquid Ember's front end (the notes' AudioLiquidEmberConfig, docs/keywords.md): only the
+# audio family stores these, and its transformer-only fields are not stored.
+AUDIO_FIELDS = ("n_mels", "n_fft", "hop_length", "audio_length", "num_classes")
+TEXT_ONLY_FIELDS = ("vocab_size", "block_size", "n_head", "bias")
 
 
 @dataclass
@@ -24,13 +28,19 @@ class EmberConfig:
     bias: bool = False
     cfc_units: int = 192  # Liquid Ember only
     spike: str = "soft"  # temporal-lif's membrane: "soft" (sigmoid fire) or "hard" (the chip's LIF spike)
+    # Audio Liquid Ember only: 16 kHz clips of audio_length samples -> n_mels log-mel bins per frame
+    n_mels: int = 80
+    n_fft: int = 400
+    hop_length: int = 160
+    audio_length: int = 16000
+    num_classes: int = 35
 
     def __post_init__(self) -> None:
         if not isinstance(self.variant, str) or self.variant not in registry.VARIANTS:
             raise ValueError(
                 f"unknown variant {self.variant!r}; expected one of: {', '.join(registry.names())}"
             )
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "cfc_units"):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "cfc_units", *AUDIO_FIELDS):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -46,6 +56,11 @@ class EmberConfig:
                              f"membrane); {self.variant} has none")
         if self.is_transformer and self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.is_classifier:
+            from ember_neuro.audio.features import FeatureSpec
+
+            # one gate slot per feature frame: the mapping lays out block_size slots per unit
+            self.block_size, self.n_head = FeatureSpec.from_config(self).frames, 1
 
     @property
     def family(self) -> str:
@@ -57,6 +72,11 @@ class EmberConfig:
         return self.family == "transformer"
 
     @property
+    def is_classifier(self) -> bool:
+        """Audio Liquid Ember: one class per clip, not a next token per position."""
+        return self.family == "audio"
+
+    @property
     def has_lif_gate(self) -> bool:
         return registry.get(self.variant).mappable
 
@@ -66,6 +86,8 @@ class EmberConfig:
         d = asdict(self)
         if d["spike"] == "soft":
             del d["spike"]
+        for name in TEXT_ONLY_FIELDS if self.is_classifier else AUDIO_FIELDS:
+            del d[name]
         return d
 
 
@@ -103,7 +125,16 @@ LIQUID_SHAPES: dict[str, tuple[int, int, int]] = {
 }
 
 
-def config_for(variant: str, preset: str, vocab_size: int = 65) -> EmberConfig:
+# Audio Liquid Ember (notes section 10.2): n_layer, n_embd, cfc_units of the paper's model; small
+# sets for tests.
+AUDIO_SHAPES: dict[str, tuple[int, int, int]] = {
+    "tiny": (2, 16, 24),
+    "small": (4, 128, 192),
+    "paper": (4, 128, 192),
+}
+
+
+def config_for(variant: str, preset: str, vocab_size: int = 65, num_classes: int = 35) -> EmberConfig:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of: {', '.join(PRESETS)}")
     p = PRESETS[preset]
@@ -117,6 +148,10 @@ def config_for(variant: str, preset: str, vocab_size: int = 65) -> EmberConfig:
         dropout=p.dropout,
         cfc_units=p.cfc_units,
     )
+    if cfg.is_classifier:
+        n_layer, n_embd, cfc_units = AUDIO_SHAPES[preset]
+        return EmberConfig(variant=variant, n_layer=n_layer, n_embd=n_embd, cfc_units=cfc_units,
+                           dropout=0.0, num_classes=num_classes)
     if not cfg.is_transformer:
         cfg.n_layer, cfg.n_embd, cfg.cfc_units = LIQUID_SHAPES[preset]
         cfg.n_head = 1

@@ -127,6 +127,29 @@ class CharData:
         g = torch.Generator().manual_seed(seed)
         return [self.get_batch("val", batch_size, block_size, g) for _ in range(n_batches)]
 
+    def evaluation(self, batches: int, batch_size: int, block_size: int, seed: int = 0):
+        """What ``run --eval`` scores: the whole validation split in order (batches = 0), else
+        seeded windows of it."""
+        if batches == 0:
+            return self.val_sequential(batch_size, block_size)
+        return self.val_batches(batches, batch_size, block_size, seed=seed)
+
+
+def data_for(ck, path: str | os.PathLike | None = None):
+    """The evaluation data a checkpoint reads: text in its vocabulary (CharData), or for an audio
+    model the keyword clips of its task with its classes (models/audio_data.AudioData)."""
+    if ck.config.is_classifier:
+        from ember_neuro.models.audio_data import load_audio_data
+
+        data = load_audio_data(path, task=str(ck.train_config.get("task", "35")))
+        if data.labels != ck.labels:
+            raise DataError(f"{data.source} has the classes {', '.join(data.labels[:4])}, ...; "
+                            f"{ck.path} was trained on {', '.join((ck.labels or ())[:4])}, ...")
+        return data
+    if ck.vocab is None:
+        raise DataError(f"{ck.path} has no vocabulary (config.vocab) to read text with")
+    return load_data(path, vocab=ck.vocab)
+
 
 def load_data(path: str | os.PathLike | None = None, vocab: str | None = None) -> CharData:
     """Load and split a corpus.  With `vocab` (from a checkpoint) encode with it."""

@@ -4,7 +4,10 @@ fed the recorded windows, must answer the golden spikes bit for bit.
 The rate gates run as chip-side windows (one message in and one out per window, each live
 value's spike count summed on chip); their golden traces hold those counts, and a count that
 differs is reported as the spikes it is off by.  The hard membrane runs on the per-step network
-and is compared spike for spike.
+and is compared spike for spike.  The windows were recorded by the bundle's own run (golden/golden.json):
+a greedy generation from validation text, or for a keyword spotter a few validation clips
+classified one at a time (golden/clips/) -- one verify.py for both: it replays windows, whatever
+produced them.
 
     python verify.py                 Lava's bit-accurate CPU simulation (Loihi2SimCfg, fixed_pt)
     python verify.py --hw            on a Loihi 2 system (Loihi2HwCfg) with Lava's Loihi 2
@@ -49,6 +52,14 @@ def check_sums(root: Path) -> list[str]:
         if h.hexdigest() != digest:
             bad.append(name)
     return bad
+
+
+def recorded(header: dict) -> str:
+    """What produced the golden windows, in words (text: the prompt; audio: the clips' classes)."""
+    if "clips" in header:
+        classes = ", ".join(c["predicted"] for c in header["clips"])
+        return f"{len(header['clips'])} validation clips classified, one per forward pass ({classes})"
+    return f"a greedy generation from {header.get('prompt', '')!r}"
 
 
 def profiler_loggers(steps: int) -> dict:
@@ -117,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         reference = golden.replay(net, traces, "numpy")
         return {"backend": backend, "variant": net.variant, "timesteps": header["timesteps"],
                 "neurons_per_gate": header["neurons_per_gate"], "checksums": "ok",
+                "recorded": recorded(header),
                 "lava": [r.as_dict() for r in lava], "numpy_reference": [r.as_dict() for r in reference],
                 "exact": all(r.exact for r in lava + reference), "profile": profile_summary(loggers),
                 "seconds": round(time.perf_counter() - t0, 2)}
@@ -124,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     def report(result: dict) -> None:
         print(f"checksums ok; {result['variant']} gate network, T={result['timesteps']}, "
               f"N={result['neurons_per_gate']}, on {result['backend']}")
+        print(f"  golden windows of {result['recorded']}")
         for src in ("lava", "numpy_reference"):
             for r in result[src]:
                 first = r["first_mismatch"]

@@ -88,7 +88,10 @@ def shipped_units(shipped, variant: str) -> list[GateUnit]:
     return list(next(iter(shipped.net(variant).groups.values())).units)
 
 
-@pytest.fixture(scope="module", params=[v for v in mappable() if v != "cfc-lif"])
+PER_NEURON = ("cfc-lif", "audio-cfc-lif")  # hundreds of units: checked per group below
+
+
+@pytest.fixture(scope="module", params=[v for v in mappable() if v not in PER_NEURON])
 def heads(request: pytest.FixtureRequest, shipped) -> list[GateUnit]:
     return shipped_units(shipped, request.param)
 
@@ -101,8 +104,9 @@ def test_every_shipped_head_within_the_bound(heads: list[GateUnit], t: int, n: i
     check(map_gates(heads, MappingOptions(timesteps=t, neurons_per_gate=n)), DENSE)
 
 
-@pytest.mark.parametrize("variant", list(mappable()))
-@pytest.mark.parametrize("t", [8, 32])
+# the keyword spotter's groups are cfc-lif's kind with other scales: one window is enough here
+@pytest.mark.parametrize(("variant", "t"), [(v, t) for v in mappable() for t in (8, 32)
+                                             if (v, t) != ("audio-cfc-lif", 32)])
 def test_every_shipped_group_within_its_exact_worst_case_and_the_bar(shipped, variant: str, t: int) -> None:
     """Every group (scaled CfC and membrane inputs, refractory loads too): the measured error
     never exceeds the mapper's exact worst case, which is within 1/(2NT) + 0.002."""

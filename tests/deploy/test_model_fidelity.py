@@ -29,7 +29,8 @@ def _eval(shipped, variant: str, n: int, levels: str, timesteps: int = 32, batch
                       ev=Evaluation(batches=batches, batch_size=8), progress=False)
 
 
-@pytest.mark.parametrize("variant", list(mappable()))
+# the keyword spotter's bars (class agreement, accuracy) at its default window: tests/hybrid/test_keyword.py
+@pytest.mark.parametrize("variant", [v for v in mappable() if v != "audio-cfc-lif"])
 def test_strong_checkpoint_within_the_model_bars(shipped, variant: str) -> None:
     r = _eval(shipped, variant, 8, "auto")
     assert (r["timesteps"], r["neurons_per_gate"], r["levels"]) == (32, 8, "auto")

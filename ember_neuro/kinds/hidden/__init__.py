@@ -1,9 +1,11 @@
-"""Liquid Ember (cfc-lif): a dithered sigmoid gate on every CfC output neuron.
+"""Liquid Ember (cfc-lif, and Audio Liquid Ember's audio-cfc-lif): a dithered sigmoid gate on every
+CfC output neuron.
 
     fire = sigmoid(k (|h| - theta)),  h' = h (leak + (1 - leak) fire), rescaled to keep ||h||
 
 h is unbounded, so each layer's |h| travels as a payload normalised by a scale calibrated on
-validation text (``calibration["hidden_scale"][layer]``, ember_neuro.deploy.calibrate).  In
+validation data -- text, or Audio Liquid Ember's keyword clips -- (``calibration["hidden_scale"]
+[layer]``, ember_neuro.deploy.calibrate).  In
 normalised units v = |h| / scale in [0, 1] the gate is sigmoid(k scale (v - theta / scale)):
 the same neuron as an attention head (mappers/gate.py), one unit per neuron of each layer.
 Values above the scale are clipped to 1 and counted (the hybrid run reports them); the
