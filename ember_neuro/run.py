@@ -96,7 +96,8 @@ def build_parser():
     ap.add_argument("--eval", action="store_true", help="evaluate on fixed validation batches")
     ap.add_argument("--batches", type=int, default=8,
                     help="random fixed validation batches; 0 = the whole validation split, in order")
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=8,
+                    help="sequences per evaluation batch; with --wav, clips per gate window (default 8)")
     ap.add_argument("--data", help="validation text (default: Shakespeare); an audio model: a Speech "
                                    "Commands v2 folder (default: the project's keyword set)")
     ap.add_argument("--wav", action="append", default=None, metavar="FILE",
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     def run(a) -> dict:
         dep = cli.from_args(Deployment, a)
         if a.wav:
-            return run_hybrid(dep, cls=Classification(tuple(a.wav), a.stream, a.chunk))
+            return run_hybrid(dep, cls=Classification(tuple(a.wav), a.stream, a.chunk, a.batch_size))
         if a.eval:
             return run_hybrid(dep, ev=cli.from_args(Evaluation, a),
                               progress=not a.json and sys.stderr.isatty())

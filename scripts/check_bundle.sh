@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The INRC bundle, tested where it will run: build it from a shipped checkpoint with the
-# package (.venv), then in a fresh Python 3.10 venv holding only the bundle's
+# package (.venv), then in a Python 3.10 venv holding only the bundle's
 # requirements.txt (no torch, no ember-neuro) run verify.py (bit-exact, exit 0) and
 # generate.py --greedy, whose tokens must equal `python -m ember_neuro.run --greedy`.
 #
@@ -44,17 +44,24 @@ t0=$(now)
 .venv/bin/python -m ember_neuro.export inrc "$CKPT" --out "$WORK/bundle" "${WINDOW[@]}" ${DATA_ARGS[@]+"${DATA_ARGS[@]}"} \
     ${EXPORT_ARGS[@]+"${EXPORT_ARGS[@]}"}
 t1=$(now)
-"$PY310" -m venv "$WORK/venv"
-"$WORK/venv/bin/python" -m pip install --disable-pip-version-check -q -r "$WORK/bundle/requirements.txt" 2>&1 \
-    | { grep -v -e "is ignored: it is neither a file nor a directory" || true; }
-VPY="$(cd "$WORK/venv/bin" && pwd)/python"
+# A Python 3.10 venv holding only the bundle's requirements.txt, made once per requirements file: the
+# text and the keyword-spotting check share it (same file), and it is never used for anything else.
+VENV_DIR="build/bundle-venv-$(sha256sum "$WORK/bundle/requirements.txt" | cut -c1-12)"
+if [ ! -f "$VENV_DIR/.complete" ]; then
+    rm -rf "$VENV_DIR"
+    "$PY310" -m venv "$VENV_DIR"
+    "$VENV_DIR/bin/python" -m pip install --disable-pip-version-check -q -r "$WORK/bundle/requirements.txt" 2>&1 \
+        | { grep -v -e "is ignored: it is neither a file nor a directory" || true; }
+    touch "$VENV_DIR/.complete"
+fi
+VPY="$(cd "$VENV_DIR/bin" && pwd)/python"
 if (cd / && "$VPY" -c "import torch" 2>/dev/null) || (cd / && "$VPY" -c "import ember_neuro" 2>/dev/null) \
         || (cd / && "$VPY" -c "import librosa" 2>/dev/null); then
     echo "check_bundle: the bundle venv has torch, librosa or ember-neuro installed; the check would prove nothing" >&2
     exit 1
 fi
 t2=$(now)
-(cd "$WORK/bundle" && ../venv/bin/python verify.py)
+(cd "$WORK/bundle" && "$VPY" verify.py)
 t3=$(now)
 
 if [ "$AUDIO" = 1 ]; then
@@ -74,12 +81,13 @@ PY
     PINNED=($(.venv/bin/python -c 'import json, sys
 b = json.load(open(sys.argv[1]))
 print("-T", b["timesteps"], "-N", b["neurons_per_gate"], "--levels", b["levels"])' "$WORK/bundle/bundle.json"))
-    (cd "$WORK/bundle" && ../venv/bin/python classify.py "${WAVS[@]/#$WORK/..}" --json) > "$WORK/bundle-classify.json"
+    (cd "$WORK/bundle" && "$VPY" classify.py "${WAVS[@]/#$WORK/..}" --json) > "$WORK/bundle-classify.json"
     t4=$(now)
     WAV_ARGS=()
     for w in "${WAVS[@]}"; do WAV_ARGS+=(--wav "$w"); done
+    # the package at the bundle's mapping (its sha256 checked against the checkpoint; no remapping)
     .venv/bin/python -m ember_neuro.run "$CKPT" --backend lava-sim "${PINNED[@]}" "${WAV_ARGS[@]}" \
-        ${DATA_ARGS[@]+"${DATA_ARGS[@]}"} --json > "$WORK/package-run.json"
+        --mapped "$WORK/bundle/model/mapped.npz" ${DATA_ARGS[@]+"${DATA_ARGS[@]}"} --json > "$WORK/package-run.json"
     t5=$(now)
     .venv/bin/python - "$WORK" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "${PINNED[*]}" <<'PY'
 import json, pathlib, sys
@@ -104,7 +112,7 @@ PY
     exit 0
 fi
 
-(cd "$WORK/bundle" && ../venv/bin/python generate.py --greedy --tokens "$TOKENS" --prompt "$PROMPT" --json) \
+(cd "$WORK/bundle" && "$VPY" generate.py --greedy --tokens "$TOKENS" --prompt "$PROMPT" --json) \
     > "$WORK/bundle-generate.json"
 t4=$(now)
 .venv/bin/python -m ember_neuro.run "$CKPT" --backend lava-sim "${WINDOW[@]}" --greedy \

@@ -31,6 +31,10 @@ class Classification:
     wavs: tuple[str, ...] = ()
     stream: bool = False
     chunk: int = 160  # samples per push when streaming (one hop: a new frame each push)
+    batch_size: int = 8  # clips per gate window (the Lava network holds this many clips' frames)
+
+    def batches(self, waves: np.ndarray) -> list[np.ndarray]:
+        return [waves[i:i + self.batch_size] for i in range(0, len(waves), self.batch_size)]
 
 
 def spec_of(config: Any) -> FeatureSpec:

@@ -330,7 +330,9 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
                                                seed=EVAL_SEED)
         paths = session.paths(ev.batch_size, whole=True)
     elif cls is not None:
-        paths = session.paths(len(cls.wavs), whole=not cls.stream)
+        if cls.batch_size < 1:
+            raise RunError(f"--batch-size must be >= 1, got {cls.batch_size}")
+        paths = session.paths(min(len(cls.wavs), cls.batch_size), whole=not cls.stream)
     else:
         result["decode"] = decode_mode(model, gen.decode)
         encode_prompts(ck.vocab, list(gen.prompts))  # refuse before Lava starts
@@ -360,15 +362,15 @@ def _classify(session: Session, cls: Any, waves: Any, hook: Any) -> dict[str, An
     """Each wav file's class from the hybrid model, whole or streamed (then also whole, to compare)."""
     from ember_neuro.hybrid import keyword
 
-    labels = session.prep.ck.labels
+    labels, model = session.prep.ck.labels, session.model
     t0 = time.perf_counter()
     if not cls.stream:
-        logits = keyword.classify(session.model, waves, hook)
+        logits = torch.cat([keyword.classify(model, w, hook) for w in cls.batches(waves)])
         return {"clips": keyword.decisions(logits, labels, cls.wavs), "mode": "whole",
                 "clips_per_s": len(waves) / (time.perf_counter() - t0)}
-    streamed = keyword.stream(session.model, waves, hook, cls.chunk)
+    streamed = torch.cat([keyword.stream(model, w, hook, cls.chunk) for w in cls.batches(waves)])
     secs = time.perf_counter() - t0
-    whole = keyword.classify(session.model, waves, hook).argmax(-1)
+    whole = torch.cat([keyword.classify(model, w, hook) for w in cls.batches(waves)]).argmax(-1)
     out = keyword.decisions(streamed, labels, cls.wavs)
     for record, k in zip(out, whole.tolist(), strict=True):
         record["whole_clip_label"] = labels[k]
