@@ -81,6 +81,18 @@ LEVELS_HELP = ("the dither's level set: auto (default: log for attention groups 
                "gate keeps its relative precision; the per-gate worst case grows); docs/mapping.md")
 
 
+def bundle_runtime_missing(backend: str) -> str | None:
+    """What the INRC bundle's runners (generate.py, classify.py) need and this environment lacks,
+    as their one-line error (None: nothing): onnxruntime, and Lava unless the gates run on numpy."""
+    from importlib.util import find_spec
+
+    missing = [m for m in ("onnxruntime", *(("lava",) if backend != "numpy" else ())) if find_spec(m) is None]
+    if not missing:
+        return None
+    return (f"{', '.join(missing)} not installed in this environment; install the bundle's environment "
+            "with `pip install -r requirements.txt` (Python 3.10)")
+
+
 def parser(prog: str, doc: str | None, epilog: str = "") -> argparse.ArgumentParser:
     """An argument parser whose --help is the command's docstring (and `epilog`), formatted as written."""
     return argparse.ArgumentParser(prog=f"python -m {prog}" if "." in prog else prog,

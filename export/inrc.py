@@ -52,7 +52,7 @@ LIB_MODULES = ("__init__.py", "atomic.py", "cli.py", "errors.py", "gates.py")
 LIB_PACKAGES = {"backends": ("__init__.py", "chip_window.py", "lava.py", "numpy_ref.py", "registry.py"),
                 "hybrid": ("__init__.py", "decoding.py", "golden.py", "onnx_host.py", "paths.py"),
                 "deploy": ("__init__.py", "resources.py"),
-                "audio": ("__init__.py", "features.py", "wav.py"),  # classify.py's front end
+                "audio": ("__init__.py", "decisions.py", "features.py", "wav.py"),  # classify.py's
                 "mappers": None, "processes": None}  # None: every module of the folder
 
 # Python 3.10, as on INRC machines (helper-verified in a fresh venv: lava-nc 0.10.0 installs natively).

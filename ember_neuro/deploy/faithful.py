@@ -265,9 +265,8 @@ def choose(prep: Any, pinned: dict[str, Any], target: ModelTarget | None = None,
     choice = WindowChoice(best.timesteps, best.neurons_per_gate, levels, asdict(target),
                           {"top1": best.top1, "rel_delta": best.rel_delta},
                           budget.deployed_neurons(shape, block, best.neurons_per_gate),
-                          dict(pinned), [asdict(s) for s in tried], scorer.tokens,
-                          "clips of the validation split" if prep.ck.config.is_classifier
-                          else "tokens of calibration text", round(time.time() - t0, 2))
+                          dict(pinned), [asdict(s) for s in tried], scorer.tokens, scorer.unit,
+                          round(time.time() - t0, 2))
     _write_cache(key, choice)
     return choice
 
@@ -282,7 +281,9 @@ class CalibrationScorer:
         self.prep, self.levels, self.temporal = prep, levels, temporal
         block = prep.ck.config.block_size
         # an audio model scores one class per clip: its whole validation split (shuffled)
-        per_batch = BATCH * (1 if prep.ck.config.is_classifier else block)
+        clips = prep.ck.config.is_classifier
+        self.unit = "clips of the validation split" if clips else "tokens of calibration text"
+        per_batch = BATCH * (1 if clips else block)
         n_batches = max(1, math.ceil(CALIBRATION_TOKENS / per_batch))
         self.batches = prep.text.val_batches(n_batches, BATCH, block, seed=CALIBRATION_SEED)
         self.tokens = sum(int(y.numel()) for _, y in self.batches)

@@ -81,12 +81,3 @@ def stream(model: torch.nn.Module, waves: np.ndarray, hook: Any = None, chunk: i
         raise ValueError(f"a clip of {waves.shape[1]} samples completes no frame")
     return logits.float().cpu()
 
-
-def decisions(logits: torch.Tensor, labels: Sequence[str], paths: Sequence[str]) -> list[dict[str, Any]]:
-    """One record per clip: its file, the class chosen and its probability."""
-    probs = torch.softmax(logits.double(), -1)
-    out = []
-    for path, p in zip(paths, probs, strict=True):
-        k = int(p.argmax())
-        out.append({"wav": str(path), "label": labels[k], "class": k, "probability": float(p[k])})
-    return out

@@ -22,6 +22,7 @@ hook of a mapped network.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -297,6 +298,21 @@ class GatePaths:
             n = slots if isinstance(slots, int) else slots[hook]
             kind = CarriedGate if group.carries_state else RateGate
             self.paths[hook] = kind(group, backend, slots=n, timeout_s=timeout_s, bridge=bridge)
+
+    @classmethod
+    def for_run(cls, net: MappedNetwork, backend: str | registry.Backend,
+                slots: int | Mapping[str, int] = 64, timeout_s: float = 60.0, mode: str = "rate",
+                bridge: str | None = None) -> GatePaths:
+        """The gate paths as a run opens them (``run``, the bundle's classify.py): the Lava network
+        asked for, else on a persistent fixed-point backend the one :meth:`fit_bridge` picks, its
+        reason one note on stderr."""
+        backend = registry.require(backend) if isinstance(backend, str) else backend
+        gates = cls(net, backend, slots, timeout_s, mode, bridge)
+        if bridge is None and backend.persistent and backend.fixed:
+            _, why = gates.fit_bridge()
+            if why:
+                print(f"note: {why}", file=sys.stderr)
+        return gates
 
     def fire(self, hook: str, layer: int, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         return self.paths[hook].fire(layer, inputs)

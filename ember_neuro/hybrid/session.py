@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -129,13 +128,8 @@ class Session:
         block = self.prep.ck.config.block_size
         slots = {k.hook: (k.slots or (lambda b, t, w: b * t))(batch, block,
                                                               whole) for k in self.prep.variant.kinds}
-        gates = GatePaths(self.net, self.backend, slots=slots, timeout_s=self.dep.timeout,
-                          mode=self.dep.temporal, bridge=self.dep.bridge)
-        if self.dep.bridge is None and self.backend.persistent and self.backend.fixed:
-            _, why = gates.fit_bridge()  # the chip-side window where it fits one chip
-            if why:
-                print(f"note: {why}", file=sys.stderr)
-        return gates
+        return GatePaths.for_run(self.net, self.backend, slots, self.dep.timeout, self.dep.temporal,
+                                 self.dep.bridge)
 
 
 def prepare_session(dep: Deployment, check: Any = None) -> Session:
@@ -360,18 +354,19 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
 
 def _classify(session: Session, cls: Any, waves: Any, hook: Any) -> dict[str, Any]:
     """Each wav file's class from the hybrid model, whole or streamed (then also whole, to compare)."""
+    from ember_neuro.audio.decisions import decisions
     from ember_neuro.hybrid import keyword
 
     labels, model = session.prep.ck.labels, session.model
     t0 = time.perf_counter()
     if not cls.stream:
         logits = torch.cat([keyword.classify(model, w, hook) for w in cls.batches(waves)])
-        return {"clips": keyword.decisions(logits, labels, cls.wavs), "mode": "whole",
+        return {"clips": decisions(logits, labels, cls.wavs), "mode": "whole",
                 "clips_per_s": len(waves) / (time.perf_counter() - t0)}
     streamed = torch.cat([keyword.stream(model, w, hook, cls.chunk) for w in cls.batches(waves)])
     secs = time.perf_counter() - t0
     whole = torch.cat([keyword.classify(model, w, hook) for w in cls.batches(waves)]).argmax(-1)
-    out = keyword.decisions(streamed, labels, cls.wavs)
+    out = decisions(streamed, labels, cls.wavs)
     for record, k in zip(out, whole.tolist(), strict=True):
         record["whole_clip_label"] = labels[k]
     return {"clips": out, "mode": "stream", "chunk_samples": cls.chunk, "stream_seconds": round(secs, 3),

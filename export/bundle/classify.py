@@ -21,7 +21,6 @@ Exit status: 0 done; 2 bad input (a wav file that cannot be used: one line namin
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -43,32 +42,6 @@ def read_features(paths: list[str], labels_meta: dict) -> object:
     return np.stack([log_mel(w, spec, basis) for w in waves])
 
 
-def decisions(logits: object, labels: list[str], paths: list[str]) -> list[dict]:
-    """One record per file: the class chosen and its softmax probability (float64)."""
-    import numpy as np
-
-    z = np.asarray(logits, np.float64)
-    p = np.exp(z - z.max(axis=-1, keepdims=True))
-    p /= p.sum(axis=-1, keepdims=True)
-    return [{"wav": str(path), "label": labels[int(q.argmax())], "class": int(q.argmax()),
-             "probability": float(q.max())} for path, q in zip(paths, p, strict=True)]
-
-
-def open_gates(net: object, backend: str, slots: int, timeout: float) -> object:
-    """The gate paths as the package's run opens them: on a persistent fixed-point backend (Lava)
-    the chip-side window where it fits one Loihi 2 chip, else the per-step network (said on stderr)."""
-    from ember_neuro.backends import registry
-    from ember_neuro.hybrid.paths import GatePaths
-
-    be = registry.require(backend)
-    gates = GatePaths(net, be, slots=slots, timeout_s=timeout, mode="rate")
-    if be.persistent and be.fixed:
-        _, why = gates.fit_bridge()
-        if why:
-            print(f"note: {why}", file=sys.stderr)
-    return gates
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python classify.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,15 +53,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds before a stalled Lava exchange fails")
     ap.add_argument("--json", action="store_true", help="print one JSON object with a `clips` list")
     args = ap.parse_args(argv)
-    missing = [m for m in ("onnxruntime", *(("lava",) if args.backend != "numpy" else ()))
-               if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"error: {', '.join(missing)} not installed in this environment; install the bundle's "
-              "environment with `pip install -r requirements.txt` (Python 3.10)", file=sys.stderr)
-        return 3
     sys.path.insert(0, str(HERE / "lib"))
+    from ember_neuro.cli import bundle_runtime_missing
+
+    missing = bundle_runtime_missing(args.backend)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 3
+    from ember_neuro.audio.decisions import decisions
     from ember_neuro.cli import run_and_report
     from ember_neuro.hybrid.onnx_host import OnnxHost
+    from ember_neuro.hybrid.paths import GatePaths
     from ember_neuro.mappers import load_mapped
 
     def classify(a: argparse.Namespace) -> dict:
@@ -97,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         paths = list(a.wavs)
         x = read_features(paths, meta)
         net = load_mapped(HERE / "model" / "mapped.npz")
-        with open_gates(net, a.backend, len(paths) * meta["block_size"], a.timeout) as gates:
+        # as the package's run opens them: the network fit_bridge picks, said on stderr
+        with GatePaths.for_run(net, a.backend, len(paths) * meta["block_size"], a.timeout) as gates:
             host = OnnxHost(HERE / "model" / "onnx", gates)
             t0 = time.perf_counter()
             logits = host.classify(x)

@@ -18,7 +18,6 @@ Exit status: 0 done; 2 bad input (e.g. a prompt character outside the vocabulary
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -48,13 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.tokens < 1:
         ap.error("--tokens must be >= 1")
-    missing = [m for m in ("onnxruntime", *(("lava",) if args.backend != "numpy" else ()))
-               if importlib.util.find_spec(m) is None]
-    if missing:
-        print(f"error: {', '.join(missing)} not installed in this environment; install the bundle's "
-              "environment with `pip install -r requirements.txt` (Python 3.10)", file=sys.stderr)
-        return 3
     sys.path.insert(0, str(HERE / "lib"))
+    from ember_neuro.cli import bundle_runtime_missing
+
+    missing = bundle_runtime_missing(args.backend)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 3
     from ember_neuro.cli import run_and_report
     from ember_neuro.hybrid import decoding
     from ember_neuro.hybrid.onnx_host import OnnxHost
