@@ -5,7 +5,7 @@ CKPT ?= ember_neuro/checkpoints/lif-learnable-strong.pt
 # make demo T=8 pins the window length (default: chosen on calibration text)
 T ?=
 
-.PHONY: setup setup-py310 demo test test-py310 test-bundle test-bundle-kws test-slow ci lint checkpoints kws-checkpoint hard-spikes clean
+.PHONY: setup setup-py310 demo test test-py310 test-bundle test-bundle-kws test-slow docs ci lint checkpoints kws-checkpoint hard-spikes clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -39,8 +39,14 @@ test-bundle-kws: setup
 	CKPT=ember_neuro/checkpoints/audio-cfc-lif-strong.pt T=2 N=16 REPORT=0 CLIPS=8 WORK=build/inrc-check-kws \
 	  bash scripts/check_bundle.sh
 
-# What .ci/run runs: the 3.11 suite, the 3.10 part, the bundle on 3.10 (text and keyword spotter).
-ci: test test-py310 test-bundle test-bundle-kws
+# The docs site (mkdocs.yml) into build/site, executing the tutorials (docs/tutorials/*.py). Strict: a
+# broken link or anchor, a page missing from the nav or a raising tutorial cell fails it. Never add -q:
+# it drops the warnings before strict mode counts them, and a broken site builds green.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir build/site
+
+# What .ci/run runs: the 3.11 suite, the docs site, the 3.10 part, the bundle on 3.10 (text and keyword spotter).
+ci: test docs test-py310 test-bundle test-bundle-kws
 
 lint: setup
 	.venv/bin/ruff check ember_neuro mappers processes export tests examples scripts

@@ -24,10 +24,15 @@ Measures, on the shipped strong-gate checkpoint (default lif-learnable):
                command in its own process with its wall time and memory peak (whole-tree PSS and
                largest max RSS), verify.py, and lava-sim generation at T = 8, N = 32 beside the
                window the defaults choose, both bridges (ember_neuro/paper_bench.py)
-  counts       NeuroBench-style: synaptic operations and activation sparsity of the gate path
-               per token, footprint of the host (parameters) and chip (neurons, synapses) parts
-               -- neurobench's own package is not installed here (it pins other torch
-               versions), so its metric definitions are implemented directly
+  sweep        (only with --only sweep) the fidelity sweep's wall time at 2 local Dask workers
+               against 1, the same grid into fresh tables, measured in one run
+               (ember_neuro/sweep/speedup.py; without --quick the default grid: every shipped
+               checkpoint x 8 windows x 2 level sets on the whole validation split, about 1.5 h)
+  counts       NeuroBench's figures: the host's from the neurobench package's own classes
+               (Footprint, ConnectionSparsity, SynapticOperations of the nn.Linear layers, on
+               validation windows; deploy/neurobench_metrics.py), ours where it cannot see: the
+               attention's QK^T and P.V matmuls, and the chip (synaptic operations, spikes and
+               activation sparsity of the gate path per token on lava-sim, neurons)
 
 --json prints one object whose ``ratios`` hold emulator_gen_vs_float, emulator_eval_vs_float,
 lava_steps_vs_ceiling and lava_batch8_vs_batch1 (and more).  --out DIR (refused if it exists)
@@ -61,7 +66,7 @@ PER_STEP = "lava-sim:per-step"  # lava-sim with the per-step network (run --brid
 GOALS = {"emulator_gen_vs_float": 1 / 3, "emulator_eval_vs_float": 0.5, "lava_steps_vs_ceiling": 0.8,
          "lava_batch8_vs_batch1": 5.0, "lava_chip_vs_per_step_gen_T8_N32": 1.0,
          "lava_chip_vs_per_step_gen_T32_N8": 1.0, "board_latency_per_step_vs_chip_T8_N32": 5.0,
-         "paper_gen_defaults_vs_T8_N32": 2.0}
+         "paper_gen_defaults_vs_T8_N32": 2.0, "sweep_2_workers_vs_1": 1.7}
 
 
 def _deployment(ckpt: str, backend: str, t: int, n: int):
@@ -248,8 +253,16 @@ def walls(ckpt: str, tmp: Path) -> dict:
     return out
 
 
+NB_WINDOWS = (2, 4)  # NeuroBench's host figures: batches x windows of block_size validation tokens
+
+
 def counts(ckpt: str, gen_rows: list[dict], tokens: int) -> dict:
-    """NeuroBench-style counts for the lava-sim batch-1 run at (32, 1)."""
+    """NeuroBench's figures: the host's by its own classes on validation windows (per token of a
+    whole-window forward pass), the attention's matmuls and the chip's (the lava-sim batch-1 run at
+    (32, 1)) by ours."""
+    import torch
+
+    from ember_neuro.deploy import neurobench_metrics as nbm
     from ember_neuro.deploy.budget import deployed_neurons
     from ember_neuro.deploy.mapping import prepare
     from ember_neuro.mappers import MappingOptions
@@ -261,19 +274,33 @@ def counts(ckpt: str, gen_rows: list[dict], tokens: int) -> dict:
     gates = sum(s["gates"] for s in stats.values())
     spikes = sum(s["spikes"] for s in stats.values())
     t, n = row["T"], row["N"]
-    host_bytes = sum(p.numel() * p.element_size() for p in ck.model.parameters())
+    block = ck.config.block_size
+    windows = prep.text.val_batches(*NB_WINDOWS, block, seed=0)
+    host = nbm.host_counts(ck.model, windows)
+    attn = nbm.attention_matmuls(ck.model, torch.cat([x for x, _ in windows]))
     return {
         "gate_values_per_token": gates / tokens,
         # every live gate value drives N neurons for T steps through its payload and dither synapses
         "synops_per_token": gates * n * t * 2 / tokens,
         "spikes_per_token": spikes / tokens,
         "activation_sparsity": 1.0 - spikes / (gates * n * t) if gates else None,
-        "host_footprint_bytes": host_bytes,
+        "host_footprint_bytes": host["footprint_bytes"],
+        "host_connection_sparsity": host["connection_sparsity"],
+        "host_linear_macs_per_token": {"Effective_MACs": host["effective_macs"] / block,
+                                       "Dense": host["dense_macs"] / block},
+        "host_attention_macs_per_token": {"effective": attn["effective_macs"] / block,
+                                          "dense": attn["dense_macs"] / block},
+        "host_counted_by": host["counted_by"],
+        "host_windows": host["samples"],
         "chip_neurons_generation_layout": deployed_neurons(prep.groups(MappingOptions(timesteps=t)),
                                                            ck.config.block_size, n),
         "definitions": "synops: graded spikes delivered to synapses (payload and dither, per live gate "
                        "value, N neurons, T steps); sparsity: 1 - spikes / (neurons x steps) over live "
-                       "gates; footprint: parameter bytes (NeuroBench Footprint)",
+                       "gates; host footprint: parameter and buffer bytes (Footprint, "
+                       f"{host['counted_by']}); "
+                       "host MACs: per token of a whole-window forward pass over validation windows, the "
+                       "nn.Linear layers' by SynapticOperations, the attention's QK^T and P.V (which "
+                       "NeuroBench cannot see) by ours",
     }
 
 
@@ -341,6 +368,10 @@ def markdown(res: dict) -> str:
                   f"it, {h['soft_baseline']:.3f} s for the soft baseline `{h['baseline']}`."]
     if res.get("paper"):
         lines += ["", paper_markdown(res["paper"])]
+    if res.get("sweep"):
+        from ember_neuro.sweep import speedup
+
+        lines += ["", speedup.markdown(res["sweep"])]
     if "generation" not in res:
         return "\n".join(lines) + "\n"
     lines += ["", "| generation | T | N | batch | tokens/s |", "|---|---|---|---|---|"]
@@ -367,10 +398,13 @@ def markdown(res: dict) -> str:
         lines += ["", "| wall time | seconds |", "|---|---|"]
         lines += [f"| {k[:-2]} | {v:.1f} |" for k, v in res["walls"].items()]
     c = res["counts"]
+    lin, att = c["host_linear_macs_per_token"], c["host_attention_macs_per_token"]
     lines += ["", f"NeuroBench-style (lava-sim, T = 32, N = 1, per token): {c['synops_per_token']:,.0f} "
               f"synaptic operations, {c['spikes_per_token']:,.0f} spikes, activation sparsity "
               f"{c['activation_sparsity']:.3f}; host footprint {c['host_footprint_bytes'] / 1e6:.2f} MB of "
-              f"parameters, chip {c['chip_neurons_generation_layout']:,} neurons. {c['definitions']}."]
+              f"parameters and buffers, host MACs per token {lin['Effective_MACs']:,.0f} (nn.Linear, "
+              f"NeuroBench) + {att['effective']:,.0f} (attention matmuls, ours), chip "
+              f"{c['chip_neurons_generation_layout']:,} neurons. {c['definitions']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -423,6 +457,12 @@ def run(args: argparse.Namespace) -> dict:
                                                                  2 if quick else 16, 8)})
     if args.only == "paper":
         return _finish(res, dest, t0, {"paper": _paper(4 if quick else PAPER_TOKENS)})
+    if args.only == "sweep":
+        from ember_neuro.sweep import speedup
+
+        root = Path(args.sweep_dir)
+        return _finish(res, dest, t0, {"sweep": speedup.measure(root, quick, log=lambda line: print(
+            line, file=sys.stderr))})
     tokens = 4 if quick else 100
     res["generation"] = generation(args.checkpoint, tokens, (1, 8) if not quick else (1, 2),
                                    ("float", "emulator", "lava-sim", PER_STEP))
@@ -462,6 +502,12 @@ def _paper(tokens: int) -> dict:
         return paper_scale(Path(tmp), tokens, lambda line: print(line, file=sys.stderr))
 
 
+def _sweep_ratios(s: dict) -> dict:
+    from ember_neuro.sweep import speedup
+
+    return speedup.ratios(s)
+
+
 def _finish(res: dict, dest: Path | None, t0: float, only: dict | None = None) -> dict:
     """Goals, total seconds, and the --out folder (written atomically); ``only``: one section's
     results (--only), whose ratios are then the only ones."""
@@ -469,7 +515,8 @@ def _finish(res: dict, dest: Path | None, t0: float, only: dict | None = None) -
 
     if only is not None:
         res.update(only)
-        res["ratios"] = hard_ratios(res) if "hard_spikes" in only else paper_ratios(res["paper"])
+        res["ratios"] = (hard_ratios(res) if "hard_spikes" in only else _sweep_ratios(res["sweep"])
+                         if "sweep" in only else paper_ratios(res["paper"]))
     res["goals"] = {k: {"goal": v, "met": res["ratios"].get(k, 0) >= v} for k, v in GOALS.items()
                     if k in res["ratios"]}
     res["seconds"] = time.time() - t0
@@ -489,11 +536,14 @@ def main(argv: list[str] | None = None) -> int:
     add_json_option(ap, "print one JSON object (with `ratios`)")
     ap.add_argument("--out", help="folder for results.json, results.md and plots (refused if it exists)")
     ap.add_argument("--checkpoint", default=str(CKPT), help="default: the shipped lif-learnable-strong.pt")
-    ap.add_argument("--only", choices=("hard-spikes", "paper"), default=None,
+    ap.add_argument("--sweep-dir", default="runs/bench-sweep",
+                    help="--only sweep: where the two sweeps write their tables (must not exist)")
+    ap.add_argument("--only", choices=("hard-spikes", "paper", "sweep"), default=None,
                     help="run one section: hard-spikes (the host time a hard-spike temporal-lif model "
                          "saves, on the shipped temporal-lif-hard.pt and its equal-budget soft run, "
                          "temporal-lif-strong.pt) or paper (every command at the paper's size, with its "
-                         "wall time and memory peak; minutes)")
+                         "wall time and memory peak; minutes) or sweep (the fidelity sweep at 2 local "
+                         "workers against 1; about 1.5 h, --quick about a minute)")
     args = ap.parse_args(argv)
     return run_and_report(run, args, "\ninterrupted: nothing was written", lambda res: print(markdown(res)))
 

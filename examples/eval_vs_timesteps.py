@@ -4,7 +4,10 @@ Runs what `python -m ember_neuro.run --eval` runs, for each T, on the same fixed
 validation batches and plots val loss and top-1 agreement against T.
 
     .venv/bin/python examples/eval_vs_timesteps.py [--backend emulator] [--ts 4 8 16 32 64 128]
-        [--batches 8] [--out runs/eval_vs_T.png]
+        [-N N] [--levels auto] [--batches 8] [--out runs/eval_vs_T.png]
+
+Without -N each T gets the neurons per gate the model-level search chooses (docs/default_window.md);
+-N pins them (no search).
 """
 
 import argparse
@@ -21,12 +24,15 @@ if __name__ == "__main__":
     ap.add_argument("--checkpoint", default=str(CKPT))
     ap.add_argument("--backend", default="emulator")
     ap.add_argument("--ts", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128])
+    ap.add_argument("--neurons-per-gate", "-N", type=int, default=None, help="default: chosen per T")
+    ap.add_argument("--levels", choices=("uniform", "log", "auto"), default=None, help="default: auto")
     ap.add_argument("--batches", type=int, default=8)
     ap.add_argument("--out", default="runs/eval_vs_T.png")
     a = ap.parse_args()
     rows = []
     for t in a.ts:
-        r = run_hybrid(Deployment(a.checkpoint, backend=a.backend, timesteps=t),
+        r = run_hybrid(Deployment(a.checkpoint, backend=a.backend, timesteps=t,
+                                  neurons_per_gate=a.neurons_per_gate, levels=a.levels),
                        ev=Evaluation(batches=a.batches),
                        progress=False)
         rows.append(r)

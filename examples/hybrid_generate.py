@@ -1,6 +1,9 @@
 """Hybrid text generation: attention in PyTorch, the LIF gates as spiking neurons on Lava.
 
-    .venv/bin/python examples/hybrid_generate.py [--backend lava-sim] [--timesteps 32] [--tokens 120]
+    .venv/bin/python examples/hybrid_generate.py [--backend lava-sim] [--timesteps 32] [-N N] [--levels auto]
+        [--tokens 120]
+
+Without -N the neurons per gate are chosen by the model-level search at that T; -N pins them.
 """
 
 import argparse
@@ -17,10 +20,13 @@ if __name__ == "__main__":
     ap.add_argument("--checkpoint", default=str(CKPT))
     ap.add_argument("--backend", default="lava-sim")
     ap.add_argument("--timesteps", type=int, default=32)
+    ap.add_argument("--neurons-per-gate", "-N", type=int, default=None, help="default: chosen")
+    ap.add_argument("--levels", choices=("uniform", "log", "auto"), default=None, help="default: auto")
     ap.add_argument("--tokens", type=int, default=120)
     ap.add_argument("--prompt", default="ROMEO:")
     a = ap.parse_args()
-    result = run_hybrid(Deployment(a.checkpoint, backend=a.backend, timesteps=a.timesteps),
+    result = run_hybrid(Deployment(a.checkpoint, backend=a.backend, timesteps=a.timesteps,
+                                   neurons_per_gate=a.neurons_per_gate, levels=a.levels),
                         gen=Generation(prompts=(a.prompt,), tokens=a.tokens), stream=sys.stdout)
     keys = ("backend", "timesteps", "tokens_per_s", "lava_steps_per_s")
     print(json.dumps({k: result.get(k) for k in keys}))

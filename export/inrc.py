@@ -435,34 +435,18 @@ def clip_features(paths: list[Path], model_dir: Path) -> Any:
     return np.stack([log_mel(read_clip(p, spec), spec, basis) for p in paths])
 
 
-def host_operations(model: Any, features: Any) -> dict[str, Any]:
-    """NeuroBench's host-side counts on the PyTorch model, per clip: the nn.Linear layers' MACs at
-    dense input and with a non-zero input (its Effective_MACs rule: non-zero inputs x fan-out), the
-    bytes of parameters and buffers (Footprint) and the zero weights (ConnectionSparsity)."""
+def host_operations(model: Any, features: Any, labels: Any = None) -> dict[str, Any]:
+    """NeuroBench's host-side figures on the PyTorch model, per clip, from the neurobench package's
+    own classes (deploy/neurobench_metrics.py): Footprint, ConnectionSparsity, SynapticOperations
+    (the nn.Linear layers' Dense and Effective_MACs) and ActivationSparsity (the nn.Sigmoid modules
+    it hooks, the CfC's).  ``labels``: the clips' classes (NeuroBench's loader carries targets)."""
     import torch
 
-    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    count = {"dense": 0, "effective": 0}
+    from ember_neuro.deploy.neurobench_metrics import host_counts
 
-    def hook(m: torch.nn.Linear, inputs: tuple, _out: Any) -> None:
-        x = inputs[0]
-        count["dense"] += x.numel() // m.in_features * m.in_features * m.out_features
-        count["effective"] += int((x != 0).sum()) * m.out_features
-
-    handles = [m.register_forward_hook(hook) for m in linears]
-    try:
-        with torch.no_grad():
-            model(torch.as_tensor(features))
-    finally:
-        for h in handles:
-            h.remove()
-    tensors = [*model.parameters(), *model.buffers()]
-    weights = sum(m.weight.numel() for m in linears)
-    zeros = sum(int((m.weight == 0).sum()) for m in linears)
-    n = len(features)
-    return {"dense_macs": count["dense"] / n, "effective_macs": count["effective"] / n,
-            "footprint_bytes": int(sum(t.numel() * t.element_size() for t in tensors)),
-            "connection_sparsity": zeros / weights if weights else 0.0}
+    x = torch.as_tensor(features)
+    y = torch.zeros(len(x), dtype=torch.long) if labels is None else torch.as_tensor(labels)
+    return host_counts(model, [(x, y)])
 
 
 def _softmax(logits: Any) -> Any:
@@ -490,7 +474,7 @@ def write_golden_clips(folder: Path, prep: Any, net: Any, req: BundleRequest) ->
     x = clip_features(paths, folder.parent / "model")
     rec = record_golden_clips(net, folder.parent / "model" / "onnx", cfg.block_size, x, req.temporal,
                               req.timeout, bridge=req.bridge)
-    rec["host"] = host_operations(ck.model, x)
+    rec["host"] = host_operations(ck.model, x, [y for _, y in items])
     probs, labels = _softmax(rec["logits"]), ck.labels
     meta = {"backend": "lava-sim", "timesteps": int(net.options["timesteps"]),
             "neurons_per_gate": int(net.options["neurons_per_gate"]), "temporal": req.temporal,

@@ -8,6 +8,9 @@
 #  * lava-nc 0.10.0 declares python<3.11: installed with --no-deps
 #    --ignore-requires-python next to its pinned deps, then patched for 3.11.
 #  * norse lists torchvision (no CPU build): installed with --no-deps.
+#  * neurobench 2.3.0 (its metric classes, ember_neuro/deploy/neurobench_metrics.py) requires torchaudio, which has
+#    no build for torch 2.13 (the last is 2.11.1), and tonic (its datasets, unused here): installed
+#    with --no-deps; what its metrics import (snntorch, numba, llvmlite, tqdm) is pinned here.
 #  * espeak-ng (which speaks the keyword set, docs/keywords.md) is a Debian package, not a pip
 #    one: installed with apt-get where missing; without apt-get a warning, and no keyword set.
 set -euo pipefail
@@ -59,15 +62,18 @@ pip_install() {
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q "$@" 2>&1 \
         | { grep -v -e "is ignored: it is neither a file nor a directory" \
                     -e "norse 1.1.0 requires torchvision" \
+                    -e "neurobench 2.3.0 requires" \
                     -e "dependency resolver does not currently take into account" || true; }
 }
 pip_install -c constraints.txt torch==2.13.0
 pip_install -c constraints.txt numpy scipy scikit-learn asteval networkx
 pip_install --no-deps --ignore-requires-python lava-nc==0.10.0
 pip_install --no-deps norse==1.1.0
-pip_install -c constraints.txt -e ".[torch,ref,export,liquid,audio,dev]"
+pip_install --no-deps neurobench==2.3.0
+pip_install -c constraints.txt -e ".[torch,ref,export,liquid,audio,dev,sweep,docs]"
 "$VENV/bin/python" scripts/patch_lava.py
-"$VENV/bin/python" -c "import torch, lava.proc.lif.process, snntorch, norse.torch, nir, onnxruntime, ncps, librosa; \
+"$VENV/bin/python" -c "import torch, lava.proc.lif.process, snntorch, norse.torch, nir, onnxruntime, ncps, librosa, \
+distributed, mkdocs, jupytext, nbclient, neurobench.metrics; \
 assert not torch.cuda.is_available() or True; print('setup: torch', torch.__version__, '| imports ok')"
 echo "$WANT" > "$STAMP"
 make_keywords

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,10 +321,10 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
     if session.net is not None and session.net.alternatives:
         result["temporal"] = session.dep.temporal
     if ev is not None:
-        batches = session.prep.text.evaluation(ev.batches, ev.batch_size, ck.config.block_size,
-                                               seed=EVAL_SEED)
-        paths = session.paths(ev.batch_size, whole=True)
-    elif cls is not None:
+        result.update(evaluate_session(session, ev, progress=progress))
+        result["seconds"] = round(time.time() - t_start, 3)
+        return result
+    if cls is not None:
         if cls.batch_size < 1:
             raise RunError(f"--batch-size must be >= 1, got {cls.batch_size}")
         paths = session.paths(min(len(cls.wavs), cls.batch_size), whole=not cls.stream)
@@ -332,24 +333,45 @@ def run_hybrid(dep: Deployment, gen: Generation | None = None, ev: Evaluation | 
         encode_prompts(ck.vocab, list(gen.prompts))  # refuse before Lava starts
         paths = session.paths(len(gen.prompts), whole=False)
     hook = TorchHook(paths) if paths is not None else None
-    with contextlib.ExitStack() as stack:
-        t0 = time.perf_counter()
-        if paths is not None:
-            stack.enter_context(paths)
-        startup = time.perf_counter() - t0
-        if ev is not None:
-            result.update(evaluate(model, batches, hook, session.device, progress=progress))
-            result.update(batches=len(batches), batch_size=ev.batch_size)
-            if ck.config.is_classifier:
-                result.update(clips=result["tokens"], split="testing", data=session.prep.text.source)
-        elif cls is not None:
+    with _opened(paths) as startup:
+        if cls is not None:
             result.update(_classify(session, cls, clips[0], hook))
         else:
             result.update(_generate(session, gen, hook, stream))
         result.update(_spike_report(session, paths))
-        result["startup_seconds"] = round(startup, 3)
+    result["startup_seconds"] = round(startup[0], 3)
     result["seconds"] = round(time.time() - t_start, 3)
     return result
+
+
+@contextlib.contextmanager
+def _opened(paths: GatePaths | None) -> Iterator[list[float]]:
+    """The gate paths open (their backend started, stopped on leaving); yields [seconds it took]."""
+    with contextlib.ExitStack() as stack:
+        t0 = time.perf_counter()
+        if paths is not None:
+            stack.enter_context(paths)
+        yield [time.perf_counter() - t0]
+
+
+def evaluate_session(session: Session, ev: Evaluation, progress: bool = True,
+                     reference: list | None = None) -> dict[str, Any]:
+    """``run --eval``'s record for a prepared session: float vs hybrid on the fixed evaluation batches
+    (an audio model: the testing split's clips) with the gate paths open, and what the paths did.
+    ``reference``: the float model's logits of those batches, if already computed -- the sweep's
+    workers keep them per checkpoint, since every cell of a checkpoint scores the same batches."""
+    ck = session.prep.ck
+    batches = session.prep.text.evaluation(ev.batches, ev.batch_size, ck.config.block_size, seed=EVAL_SEED)
+    paths = session.paths(ev.batch_size, whole=True)
+    with _opened(paths) as startup:
+        out = evaluate(session.model, batches, TorchHook(paths) if paths is not None else None,
+                       session.device, progress=progress, reference=reference)
+        out.update(batches=len(batches), batch_size=ev.batch_size)
+        if ck.config.is_classifier:
+            out.update(clips=out["tokens"], split="testing", data=session.prep.text.source)
+        out.update(_spike_report(session, paths))
+    out["startup_seconds"] = round(startup[0], 3)
+    return out
 
 
 def _classify(session: Session, cls: Any, waves: Any, hook: Any) -> dict[str, Any]:
