@@ -49,7 +49,7 @@ docs: setup
 ci: test docs test-py310 test-bundle test-bundle-kws
 
 lint: setup
-	.venv/bin/ruff check ember_neuro mappers processes export tests examples scripts
+	.venv/bin/ruff check ember_neuro mappers processes export tests examples scripts docs/tutorials
 
 # Re-create the shipped strong-gate checkpoints (6-10 minutes each on 2 CPU cores; docs/strong_gates.md).
 # Transformers: the gate parameters in their own AdamW group at 30x the learning rate, no weight decay.

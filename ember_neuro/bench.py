@@ -26,8 +26,8 @@ Measures, on the shipped strong-gate checkpoint (default lif-learnable):
                window the defaults choose, both bridges (ember_neuro/paper_bench.py)
   sweep        (only with --only sweep) the fidelity sweep's wall time at 2 local Dask workers
                against 1, the same grid into fresh tables, measured in one run
-               (ember_neuro/sweep/speedup.py; without --quick the default grid: every shipped
-               checkpoint x 8 windows x 2 level sets on the whole validation split, about 1.5 h)
+               (ember_neuro/sweep/speedup.py; without --quick the shipped lif-learnable checkpoint
+               x the default 8 windows x 2 level sets on the whole validation split, about 20 min)
   counts       NeuroBench's figures: the host's from the neurobench package's own classes
                (Footprint, ConnectionSparsity, SynapticOperations of the nn.Linear layers, on
                validation windows; deploy/neurobench_metrics.py), ours where it cannot see: the
@@ -543,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
                          "saves, on the shipped temporal-lif-hard.pt and its equal-budget soft run, "
                          "temporal-lif-strong.pt) or paper (every command at the paper's size, with its "
                          "wall time and memory peak; minutes) or sweep (the fidelity sweep at 2 local "
-                         "workers against 1; about 1.5 h, --quick about a minute)")
+                         "workers against 1; about 20 min, --quick about a minute)")
     args = ap.parse_args(argv)
     return run_and_report(run, args, "\ninterrupted: nothing was written", lambda res: print(markdown(res)))
 

@@ -12,6 +12,7 @@ pytest.importorskip("lava")
 
 
 @pytest.mark.lava
+@pytest.mark.slow  # a minute of Lava runs: `make test-slow`
 def test_bench_quick_writes_every_ratio(tmp_path):
     out = tmp_path / "bench"
     r = run_main("ember_neuro.bench", "--quick", "--json", "--out", str(out))

@@ -23,6 +23,7 @@ keys) holds the same grid; options given here override it.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,17 @@ from ember_neuro.sweep import engine, figures, results
 from ember_neuro.sweep.grid import DEFAULT_LEVELS, DEFAULT_WINDOWS, Grid, read_spec
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a batch system's stop, `kill`) ends the sweep as Ctrl-C does: the running cells are
+    cancelled and the cluster closed; every finished cell is already in the table."""
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _run(args: Any) -> dict[str, Any]:
+    _stop_on_sigterm()
     spec = read_spec(args.spec) if args.spec else {}
     grid = Grid.from_spec(spec, checkpoints=args.checkpoints or None, variants=args.variants,
                           windows=args.windows, levels=args.levels, backends=args.backends,
@@ -68,7 +79,10 @@ def _table(args: Any) -> dict[str, Any]:
         if c not in known:
             raise results.SweepError(f"no finished cell of checkpoint {c!r} in {args.results} (has: "
                                      f"{', '.join(sorted(known))})")
-    return {"markdown": figures.table(rows, args.checkpoint)}
+    keep = [r for r in rows if not args.checkpoint or r["checkpoint"] in args.checkpoint]
+    if args.wide:
+        return {"markdown": figures.wide_table(keep, args.wide)}
+    return {"markdown": figures.table(keep)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="print a markdown table of a results table's cells")
     t.add_argument("results")
     t.add_argument("--checkpoint", action="append", help="only this checkpoint (its file name without .pt)")
+    t.add_argument("--wide", choices=("top1_agreement", "rel_delta"),
+                   help="one row per checkpoint and level set, one column per window, this value")
     cli.add_json_option(t)
     t.set_defaults(fn=_table)
     args = ap.parse_args(argv)

@@ -30,9 +30,15 @@ from ember_neuro.sweep.grid import Cell, SweepError
 from ember_neuro.sweep.results import Results
 
 ALLOWED_FAILURES = 2  # a cell may kill this many workers; the next death makes it an error row
-# Worker processes may start their own (Lava's); a killed worker's cell is retried elsewhere.
+# Worker processes may start their own (Lava's); a killed worker's cell is retried elsewhere.  Their
+# environment is Dask's default less MALLOC_TRIM_THRESHOLD_=65536: with it glibc hands every freed
+# block back to the kernel, and a cell's per-batch spike rasters (tens of MB, freed and allocated
+# again each batch) page-faulted in anew -- measured: a whole-split cell spent 84 s in the kernel
+# beside 79 s computing, 99 s of evaluation where the same cell outside Dask takes about a third.
 LOCAL_CONFIG = {"distributed.worker.daemon": False,
-                "distributed.scheduler.allowed-failures": ALLOWED_FAILURES}
+                "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                                        "OPENBLAS_NUM_THREADS": 1}}
 
 
 @contextlib.contextmanager

@@ -98,3 +98,18 @@ def table(rows: list[dict[str, Any]], checkpoints: list[str] | None = None) -> s
                      f"{r['gate_worst_error']:.4f} / {r['limit']:.4f} | {r['neurons']:,} | "
                      f"{r['predictions']:,} {r['unit']} | {r['seconds']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def wide_table(rows: list[dict[str, Any]], value: str = "top1_agreement") -> str:
+    """One row per checkpoint and level set, one column per window (by N*T, then T): the README's
+    summary of a sweep.  ``value``: top1_agreement (as %) or rel_delta."""
+    windows = sorted({(r["timesteps"], r["neurons_per_gate"]) for r in rows},
+                     key=lambda w: (w[0] * w[1], w[0]))
+    cell = {(r["checkpoint"], r["levels"], r["timesteps"], r["neurons_per_gate"]): r[value] for r in rows}
+    head = " | ".join(f"{t}×{n}" for t, n in windows)
+    lines = [f"| checkpoint | levels | {head} |", "|---|---|" + "---|" * len(windows)]
+    for ck, lv in sorted({(r["checkpoint"], r["levels"]) for r in rows}):
+        vals = [cell.get((ck, lv, t, n)) for t, n in windows]
+        text = ["" if v is None else (f"{v:.2%}" if value == "top1_agreement" else f"{v:+.1e}") for v in vals]
+        lines.append(f"| {ck} | {lv} | " + " | ".join(text) + " |")
+    return "\n".join(lines) + "\n"

@@ -108,6 +108,10 @@ def test_the_command_joins_a_cluster_by_its_address_and_resumes(client, tmp_path
     assert "3 cells: 2 already done, 1 run (1 ok, 0 errors)" in capsys.readouterr().err
     assert main(["table", str(tmp_path / "results.csv"), "--checkpoint", "lif-learnable-strong"]) == 0
     assert capsys.readouterr().out.count("| lif-learnable-strong |") == 3
+    assert main(["table", str(tmp_path / "results.csv"), "--wide", "top1_agreement"]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    assert wide[0] == "| checkpoint | levels | 1×1 | 1×4 | 2×8 |"
+    assert wide[2].startswith("| lif-learnable-strong | uniform | ") and wide[2].count("%") == 3
 
 
 @pytest.mark.parametrize(("argv", "says"), [
