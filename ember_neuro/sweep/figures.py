@@ -18,9 +18,15 @@ COLOURS = {"uniform": "tab:blue", "auto": "tab:red", "log": "tab:green"}
 
 
 def _by_variant(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """One panel per variant, its checkpoints being its seeds; where two checkpoints of a variant share
+    a seed they are different models (temporal-lif and its hard-spike fine-tune), one panel each."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seeds: dict[str, dict[Any, set[str]]] = defaultdict(lambda: defaultdict(set))
     for r in rows:
-        out[r["variant"]].append(r)
+        seeds[r["variant"]][r["seed"]].add(r["checkpoint"])
+    for r in rows:
+        shared = any(len(cks) > 1 for cks in seeds[r["variant"]].values())
+        out[r["checkpoint"] if shared else r["variant"]].append(r)
     return dict(out)
 
 
@@ -65,7 +71,7 @@ def plot(rows: list[dict[str, Any]], out: str | Path) -> Path:
         unit = vr[0]["unit"]
         top.set_title(f"{variant} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''})", fontsize=9)
         top.set_ylabel("gate worst-case |rate − σ|" if j == 0 else "")
-        bottom.set_ylabel(f"1 − top-1 agreement ({unit})" if j == 0 else "")
+        bottom.set_ylabel(f"1 − top-1 agreement ({unit})" if j == 0 else unit)
         bottom.set_xlabel("N·T (neurons per gate × timesteps)")
         for ax in (top, bottom):
             ax.set_xscale("log", base=2)
