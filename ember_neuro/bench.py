@@ -55,6 +55,7 @@ import numpy as np
 
 from ember_neuro.cli import add_json_option, parser, run_and_report, torch_threads
 from ember_neuro.paper_bench import paper_markdown, paper_ratios
+from ember_neuro.sweep import speedup
 
 CKPT = Path(__file__).parent / "checkpoints" / "lif-learnable-strong.pt"
 HARD_CKPT = Path(__file__).parent / "checkpoints" / "temporal-lif-hard.pt"
@@ -369,8 +370,6 @@ def markdown(res: dict) -> str:
     if res.get("paper"):
         lines += ["", paper_markdown(res["paper"])]
     if res.get("sweep"):
-        from ember_neuro.sweep import speedup
-
         lines += ["", speedup.markdown(res["sweep"])]
     if "generation" not in res:
         return "\n".join(lines) + "\n"
@@ -458,8 +457,6 @@ def run(args: argparse.Namespace) -> dict:
     if args.only == "paper":
         return _finish(res, dest, t0, {"paper": _paper(4 if quick else PAPER_TOKENS)})
     if args.only == "sweep":
-        from ember_neuro.sweep import speedup
-
         root = Path(args.sweep_dir)
         return _finish(res, dest, t0, {"sweep": speedup.measure(root, quick, log=lambda line: print(
             line, file=sys.stderr))})
@@ -502,12 +499,6 @@ def _paper(tokens: int) -> dict:
         return paper_scale(Path(tmp), tokens, lambda line: print(line, file=sys.stderr))
 
 
-def _sweep_ratios(s: dict) -> dict:
-    from ember_neuro.sweep import speedup
-
-    return speedup.ratios(s)
-
-
 def _finish(res: dict, dest: Path | None, t0: float, only: dict | None = None) -> dict:
     """Goals, total seconds, and the --out folder (written atomically); ``only``: one section's
     results (--only), whose ratios are then the only ones."""
@@ -515,8 +506,10 @@ def _finish(res: dict, dest: Path | None, t0: float, only: dict | None = None) -
 
     if only is not None:
         res.update(only)
-        res["ratios"] = (hard_ratios(res) if "hard_spikes" in only else _sweep_ratios(res["sweep"])
-                         if "sweep" in only else paper_ratios(res["paper"]))
+        ratios_of = {"hard_spikes": lambda: hard_ratios(res), "paper": lambda: paper_ratios(res["paper"]),
+                     "sweep": lambda: speedup.ratios(res["sweep"])}
+        (section,) = only
+        res["ratios"] = ratios_of[section]()
     res["goals"] = {k: {"goal": v, "met": res["ratios"].get(k, 0) >= v} for k, v in GOALS.items()
                     if k in res["ratios"]}
     res["seconds"] = time.time() - t0

@@ -53,7 +53,8 @@ def _run(args: Any) -> dict[str, Any]:
     cells = grid.cells()
     with engine.engine(args.address, args.workers, args.connect_timeout) as client:
         summary = engine.run(cells, table, client, progress=not args.quiet)
-    rows = [r for r in table.ok_rows() if r["cell"] in {c.id for c in cells}]
+    ids = {c.id for c in cells}
+    rows = [r for r in table.ok_rows() if r["cell"] in ids]
     written = [str(table.path)]
     if rows:
         written.append(str(figures.plot(rows, out / "fidelity.png")))
@@ -64,7 +65,7 @@ def _run(args: Any) -> dict[str, Any]:
     print(summary.line(str(table.path)), file=sys.stderr)
     return {**summary.__dict__, "written": written,
             "failed": [{"cell": r["cell"], "error": r["error"]} for r in table.rows.values()
-                       if r["status"] != "ok" and r["cell"] in {c.id for c in cells}]}
+                       if r["status"] != "ok" and r["cell"] in ids]}
 
 
 def _plot(args: Any) -> dict[str, Any]:

@@ -184,32 +184,34 @@ class Grid:
         if not (self.windows and self.levels and self.backends):
             raise SweepError("the grid is empty: give at least one window, level set and backend")
 
-    def checkpoint_paths(self) -> list[Path]:
-        """The checkpoints to sweep: those given, then the shipped ones of each variant named (all
-        shipped ones when neither is given), each once."""
+    def loaded_checkpoints(self) -> dict[Path, Any]:
+        """The checkpoints to sweep, each loaded once: those given, then the shipped ones of each
+        variant named (all shipped ones when neither is given)."""
+        from ember_neuro.models.checkpoint import load_checkpoint
+
         paths = [Path(c).expanduser().resolve() for c in self.checkpoints]
         for p in paths:
             if not p.is_file():
                 raise SweepError(f"checkpoint {p} does not exist")
+        loaded = {p: load_checkpoint(p) for p in dict.fromkeys(paths)}
         if self.variants or not paths:
-            shipped = {p: _variant_of(p) for p in sorted(SHIPPED.glob("*.pt"))}
-            wanted = set(self.variants) if self.variants else set(shipped.values())
+            shipped = {p: loaded.get(p) or load_checkpoint(p) for p in sorted(SHIPPED.glob("*.pt"))}
+            variants = {ck.config.variant for ck in shipped.values()}
             for v in self.variants:
-                if v not in shipped.values():
+                if v not in variants:
                     raise SweepError(f"no shipped checkpoint of variant {v!r} (shipped: "
-                                     f"{', '.join(sorted(set(shipped.values())))}); give its checkpoints")
-            paths += [p for p, v in shipped.items() if v in wanted]
-        return list(dict.fromkeys(paths))
+                                     f"{', '.join(sorted(variants))}); give its checkpoints")
+            wanted = set(self.variants) if self.variants else variants
+            loaded.update({p: ck for p, ck in shipped.items()
+                           if ck.config.variant in wanted and p not in loaded})
+        return loaded
 
     def cells(self) -> list[Cell]:
         """Every cell, checked, the costliest first within each checkpoint (so a checkpoint's float
         reference is computed once per worker and the long cells do not come last)."""
-        from ember_neuro.models.checkpoint import load_checkpoint
-
         self.check()
         out: list[Cell] = []
-        for path in self.checkpoint_paths():
-            ck = load_checkpoint(path)
+        for path, ck in self.loaded_checkpoints().items():
             if not ck.config.has_lif_gate:
                 raise SweepError(f"{path} is a {ck.config.variant!r} checkpoint: it has no LIF gate to sweep")
             seed = ck.train_config.get("seed")
@@ -219,11 +221,3 @@ class Grid:
                      for b in self.backends for t, n in self.windows for lv in self.levels]
             out += sorted(cells, key=lambda c: -c.cost)
         return list({c.id: c for c in out}.values())
-
-
-
-def _variant_of(path: Path) -> str:
-    """A checkpoint's variant (its config, checked as every command checks it)."""
-    from ember_neuro.models.checkpoint import load_checkpoint
-
-    return load_checkpoint(path).config.variant

@@ -35,6 +35,7 @@ def measure(root: Path, quick: bool, workers: tuple[int, ...] = (2, 1), log: Any
     what = "quick" if quick else "lif-learnable x the default windows x level sets, whole split"
     out: dict[str, Any] = {"grid": what,
                            "grid_args": grid, "runs": []}
+    tables: list[dict[str, tuple]] = []  # each run's measured numbers, by cell
     for w in workers:
         dest = root / f"workers-{w}"
         cmd = [sys.executable, "-m", "ember_neuro.sweep", "run", *grid, "--workers", str(w),
@@ -49,9 +50,8 @@ def measure(root: Path, quick: bool, workers: tuple[int, ...] = (2, 1), log: Any
         rows = results.read(dest / "results.csv").ok_rows()
         out["runs"].append({"workers": w, "seconds": round(wall, 1), "cells": len(rows),
                             "cell_seconds": round(sum(r["seconds"] for r in rows), 1), "table": str(dest)})
+        tables.append({r["cell"]: tuple(r[k] for k in MEASURED) for r in rows})
         log(f"bench: {len(rows)} cells in {wall:.1f} s at {w} worker(s)")
-    tables = [{r["cell"]: tuple(r[k] for k in MEASURED)
-               for r in results.read(Path(x["table"]) / "results.csv").ok_rows()} for x in out["runs"]]
     out["same_numbers"] = all(t == tables[0] for t in tables)
     return out
 
